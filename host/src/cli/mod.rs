@@ -1,0 +1,132 @@
+//! Command-line front end: clap derive, one file per subcommand. stdout carries results, stderr logs and
+//! diagnostics. Every command returns an [`Exit`] so codes stay documented in one place.
+
+use crate::exit::{CmdResult, Exit};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+mod compile;
+mod components;
+mod init;
+mod oml;
+mod plugins;
+mod run;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    internal error (a bug: please report it)
+  2    validation error, or a usage error
+  3    compile error
+  4    run error (a step failed)
+  5    configuration or secrets missing
+  130  cancelled (Ctrl-C)";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "osiris",
+    version,
+    about = "Compile and run data pipelines described in OML, with components shipped as signed plugins",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Project configuration file.
+    #[arg(long, global = true, default_value = "osiris.yaml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Extra plugin directory, searched first (repeatable).
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Use built-in components only; load no plugin.
+    #[arg(long, global = true)]
+    pub disable_plugins: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new osiris project (osiris.yaml, connections, a quickstart pipeline).
+    Init(init::InitArgs),
+    /// Browse and validate the component catalogue.
+    #[command(subcommand)]
+    Components(components::ComponentsCmd),
+    /// Discover, check, sign and load plugins (OCPs).
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCmd),
+    /// Validate OML pipelines.
+    #[command(subcommand)]
+    Oml(oml::OmlCmd),
+    /// Compile a pipeline into a deterministic, secret-free run manifest.
+    Compile(compile::CompileArgs),
+    /// Run a pipeline (OML or a compiled manifest).
+    Run(run::RunArgs),
+}
+
+/// Output format for commands that print data.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => Exit::Ok,
+                _ => Exit::Validation,
+            };
+            let _ = e.print();
+            return code.into();
+        }
+    };
+    init_logging(&cli.global);
+    let result: CmdResult = match cli.command {
+        Command::Init(a) => init::run(&cli.global, a),
+        Command::Components(c) => components::run(&cli.global, c),
+        Command::Plugins(c) => plugins::run(&cli.global, c),
+        Command::Oml(c) => oml::run(&cli.global, c),
+        Command::Compile(a) => compile::run(&cli.global, a),
+        Command::Run(a) => run::run(&cli.global, a),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(fail) => {
+            eprintln!("{}", fail.message.trim_end());
+            fail.exit.into()
+        }
+    }
+}
+
+fn init_logging(g: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let level = if g.quiet {
+        "error".to_string()
+    } else if g.verbose > 0 {
+        if g.verbose == 1 { "debug" } else { "trace" }.to_string()
+    } else {
+        std::env::var("OSIRIS_LOG_LEVEL").map(|s| s.to_lowercase()).unwrap_or_else(|_| "warn".to_string())
+    };
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

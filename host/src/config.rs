@@ -1,0 +1,1 @@
+//! `osiris.yaml`: project configuration.

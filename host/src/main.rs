@@ -1,0 +1,17 @@
+//! The `osiris` command: a thin binary over the library modules below.
+#![allow(dead_code)] // scaffolding: removed once every module is wired
+
+mod cli;
+mod compiler;
+mod config;
+mod diag;
+mod exit;
+mod oml;
+mod plugins;
+mod registry;
+mod runner;
+mod secrets;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
