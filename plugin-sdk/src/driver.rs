@@ -18,8 +18,23 @@ use std::sync::Arc;
 /// A stream of record batches crossing the plugin boundary (through the Arrow C Stream Interface).
 pub type BatchStream = Box<dyn RecordBatchReader + Send>;
 
-/// Named streams: `df` for a single input, `df_<step>` per upstream step.
+/// Named streams. Inputs arrive keyed `df_<upstream step>` (one stream per upstream step: a stream can be read
+/// only once, so it is never handed over under two names); a step with exactly one input may call it `df`, which
+/// [`take_input`] resolves. Outputs are keyed `df` by convention.
 pub type Streams = BTreeMap<String, BatchStream>;
+
+/// Takes the input called `name` out of `inputs`. `df` also names the sole input of a step with exactly one
+/// upstream, whatever its `df_<step>` key.
+pub fn take_input(inputs: &mut Streams, name: &str) -> Option<BatchStream> {
+    if let Some(stream) = inputs.remove(name) {
+        return Some(stream);
+    }
+    if name == "df" && inputs.len() == 1 {
+        let key = inputs.keys().next().cloned()?;
+        return inputs.remove(&key);
+    }
+    None
+}
 
 /// Error categories that the host maps to exit codes and retry decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,7 +101,12 @@ pub struct PluginError {
 
 impl PluginError {
     pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
-        PluginError { kind, code: code.into(), message: message.into(), help: None }
+        PluginError {
+            kind,
+            code: code.into(),
+            message: message.into(),
+            help: None,
+        }
     }
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, "CONFIG", message)
@@ -168,7 +188,11 @@ impl Context {
     /// Returns `Err(Cancelled)` once the host asked the step to stop.
     pub fn check_cancelled(&self) -> Result<(), PluginError> {
         if self.is_cancelled() {
-            Err(PluginError::new(ErrorKind::Cancelled, "CANCELLED", "the run was cancelled"))
+            Err(PluginError::new(
+                ErrorKind::Cancelled,
+                "CANCELLED",
+                "the run was cancelled",
+            ))
         } else {
             Ok(())
         }
@@ -181,19 +205,33 @@ impl Context {
 /// One component's implementation. One driver instance may serve several steps, possibly concurrently.
 pub trait Driver: Send + Sync + 'static {
     /// Runs one step: see the module docs for the contract.
-    fn run(&self, step_id: &str, config: &Value, inputs: Streams, ctx: &Context) -> Result<Streams, PluginError>;
+    fn run(
+        &self,
+        step_id: &str,
+        config: &Value,
+        inputs: Streams,
+        ctx: &Context,
+    ) -> Result<Streams, PluginError>;
 
     /// Lists what the connection offers (tables, columns, types, keys, samples) as JSON.
     fn discover(&self, config: &Value, ctx: &Context) -> Result<Value, PluginError> {
         let _ = (config, ctx);
-        Err(PluginError::new(ErrorKind::Unsupported, "UNSUPPORTED", "this component does not support discovery"))
+        Err(PluginError::new(
+            ErrorKind::Unsupported,
+            "UNSUPPORTED",
+            "this component does not support discovery",
+        ))
     }
 
     /// Checks that the connection works: `{"ok": true, "latency_ms": ..}` or an error whose code tells
     /// `refused`, `auth_failed`, `timeout`, `unknown_database` apart.
     fn doctor(&self, config: &Value, ctx: &Context) -> Result<Value, PluginError> {
         let _ = (config, ctx);
-        Err(PluginError::new(ErrorKind::Unsupported, "UNSUPPORTED", "this component has no connection check"))
+        Err(PluginError::new(
+            ErrorKind::Unsupported,
+            "UNSUPPORTED",
+            "this component has no connection check",
+        ))
     }
 }
 

@@ -1,0 +1,432 @@
+//! Arrow streams across the boundary (Arrow C Stream Interface), on both sides.
+//!
+//! - [`export_stream`] turns a `RecordBatchReader` into a [`RawArrowStream`] through arrow-rs' own exporter, after
+//!   wrapping the reader in a [`SafeReader`]: every call the consumer makes into the producer's code (`next`,
+//!   dropping the reader) runs under [`guard`], so a panic becomes a stream error instead of unwinding through
+//!   the `extern "C"` callbacks (which would abort the process). The schema is read once, guarded, at export.
+//! - [`import_stream`] turns a [`RawArrowStream`] back into a reader ([`ImportedStream`]) that decodes errors.
+//!
+//! Errors inside a stream travel as text (`get_last_error`). The SDK encodes every error it produces as
+//! `ocp-error:{json}` ([`PluginError`] as JSON plus `panicked`), so the other side recovers the kind, code and
+//! help exactly, whatever arrow version either side uses.
+
+use crate::abi::RawArrowStream;
+use crate::driver::{BatchStream, ErrorKind, PluginError};
+use crate::panic::{Panicked, guard};
+use arrow_array::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Prefix of an encoded error inside an Arrow stream error message.
+const ERROR_MARKER: &str = "ocp-error:";
+
+/// Error code of a caught panic.
+pub const PANIC_CODE: &str = "OCP-PANIC";
+/// Error code of a call refused because the plugin panicked before.
+pub const POISONED_CODE: &str = "OCP-POISONED";
+
+/// The producer label of streams the host itself exports (a plugin's inputs).
+#[cfg(feature = "host")]
+pub(crate) const HOST_PRODUCER: &str = "";
+
+fn panic_help(plugin: &str) -> String {
+    format!(
+        "this is a bug in plugin `{plugin}`: report it to its authors with this message; \
+         osiris does not call this plugin again in this process"
+    )
+}
+
+/// Builds the error for a caught panic. `what` says where, e.g. "while running step `s1` (`test.echo`)";
+/// `plugin` is the plugin's label (empty for the host itself).
+pub(crate) fn panic_error(plugin: &str, what: &str, panicked: &Panicked) -> PluginError {
+    if plugin.is_empty() {
+        return PluginError::new(
+            ErrorKind::Panic,
+            PANIC_CODE,
+            format!("osiris panicked {what}: {panicked}"),
+        )
+        .with_help("this is a bug in osiris: please report it with this message");
+    }
+    PluginError::new(
+        ErrorKind::Panic,
+        PANIC_CODE,
+        format!("plugin `{plugin}` panicked {what}: {panicked}"),
+    )
+    .with_help(panic_help(plugin))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireError {
+    kind: String,
+    code: String,
+    message: String,
+    help: Option<String>,
+    #[serde(default)]
+    panicked: bool,
+}
+
+/// Encodes an error for a stream's `get_last_error` (JSON never contains a NUL byte, which the C string needs).
+fn encode(error: &PluginError, panicked: bool) -> String {
+    let wire = WireError {
+        kind: error.kind.as_str().to_string(),
+        code: error.code.clone(),
+        message: error.message.clone(),
+        help: error.help.clone(),
+        panicked,
+    };
+    format!(
+        "{ERROR_MARKER}{}",
+        serde_json::to_string(&wire).unwrap_or_default()
+    )
+}
+
+/// Finds an encoded error in a stream error message (arrow prefixes its own text to it).
+fn decode(text: &str) -> Option<(PluginError, bool)> {
+    let start = text.find(ERROR_MARKER)? + ERROR_MARKER.len();
+    let mut de = serde_json::Deserializer::from_str(&text[start..]);
+    let wire: WireError = serde::Deserialize::deserialize(&mut de).ok()?;
+    let error = PluginError {
+        kind: ErrorKind::parse(&wire.kind),
+        code: wire.code,
+        message: wire.message,
+        help: wire.help,
+    };
+    Some((error, wire.panicked))
+}
+
+/// An encoded error as an `ArrowError` (its `Display` is the encoded text).
+#[derive(Debug)]
+struct EncodedError(String);
+
+impl std::fmt::Display for EncodedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EncodedError {}
+
+impl PluginError {
+    /// The error behind an `ArrowError` read from a stream: the original [`PluginError`] when a driver (or the
+    /// SDK) raised one, otherwise a `data`/`io`/`internal` error carrying arrow's message.
+    pub fn from_arrow(error: &ArrowError) -> PluginError {
+        if let ArrowError::ExternalError(inner) = error
+            && let Some(plugin_error) = inner.downcast_ref::<PluginError>()
+        {
+            return plugin_error.clone();
+        }
+        let text = error.to_string();
+        if let Some((plugin_error, _)) = decode(&text) {
+            return plugin_error;
+        }
+        let kind = match error {
+            ArrowError::IoError(..) => ErrorKind::Io,
+            ArrowError::ParseError(_)
+            | ArrowError::CsvError(_)
+            | ArrowError::JsonError(_)
+            | ArrowError::CastError(_)
+            | ArrowError::InvalidArgumentError(_)
+            | ArrowError::SchemaError(_)
+            | ArrowError::ComputeError(_) => ErrorKind::Data,
+            _ => ErrorKind::Internal,
+        };
+        PluginError::new(kind, "ARROW", text)
+    }
+
+    /// Wraps this error for returning it from a `RecordBatchReader` (the host gets it back intact).
+    pub fn into_arrow(self) -> ArrowError {
+        ArrowError::ExternalError(Box::new(self))
+    }
+}
+
+/// Moves an arrow-rs stream struct into the ABI mirror (same C layout in every arrow version).
+fn to_raw(stream: FFI_ArrowArrayStream) -> RawArrowStream {
+    // SAFETY: both are `#[repr(C)]` structs of the five words of `struct ArrowArrayStream` (a unit test checks the
+    // sizes); transmute moves the value without running `Drop`, so ownership moves with it.
+    unsafe { std::mem::transmute::<FFI_ArrowArrayStream, RawArrowStream>(stream) }
+}
+
+fn from_raw(stream: RawArrowStream) -> FFI_ArrowArrayStream {
+    // SAFETY: see `to_raw`.
+    unsafe { std::mem::transmute::<RawArrowStream, FFI_ArrowArrayStream>(stream) }
+}
+
+/// A reader whose every call into the wrapped reader is guarded against panics.
+pub(crate) struct SafeReader {
+    inner: Option<BatchStream>,
+    schema: SchemaRef,
+    plugin: Arc<str>,
+    what: Arc<str>,
+}
+
+impl Iterator for SafeReader {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let inner = self.inner.as_mut()?;
+        match guard(|| inner.next()) {
+            Ok(None) => None,
+            Ok(Some(Ok(batch))) => Some(Ok(batch)),
+            Ok(Some(Err(error))) => Some(Err(ArrowError::ExternalError(Box::new(EncodedError(
+                encode(&PluginError::from_arrow(&error), false),
+            ))))),
+            Err(panicked) => {
+                // A reader that panicked is in an unknown state: stop pulling it (dropping it is still guarded).
+                self.drop_inner();
+                let error = panic_error(&self.plugin, &self.what, &panicked);
+                Some(Err(ArrowError::ExternalError(Box::new(EncodedError(
+                    encode(&error, true),
+                )))))
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for SafeReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+impl SafeReader {
+    fn drop_inner(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            // Nothing to report a panic in `Drop` to: the stream is being released.
+            let _ = guard(move || drop(inner));
+        }
+    }
+}
+
+impl Drop for SafeReader {
+    fn drop(&mut self) {
+        self.drop_inner();
+    }
+}
+
+/// Exports a reader as a C stream owned by the receiver. `plugin` and `what` name the producer in panic messages
+/// (`"plugin `{plugin}` panicked {what}: .."`).
+pub(crate) fn export_stream(
+    reader: BatchStream,
+    plugin: &str,
+    what: &str,
+) -> Result<RawArrowStream, PluginError> {
+    let schema = match guard(|| reader.schema()) {
+        Ok(schema) => schema,
+        Err(panicked) => {
+            let _ = guard(move || drop(reader));
+            return Err(panic_error(plugin, what, &panicked));
+        }
+    };
+    let safe = SafeReader {
+        inner: Some(reader),
+        schema,
+        plugin: plugin.into(),
+        what: what.into(),
+    };
+    Ok(to_raw(FFI_ArrowArrayStream::new(Box::new(safe))))
+}
+
+/// Marks a plugin poisoned; shared by a host `Module` and every stream it returned.
+#[derive(Clone, Default)]
+pub(crate) struct Poison {
+    flag: Arc<AtomicBool>,
+}
+
+impl Poison {
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+    pub fn set(&self) {
+        self.flag.store(true, Ordering::SeqCst)
+    }
+}
+
+/// A stream received over the C Stream Interface. Errors come back as `ArrowError::ExternalError(PluginError)`
+/// when the producer encoded one (always, for SDK producers). When `poison` is given (host side, a plugin's
+/// output), a panic in the producer marks the plugin poisoned and later pulls are refused without calling it.
+pub(crate) struct ImportedStream {
+    reader: ArrowArrayStreamReader,
+    poison: Option<(Poison, Arc<str>)>,
+    finished: bool,
+}
+
+impl ImportedStream {
+    #[cfg(feature = "host")]
+    pub fn with_poison(mut self, poison: Poison, plugin: &str) -> Self {
+        self.poison = Some((poison, plugin.into()));
+        self
+    }
+}
+
+pub(crate) fn poisoned_error(plugin: &str) -> PluginError {
+    PluginError::new(
+        ErrorKind::Panic,
+        POISONED_CODE,
+        format!(
+            "plugin `{plugin}` panicked earlier in this process and is not called again (poisoned)"
+        ),
+    )
+    .with_help("fix or remove the plugin; the first error of this run says where it panicked")
+}
+
+impl Iterator for ImportedStream {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        if let Some((poison, plugin)) = &self.poison
+            && poison.is_set()
+        {
+            self.finished = true;
+            return Some(Err(poisoned_error(plugin).into_arrow()));
+        }
+        match self.reader.next()? {
+            Ok(batch) => Some(Ok(batch)),
+            Err(error) => {
+                let text = error.to_string();
+                match decode(&text) {
+                    Some((plugin_error, panicked)) => {
+                        if panicked {
+                            if let Some((poison, _)) = &self.poison {
+                                poison.set();
+                            }
+                            self.finished = true;
+                        }
+                        Some(Err(plugin_error.into_arrow()))
+                    }
+                    None => Some(Err(error)),
+                }
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for ImportedStream {
+    fn schema(&self) -> SchemaRef {
+        self.reader.schema()
+    }
+}
+
+/// Imports a C stream (takes ownership; the stream is released when the reader drops).
+pub(crate) fn import_stream(stream: RawArrowStream) -> Result<ImportedStream, PluginError> {
+    let reader = ArrowArrayStreamReader::try_new(from_raw(stream)).map_err(|e| {
+        let mut error = PluginError::from_arrow(&e);
+        if error.code == "ARROW" {
+            error = PluginError::internal(format!("a stream could not be read: {}", error.message));
+        }
+        error
+    })?;
+    Ok(ImportedStream {
+        reader,
+        poison: None,
+        finished: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, RecordBatchIterator};
+    use arrow_schema::{DataType, Field, Schema};
+
+    fn batch(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    struct Panicking {
+        schema: SchemaRef,
+        after: usize,
+    }
+
+    impl Iterator for Panicking {
+        type Item = Result<RecordBatch, ArrowError>;
+        fn next(&mut self) -> Option<Self::Item> {
+            if self.after == 0 {
+                panic!("reader exploded");
+            }
+            self.after -= 1;
+            Some(Ok(batch(&[1])))
+        }
+    }
+
+    impl RecordBatchReader for Panicking {
+        fn schema(&self) -> SchemaRef {
+            self.schema.clone()
+        }
+    }
+
+    #[test]
+    fn a_stream_round_trips_through_the_c_interface() {
+        let batches = vec![batch(&[1, 2]), batch(&[3])];
+        let schema = batches[0].schema();
+        let reader = RecordBatchIterator::new(batches.into_iter().map(Ok), schema.clone());
+        let raw = export_stream(Box::new(reader), "p", "while testing").unwrap();
+        let imported = import_stream(raw).unwrap();
+        assert_eq!(imported.schema(), schema);
+        let got: Vec<RecordBatch> = imported.collect::<Result<_, _>>().unwrap();
+        assert_eq!(got, vec![batch(&[1, 2]), batch(&[3])]);
+    }
+
+    #[test]
+    fn plugin_errors_cross_intact() {
+        let schema = batch(&[1]).schema();
+        let error =
+            PluginError::new(ErrorKind::Auth, "X-AUTH", "token refused").with_help("renew it");
+        let items = vec![Ok(batch(&[1])), Err(error.clone().into_arrow())];
+        let reader = RecordBatchIterator::new(items, schema);
+        let mut imported =
+            import_stream(export_stream(Box::new(reader), "p", "w").unwrap()).unwrap();
+        assert!(imported.next().unwrap().is_ok());
+        let got = imported.next().unwrap().unwrap_err();
+        assert_eq!(PluginError::from_arrow(&got), error);
+    }
+
+    #[test]
+    fn a_panic_in_next_becomes_an_error_and_poisons() {
+        let schema = batch(&[1]).schema();
+        let reader = Panicking { schema, after: 1 };
+        let poison = Poison::default();
+        let raw = export_stream(Box::new(reader), "echo", "while producing `df`").unwrap();
+        let mut imported = import_stream(raw)
+            .unwrap()
+            .with_poison(poison.clone(), "echo");
+        assert!(imported.next().unwrap().is_ok());
+        let error = PluginError::from_arrow(&imported.next().unwrap().unwrap_err());
+        assert_eq!(error.kind, ErrorKind::Panic);
+        assert_eq!(error.code, PANIC_CODE);
+        assert!(
+            error
+                .message
+                .starts_with("plugin `echo` panicked while producing `df`: reader exploded"),
+            "{error}"
+        );
+        assert!(poison.is_set());
+        assert!(imported.next().is_none());
+    }
+
+    #[test]
+    fn plain_arrow_errors_get_a_kind() {
+        let error = PluginError::from_arrow(&ArrowError::CsvError("bad row 3".into()));
+        assert_eq!(error.kind, ErrorKind::Data);
+        assert_eq!(error.code, "ARROW");
+        assert!(error.message.contains("bad row 3"));
+    }
+
+    #[test]
+    fn encoded_errors_decode_after_a_prefix() {
+        let error = PluginError::new(ErrorKind::Io, "IO", "disk \"full\"\0?");
+        let text = format!(
+            "C Data interface error: External error: {}",
+            encode(&error, true)
+        );
+        let (decoded, panicked) = decode(&text).unwrap();
+        assert_eq!(decoded, error);
+        assert!(panicked);
+        assert!(!encode(&error, false).contains('\0'));
+    }
+}
