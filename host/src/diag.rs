@@ -64,7 +64,10 @@ impl Diagnostic {
     }
 
     pub fn warning(code: &str, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
     }
 
     pub fn at(mut self, file: impl Into<String>, line: usize, column: usize) -> Self {
@@ -136,7 +139,11 @@ impl Diagnostic {
             let _ = writeln!(out, "{l} | {text}");
             let marks = "^".repeat(self.span_len.max(1));
             let label = self.label.as_deref().unwrap_or("");
-            let _ = writeln!(out, "{pad} | {}{marks} {label}", " ".repeat(c.saturating_sub(1)));
+            let _ = writeln!(
+                out,
+                "{pad} | {}{marks} {label}",
+                " ".repeat(c.saturating_sub(1))
+            );
         }
         let mut notes = Vec::new();
         if let Some(step) = &self.step {
@@ -159,7 +166,10 @@ impl Diagnostic {
 }
 
 /// Closest candidate by edit distance, for did-you-mean hints.
-pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
         let score = strsim::jaro_winkler(wanted, c);

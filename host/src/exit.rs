@@ -42,7 +42,10 @@ pub struct Fail {
 
 impl Fail {
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        Fail { exit, message: message.into() }
+        Fail {
+            exit,
+            message: message.into(),
+        }
     }
 }
 
