@@ -1,12 +1,546 @@
-use super::Global;
+//! `osiris plugins ...`: list, doctor, keygen, sign, verify, inspect.
+
+use super::{Format, Global};
 use crate::exit::{CmdResult, Exit, Fail};
+use crate::plugins::package::{self, MANIFEST_FILE};
+use crate::plugins::signing::{self, SigStatus};
+use crate::plugins::{self, Candidate, Report, Status};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// `println!` that ignores a closed stdout (`osiris plugins list | head`) instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
 
 #[derive(clap::Subcommand, Debug)]
 pub enum PluginsCmd {
-    /// Placeholder.
-    List,
+    /// One row per plugin found, loaded or not, with its status, code and signature.
+    List(FormatArgs),
+    /// Every directory searched, every file considered, and why each was accepted or refused.
+    Doctor(FormatArgs),
+    /// Create an ed25519 signing key: FILE (secret, mode 0600) and FILE.pub.
+    Keygen(KeygenArgs),
+    /// Sign a plugin package (writes osiris-plugin.sig next to its manifest).
+    Sign(SignArgs),
+    /// Run every pre-load check on one package (signature against `plugins.trusted_keys`); loads nothing.
+    Verify(PathArgs),
+    /// Show a package's metadata, hashes and signature without loading it.
+    Inspect(PathArgs),
 }
 
-pub fn run(_g: &Global, _c: PluginsCmd) -> CmdResult {
-    Err(Fail::new(Exit::Internal, "not implemented yet"))
+#[derive(Args, Debug)]
+pub struct FormatArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Secret key file to create; the public key goes to FILE.pub.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// Package directory (or its osiris-plugin.toml).
+    pub path: PathBuf,
+    /// Secret key file from `osiris plugins keygen`.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Key id recorded in the signature; must match the `id` in `plugins.trusted_keys`
+    /// (default: first 16 hex of the public key's sha256).
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PathArgs {
+    /// Package directory (or a file inside it).
+    pub path: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn run(g: &Global, c: PluginsCmd) -> CmdResult {
+    match c {
+        PluginsCmd::List(a) => list(g, a.format),
+        PluginsCmd::Doctor(a) => doctor(g, a.format),
+        PluginsCmd::Keygen(a) => keygen(a),
+        PluginsCmd::Sign(a) => sign(a),
+        PluginsCmd::Verify(a) => verify(g, a),
+        PluginsCmd::Inspect(a) => inspect(g, a),
+    }
+}
+
+fn settings(g: &Global) -> Result<plugins::policy::Settings, Fail> {
+    plugins::config::settings_for(&g.config)
+        .map_err(|e| Fail::new(Exit::Config, format!("error: {e}")))
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), Fail> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| {
+        Fail::new(
+            Exit::Internal,
+            format!("internal error (a bug, please report it): {e}"),
+        )
+    })?;
+    outln!("{text}");
+    Ok(())
+}
+
+fn list(g: &Global, format: Format) -> CmdResult {
+    let report = plugins::load_for_cli(g)?;
+    match format {
+        Format::Json => print_json(&report.candidates)?,
+        Format::Text => {
+            if report.candidates.is_empty() {
+                outln!("no plugins found (`osiris plugins doctor` shows where osiris looked)");
+            } else {
+                let rows: Vec<[String; 7]> = report
+                    .candidates
+                    .iter()
+                    .map(|c| {
+                        [
+                            c.name.clone(),
+                            c.version.clone().unwrap_or_else(|| "-".into()),
+                            c.status.as_str().to_string(),
+                            c.code
+                                .map(|x| x.as_str().to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            signature_cell(c),
+                            if c.components.is_empty() {
+                                "-".into()
+                            } else {
+                                c.components.join(",")
+                            },
+                            c.path.display().to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "NAME",
+                        "VERSION",
+                        "STATUS",
+                        "CODE",
+                        "SIGNATURE",
+                        "COMPONENTS",
+                        "PATH",
+                    ],
+                    &rows,
+                );
+                for c in report.candidates.iter().filter(|c| c.reason.is_some()) {
+                    outln!();
+                    outln!(
+                        "{} [{}]: {}",
+                        c.name,
+                        c.code.map(|x| x.as_str()).unwrap_or(""),
+                        c.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            for p in &report.config_problems {
+                eprintln!("warning[{}]: {p}", plugins::Code::ConfigProblem);
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn signature_cell(c: &Candidate) -> String {
+    match &c.signature.key_id {
+        Some(k) => format!("{} ({k})", c.signature.status.as_str()),
+        None => c.signature.status.as_str().to_string(),
+    }
+}
+
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        outln!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn doctor(g: &Global, format: Format) -> CmdResult {
+    let report = plugins::load_for_cli(g)?;
+    match format {
+        Format::Json => print_json(&doctor_json(&report))?,
+        Format::Text => {
+            use std::io::Write as _;
+            let _ = write!(std::io::stdout(), "{}", doctor_text(&report));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn doctor_json(r: &Report) -> serde_json::Value {
+    let dirs: Vec<serde_json::Value> = r
+        .dirs
+        .iter()
+        .map(|d| {
+            let state = if d.same_as.is_some() {
+                "duplicate"
+            } else if !d.exists {
+                "missing"
+            } else if r.dir_errors.iter().any(|(p, _)| *p == d.path) {
+                "unreadable"
+            } else {
+                "searched"
+            };
+            json!({
+                "path": d.path, "origin": d.origin, "state": state, "same_as": d.same_as,
+                "error": r.dir_errors.iter().find(|(p, _)| *p == d.path).map(|(_, e)| e),
+                "candidates": r.candidates.iter().filter(|c| c.dir == d.path && state == "searched").map(|c| json!({
+                    "name": c.name, "version": c.version, "package": c.package_dir, "status": c.status, "code": c.code,
+                    "reason": c.reason, "checks": c.checks,
+                })).collect::<Vec<_>>(),
+                "ignored": r.ignored.iter().filter(|i| i.dir == d.path && state == "searched").map(|i| json!({"path": i.path, "why": i.why})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "enabled": r.enabled,
+        "disabled_by": r.disabled_by,
+        "host": { "version": plugins::policy::host_version().to_string(), "abi": plugins::policy::supported_abis(), "target": package::host_target() },
+        "config_problems": r.config_problems,
+        "dirs": dirs,
+    })
+}
+
+fn doctor_text(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "osiris {} (plugin ABI {}, target {})",
+        plugins::policy::host_version(),
+        plugins::policy::supported_abis()
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        package::host_target()
+    );
+    match &r.disabled_by {
+        Some(by) => {
+            let _ = writeln!(
+                out,
+                "plugins: disabled by {by} (packages are listed, none is checked or loaded)"
+            );
+        }
+        None => {
+            let _ = writeln!(out, "plugins: enabled");
+        }
+    }
+    for p in &r.config_problems {
+        let _ = writeln!(out, "warning[{}]: {p}", plugins::Code::ConfigProblem);
+    }
+    let _ = writeln!(out, "\nsearch order (first wins for a plugin name):");
+    for (i, d) in r.dirs.iter().enumerate() {
+        let state = if let Some(same) = &d.same_as {
+            format!("same directory as `{}`, searched once", same.display())
+        } else if !d.exists {
+            "does not exist, skipped".to_string()
+        } else if let Some((_, e)) = r.dir_errors.iter().find(|(p, _)| *p == d.path) {
+            format!("unreadable: {e}")
+        } else {
+            "searched".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "{:>2}. {} [{}]: {state}",
+            i + 1,
+            d.path.display(),
+            d.origin.label()
+        );
+        if d.same_as.is_some() || !d.exists {
+            continue;
+        }
+        let mut any = false;
+        for c in r.candidates.iter().filter(|c| c.dir == d.path) {
+            any = true;
+            let verdict = match c.status {
+                Status::Loaded => "accepted, loaded".to_string(),
+                s => format!(
+                    "{} {}",
+                    s.as_str(),
+                    c.code.map(|x| x.as_str()).unwrap_or("")
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "    {}: {} {}: {verdict}",
+                c.package_dir.display(),
+                c.name,
+                c.version.as_deref().unwrap_or("?")
+            );
+            for ch in &c.checks {
+                let _ = writeln!(
+                    out,
+                    "      {} {}: {}",
+                    if ch.ok { "ok  " } else { "FAIL" },
+                    ch.check,
+                    ch.detail
+                );
+            }
+            if c.checks.iter().all(|ch| ch.ok)
+                && let Some(reason) = &c.reason
+            {
+                let _ = writeln!(out, "      {reason}");
+            }
+        }
+        for i in r.ignored.iter().filter(|i| i.dir == d.path) {
+            any = true;
+            let _ = writeln!(out, "    {}: ignored ({})", i.path.display(), i.why);
+        }
+        if !any {
+            let _ = writeln!(out, "    (empty)");
+        }
+    }
+    let loaded = r
+        .candidates
+        .iter()
+        .filter(|c| c.status == Status::Loaded)
+        .count();
+    let refused = r
+        .candidates
+        .iter()
+        .filter(|c| c.status == Status::Rejected)
+        .count();
+    let _ = writeln!(
+        out,
+        "\n{} candidate(s): {loaded} loaded, {refused} rejected",
+        r.candidates.len()
+    );
+    out
+}
+
+fn keygen(a: KeygenArgs) -> CmdResult {
+    let (pub_path, public) =
+        signing::keygen(&a.out).map_err(|e| Fail::new(Exit::Validation, format!("error: {e}")))?;
+    let id = signing::default_key_id(&public);
+    outln!(
+        "secret key: {} (keep it private; never copy it into a plugin directory)",
+        a.out.display()
+    );
+    outln!("public key: {}", pub_path.display());
+    outln!("key id:     {id}");
+    outln!();
+    outln!("to trust plugins signed with it, add to osiris.yaml:");
+    outln!("plugins:");
+    outln!("  trusted_keys:");
+    outln!("    - id: {id}");
+    outln!("      public_key: {}", signing::encode_public(&public));
+    outln!("      scope: \"*\"          # or a name glob such as \"acme-*\"");
+    Ok(Exit::Ok)
+}
+
+fn sign(a: SignArgs) -> CmdResult {
+    let dir = plugins::package_dir_of(&a.path);
+    let m = package::read_manifest(&dir).map_err(|e| {
+        Fail::new(
+            Exit::Validation,
+            format!("error[{}]: {e}", plugins::Code::ManifestInvalid),
+        )
+    })?;
+    plugins::policy::validate_manifest(&dir, &m).map_err(|e| {
+        Fail::new(
+            Exit::Validation,
+            format!("error[{}]: {e}", plugins::Code::ManifestInvalid),
+        )
+    })?;
+    // Refuse to sign files that do not match the manifest: the signature would vouch for the wrong bytes.
+    plugins::policy::read_and_hash(&dir, &m)
+        .map_err(|(code, e)| Fail::new(Exit::Validation, format!("error[{code}]: {e}")))?;
+    if let Some(w) = signing::secret_key_permission_problem(&a.key) {
+        eprintln!("warning: {w}");
+    }
+    let key = signing::read_secret_key(&a.key)
+        .map_err(|e| Fail::new(Exit::Config, format!("error: {e}")))?;
+    let key_id = a
+        .key_id
+        .unwrap_or_else(|| signing::default_key_id(&key.verifying_key()));
+    let sig = signing::sign(&m, &key, &key_id);
+    let path = signing::write_signature(&dir, &sig).map_err(|e| {
+        Fail::new(
+            Exit::Validation,
+            format!(
+                "error: cannot write the signature into `{}`: {e}",
+                dir.display()
+            ),
+        )
+    })?;
+    outln!(
+        "signed {} {} with key `{key_id}`: {}",
+        m.name,
+        m.version,
+        path.display()
+    );
+    Ok(Exit::Ok)
+}
+
+fn verify(g: &Global, a: PathArgs) -> CmdResult {
+    let s = settings(g)?;
+    let c = plugins::check_package(&a.path, &s);
+    let ok = c.status == Status::Accepted;
+    match a.format {
+        Format::Json => print_json(&json!({
+            "name": c.name, "version": c.version, "path": c.path, "ok": ok, "code": c.code, "reason": c.reason,
+            "signature": c.signature, "checks": c.checks,
+        }))?,
+        Format::Text => {
+            outln!(
+                "{} {}: {}",
+                c.name,
+                c.version.as_deref().unwrap_or("?"),
+                if ok {
+                    "passes every pre-load check"
+                } else {
+                    "refused"
+                }
+            );
+            outln!("signature: {}", signature_cell(&c));
+            for ch in &c.checks {
+                outln!(
+                    "  {} {}: {}",
+                    if ch.ok { "ok  " } else { "FAIL" },
+                    ch.check,
+                    ch.detail
+                );
+            }
+            if let (Some(code), Some(reason)) = (c.code, &c.reason)
+                && c.checks.iter().all(|ch| ch.ok)
+            {
+                outln!("error[{code}]: {reason}");
+            }
+        }
+    }
+    if ok {
+        Ok(Exit::Ok)
+    } else {
+        Err(Fail::new(
+            Exit::Validation,
+            format!(
+                "error[{}]: {}",
+                c.code.map(|x| x.as_str()).unwrap_or("?"),
+                c.reason.as_deref().unwrap_or("refused")
+            ),
+        ))
+    }
+}
+
+fn inspect(g: &Global, a: PathArgs) -> CmdResult {
+    let dir = plugins::package_dir_of(&a.path);
+    let m = package::read_manifest(&dir).map_err(|e| {
+        Fail::new(
+            Exit::Validation,
+            format!("error[{}]: {e}", plugins::Code::ManifestInvalid),
+        )
+    })?;
+    let actual_lib = std::fs::read(dir.join(&m.library))
+        .ok()
+        .map(|b| package::sha256_hex(&b));
+    let specs: Vec<serde_json::Value> = m
+        .components
+        .iter()
+        .map(|c| {
+            let actual = std::fs::read(dir.join(&c.spec)).ok().map(|b| package::sha256_hex(&b));
+            json!({"name": c.name, "spec": c.spec, "spec_sha256": c.spec_sha256, "actual_sha256": actual,
+                   "matches": actual.as_deref() == Some(c.spec_sha256.to_ascii_lowercase().as_str())})
+        })
+        .collect();
+    let sig_file: Option<signing::SignatureFile> =
+        std::fs::read_to_string(dir.join(package::SIGNATURE_FILE))
+            .ok()
+            .and_then(|t| toml::from_str(&t).ok());
+    let s = settings(g).unwrap_or_default();
+    let sig = signing::check(&dir, &m, &s.trusted_keys, false);
+    let statement = String::from_utf8_lossy(&signing::statement(&m)).to_string();
+    let v = json!({
+        "package": dir, "manifest": dir.join(MANIFEST_FILE),
+        "name": m.name, "version": m.version, "abi_version": m.abi_version, "sdk_version": m.sdk_version,
+        "target": m.target, "entry": m.entry, "osiris": m.osiris.as_requirement(),
+        "library": { "file": m.library, "sha256": m.library_sha256, "actual_sha256": actual_lib,
+                     "matches": actual_lib.as_deref() == Some(m.library_sha256.to_ascii_lowercase().as_str()) },
+        "components": specs,
+        "signature": { "status": sig.status, "key_id": sig_file.as_ref().map(|f| &f.key_id), "detail": sig.detail },
+        "statement": statement,
+    });
+    match a.format {
+        Format::Json => print_json(&v)?,
+        Format::Text => {
+            outln!("package:   {}", dir.display());
+            outln!("name:      {}", m.name);
+            outln!("version:   {}", m.version);
+            outln!(
+                "abi:       {} (this osiris supports {:?})",
+                m.abi_version,
+                plugins::policy::supported_abis()
+            );
+            outln!(
+                "target:    {} (this host is {})",
+                m.target,
+                package::host_target()
+            );
+            outln!(
+                "osiris:    {} (this is {})",
+                m.osiris.as_requirement(),
+                plugins::policy::host_version()
+            );
+            outln!("entry:     {}", m.entry);
+            outln!(
+                "library:   {} sha256 {} ({})",
+                m.library,
+                m.library_sha256,
+                match &actual_lib {
+                    Some(a) if a.eq_ignore_ascii_case(&m.library_sha256) =>
+                        "matches the file".to_string(),
+                    Some(a) => format!("MISMATCH: the file has {a}"),
+                    None => "file missing".to_string(),
+                }
+            );
+            for c in &v["components"].as_array().cloned().unwrap_or_default() {
+                outln!(
+                    "component: {} spec {} ({})",
+                    c["name"].as_str().unwrap_or(""),
+                    c["spec"].as_str().unwrap_or(""),
+                    if c["matches"].as_bool() == Some(true) {
+                        "hash matches"
+                    } else {
+                        "HASH MISMATCH or missing"
+                    }
+                );
+            }
+            let sig_line = match sig.status {
+                SigStatus::Missing => "missing".to_string(),
+                st => format!("{} ({})", st.as_str(), sig.detail),
+            };
+            outln!("signature: {sig_line}");
+            outln!("\nsigned statement:\n{statement}");
+        }
+    }
+    Ok(Exit::Ok)
 }

@@ -1,1 +1,764 @@
-//! plugins
+//! The plugin host: finds OCP packages, runs the trust checks, and only then loads them.
+//!
+//! Flow (see docs/adr/0005-ocp-package-and-trust.md):
+//! 1. [`discovery`]: directories in precedence order, package directories found in each.
+//! 2. [`package`] + [`policy`]: read each sidecar manifest, then check ABI, target, host version, allowlist,
+//!    signature ([`signing`]) and the SHA-256 of the library and spec bytes, in that order.
+//! 3. conflicts: a component claimed by a built-in or by two plugins refuses the plugins involved.
+//! 4. [`load`]: `dlopen` of the verified bytes, cross-check of the module's self-report, spec validation by the
+//!    registry.
+//!
+//! **Invariant:** no code of a plugin runs before steps 1–3 accept it: until then only files are read.
+//! **Invariant:** a refused or broken plugin never fails the command; it is reported, and only a pipeline that
+//! needs one of its components fails (the component is then unknown).
+
+pub mod codes;
+pub mod config;
+pub mod discovery;
+pub mod load;
+pub mod package;
+pub mod policy;
+pub mod signing;
+
+pub use codes::Code;
+
+use discovery::{Entry, Origin, SearchDir};
+use package::Manifest;
+use policy::{CheckLine, PackageFiles, Settings};
+use serde::Serialize;
+use signing::SigStatus;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What happened to a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Loaded,
+    Rejected,
+    Shadowed,
+    Disabled,
+    /// Passed the pre-load checks, not loaded (only seen by `verify`/`inspect`, never after [`Report::load`]).
+    Accepted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Loaded => "loaded",
+            Status::Rejected => "rejected",
+            Status::Shadowed => "shadowed",
+            Status::Disabled => "disabled",
+            Status::Accepted => "accepted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignatureInfo {
+    pub status: SigStatus,
+    pub key_id: Option<String>,
+}
+
+/// One plugin package (or broken package-like entry) found in a plugin directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub name: String,
+    pub version: Option<String>,
+    /// The library file (or the entry found, when there is no readable manifest).
+    pub path: PathBuf,
+    /// The plugin directory it was found in.
+    pub dir: PathBuf,
+    pub status: Status,
+    pub code: Option<Code>,
+    pub reason: Option<String>,
+    pub components: Vec<String>,
+    pub signature: SignatureInfo,
+    /// The package directory.
+    #[serde(skip)]
+    pub package_dir: PathBuf,
+    #[serde(skip)]
+    pub origin: Origin,
+    /// Each check as run, for `plugins doctor`.
+    #[serde(skip)]
+    pub checks: Vec<CheckLine>,
+    #[serde(skip)]
+    pub manifest: Option<Manifest>,
+    #[serde(skip)]
+    files: Option<PackageFiles>,
+}
+
+impl Candidate {
+    fn refuse(&mut self, code: Code, reason: String) {
+        self.status = if code == Code::Shadowed {
+            Status::Shadowed
+        } else if code == Code::Disabled {
+            Status::Disabled
+        } else {
+            Status::Rejected
+        };
+        self.code = Some(code);
+        self.reason = Some(reason);
+        self.files = None;
+    }
+
+    fn who(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{} {v}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// A refusal as a diagnostic (what `components list` and friends print on stderr).
+    pub fn diagnostic(&self) -> Option<crate::diag::Diagnostic> {
+        let code = self.code?;
+        let reason = self.reason.clone().unwrap_or_default();
+        let d = if code.is_warning() {
+            crate::diag::Diagnostic::warning(code.as_str(), reason)
+        } else {
+            crate::diag::Diagnostic::error(code.as_str(), reason)
+        };
+        Some(d.file(self.package_dir.display().to_string()))
+    }
+}
+
+/// A plugin that passed every check and is loaded.
+pub struct LoadedPlugin {
+    pub name: String,
+    pub version: String,
+    pub module: Arc<osiris_plugin_sdk::host::Module>,
+    /// `(component, spec label, spec YAML)` as verified.
+    pub components: Vec<(String, String, String)>,
+}
+
+/// An ignored entry of a plugin directory, for `plugins doctor`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ignored {
+    pub dir: PathBuf,
+    pub path: PathBuf,
+    pub why: String,
+}
+
+/// Everything discovery found and decided.
+pub struct Report {
+    pub enabled: bool,
+    /// Why plugins are disabled, when they are.
+    pub disabled_by: Option<String>,
+    pub dirs: Vec<SearchDir>,
+    /// Directories that could not be listed.
+    pub dir_errors: Vec<(PathBuf, String)>,
+    pub candidates: Vec<Candidate>,
+    pub ignored: Vec<Ignored>,
+    /// Problems in `plugins:` of osiris.yaml (bad allowlist entries, bad keys).
+    pub config_problems: Vec<String>,
+    pub loaded: Vec<LoadedPlugin>,
+}
+
+/// Where to look, besides osiris.yaml.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub flag_dirs: Vec<PathBuf>,
+    pub env_path: Option<std::ffi::OsString>,
+    pub user_dir: Option<PathBuf>,
+    pub disabled_by_flag: bool,
+}
+
+impl Inputs {
+    /// From the command line and the process environment.
+    pub fn from_global(g: &crate::cli::Global) -> Inputs {
+        Inputs {
+            flag_dirs: g.plugin_dirs.clone(),
+            env_path: std::env::var_os("OSIRIS_PLUGIN_PATH"),
+            user_dir: discovery::user_plugin_dir(),
+            disabled_by_flag: g.disable_plugins,
+        }
+    }
+}
+
+/// Steps 1–2: finds candidates and runs the pre-load checks. Reads files only.
+pub fn discover(inputs: &Inputs, settings: &Settings) -> Report {
+    let disabled_by = if inputs.disabled_by_flag {
+        Some("--disable-plugins".to_string())
+    } else if !settings.enabled {
+        Some("`plugins.enabled: false` in osiris.yaml".to_string())
+    } else {
+        None
+    };
+    let dirs = discovery::search_dirs(
+        &inputs.flag_dirs,
+        inputs.env_path.as_deref(),
+        &settings.dirs,
+        inputs.user_dir.clone(),
+    );
+    let mut report = Report {
+        enabled: disabled_by.is_none(),
+        disabled_by,
+        dirs: Vec::new(),
+        dir_errors: Vec::new(),
+        candidates: Vec::new(),
+        ignored: Vec::new(),
+        config_problems: settings_problems(settings),
+        loaded: Vec::new(),
+    };
+    for d in &dirs {
+        if d.same_as.is_some() || !d.exists {
+            continue;
+        }
+        let entries = match discovery::scan(&d.path) {
+            Ok(e) => e,
+            Err(e) => {
+                report.dir_errors.push((d.path.clone(), e));
+                continue;
+            }
+        };
+        for entry in entries {
+            match entry {
+                Entry::Package(p) => report.candidates.push(read_candidate(&p, d)),
+                Entry::NotAPackage { path, why } => {
+                    let mut c = blank_candidate(&path, d);
+                    c.refuse(Code::ManifestInvalid, why);
+                    report.candidates.push(c);
+                }
+                Entry::Ignored { path, why } => report.ignored.push(Ignored {
+                    dir: d.path.clone(),
+                    path,
+                    why,
+                }),
+            }
+        }
+    }
+    report.dirs = dirs;
+
+    // Shadowing: the first package with a given name (in precedence order) wins.
+    let mut winners: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..report.candidates.len() {
+        if report.candidates[i].manifest.is_none() {
+            continue;
+        }
+        let name = report.candidates[i].name.clone();
+        match winners.get(&name) {
+            None => {
+                winners.insert(name, i);
+            }
+            Some(&w) => {
+                let winner = &report.candidates[w];
+                let reason = format!(
+                    "plugin {} in `{}` is shadowed by {} in `{}` ({}), which takes precedence: remove one of them \
+                     if this is not intended",
+                    report.candidates[i].who(),
+                    report.candidates[i].dir.display(),
+                    winner.who(),
+                    winner.dir.display(),
+                    winner.origin.label()
+                );
+                report.candidates[i].refuse(Code::Shadowed, reason);
+            }
+        }
+    }
+
+    for c in &mut report.candidates {
+        if c.status != Status::Accepted {
+            continue;
+        }
+        if let Some(by) = &report.disabled_by {
+            let reason =
+                format!("plugins are disabled by {by}; only built-in components are available");
+            c.refuse(Code::Disabled, reason);
+            continue;
+        }
+        run_checks(c, settings);
+    }
+    report
+}
+
+fn settings_problems(s: &Settings) -> Vec<String> {
+    let mut out = s
+        .allowlist
+        .as_ref()
+        .map(|a| a.problems())
+        .unwrap_or_default();
+    for k in &s.trusted_keys {
+        if let Err(why) = &k.key {
+            out.push(format!(
+                "`plugins.trusted_keys` entry `{}`: `public_key` is unusable: {why}",
+                k.id
+            ));
+        }
+        if let Some(scope) = &k.scope
+            && let Err(e) = glob::Pattern::new(scope)
+        {
+            out.push(format!("`plugins.trusted_keys` entry `{}`: scope `{scope}` is not a valid glob ({e}); the key trusts nothing", k.id));
+        }
+    }
+    out
+}
+
+fn blank_candidate(path: &Path, d: &SearchDir) -> Candidate {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    Candidate {
+        name,
+        version: None,
+        path: path.to_path_buf(),
+        dir: d.path.clone(),
+        status: Status::Accepted,
+        code: None,
+        reason: None,
+        components: Vec::new(),
+        signature: SignatureInfo {
+            status: SigStatus::Missing,
+            key_id: None,
+        },
+        package_dir: path.to_path_buf(),
+        origin: d.origin,
+        checks: Vec::new(),
+        manifest: None,
+        files: None,
+    }
+}
+
+/// Reads the manifest of the package at `dir` (no checks beyond its own validity).
+fn read_candidate(dir: &Path, d: &SearchDir) -> Candidate {
+    let mut c = blank_candidate(dir, d);
+    let m = match package::read_manifest(dir)
+        .and_then(|m| policy::validate_manifest(dir, &m).map(|()| m))
+    {
+        Ok(m) => m,
+        Err(why) => {
+            c.checks.push(CheckLine {
+                check: "manifest",
+                ok: false,
+                detail: why.clone(),
+            });
+            c.refuse(
+                Code::ManifestInvalid,
+                format!("{why}: fix the manifest or reinstall the plugin"),
+            );
+            return c;
+        }
+    };
+    c.checks.push(CheckLine {
+        check: "manifest",
+        ok: true,
+        detail: format!("{} read", package::MANIFEST_FILE),
+    });
+    c.name = m.name.clone();
+    c.version = Some(m.version.clone());
+    c.path = dir.join(&m.library);
+    c.components = m.components.iter().map(|x| x.name.clone()).collect();
+    c.manifest = Some(m);
+    c
+}
+
+/// The pre-load checks, in order; the first failure refuses the candidate.
+fn run_checks(c: &mut Candidate, s: &Settings) {
+    let Some(m) = c.manifest.clone() else { return };
+    let sig = policy::check_signature(&c.package_dir, &m, s);
+    c.signature = SignatureInfo {
+        status: sig.status,
+        key_id: sig.key_id.clone(),
+    };
+    type Check<'a> = (
+        &'static str,
+        Box<dyn Fn() -> Result<String, policy::Refusal> + 'a>,
+    );
+    let steps: [Check; 4] = [
+        ("abi", Box::new(|| policy::check_abi(&m))),
+        ("target", Box::new(|| policy::check_target(&m))),
+        (
+            "osiris version",
+            Box::new(|| policy::check_host_version(&m)),
+        ),
+        (
+            "allowlist",
+            Box::new(|| policy::check_allowlist(&m, s.allowlist.as_ref())),
+        ),
+    ];
+    for (check, f) in steps {
+        match f() {
+            Ok(detail) => c.checks.push(CheckLine {
+                check,
+                ok: true,
+                detail,
+            }),
+            Err((code, reason)) => {
+                c.checks.push(CheckLine {
+                    check,
+                    ok: false,
+                    detail: format!("{code}: {reason}"),
+                });
+                c.refuse(code, reason);
+                return;
+            }
+        }
+    }
+    if let Some((code, reason)) = sig.refusal {
+        c.checks.push(CheckLine {
+            check: "signature",
+            ok: false,
+            detail: format!("{code}: {reason}"),
+        });
+        c.refuse(code, reason);
+        return;
+    }
+    c.checks.push(CheckLine {
+        check: "signature",
+        ok: true,
+        detail: sig.detail,
+    });
+    match policy::read_and_hash(&c.package_dir, &m) {
+        Ok(files) => {
+            c.checks.push(CheckLine {
+                check: "hashes",
+                ok: true,
+                detail: format!(
+                    "library and {} spec file(s) match the manifest",
+                    files.specs.len()
+                ),
+            });
+            c.files = Some(files);
+        }
+        Err((code, reason)) => {
+            c.checks.push(CheckLine {
+                check: "hashes",
+                ok: false,
+                detail: format!("{code}: {reason}"),
+            });
+            c.refuse(code, reason);
+        }
+    }
+}
+
+impl Report {
+    /// Step 3: refuses plugins whose components clash with a built-in or with each other. Reads nothing.
+    pub fn resolve_conflicts(&mut self, builtins: &BTreeSet<String>) {
+        let accepted: Vec<usize> = (0..self.candidates.len())
+            .filter(|&i| self.candidates[i].status == Status::Accepted)
+            .collect();
+        let mut claims: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for &i in &accepted {
+            for comp in &self.candidates[i].components {
+                claims.entry(comp.clone()).or_default().push(i);
+            }
+        }
+        let mut refusals: BTreeMap<usize, (Code, String)> = BTreeMap::new();
+        for &i in &accepted {
+            let c = &self.candidates[i];
+            if let Some(comp) = c
+                .components
+                .iter()
+                .find(|n| builtins.contains(*n) || differs_from_builtin_spec(c, n))
+            {
+                refusals.insert(
+                    i,
+                    (
+                        Code::BuiltinConflict,
+                        format!(
+                            "plugin {} (`{}`) provides component `{comp}`, which is a built-in component of osiris \
+                             (built-ins cannot be replaced, and a plugin may only supply the driver of a built-in spec \
+                             it ships byte for byte): rename the component in the plugin or remove the plugin",
+                            c.who(),
+                            c.package_dir.display()
+                        ),
+                    ),
+                );
+            }
+        }
+        for (comp, owners) in &claims {
+            if owners.len() < 2 {
+                continue;
+            }
+            let names: Vec<String> = owners
+                .iter()
+                .map(|&o| {
+                    format!(
+                        "{} (`{}`)",
+                        self.candidates[o].who(),
+                        self.candidates[o].package_dir.display()
+                    )
+                })
+                .collect();
+            for &o in owners {
+                refusals.entry(o).or_insert_with(|| {
+                    (
+                        Code::DuplicateComponent,
+                        format!(
+                            "component `{comp}` is provided by more than one plugin: {}: none of them is loaded; \
+                             remove all but one of these plugins",
+                            names.join(" and ")
+                        ),
+                    )
+                });
+            }
+        }
+        for (i, (code, reason)) in refusals {
+            let c = &mut self.candidates[i];
+            c.checks.push(CheckLine {
+                check: "conflicts",
+                ok: false,
+                detail: format!("{code}: {reason}"),
+            });
+            c.refuse(code, reason);
+        }
+        for &i in &accepted {
+            let c = &mut self.candidates[i];
+            if c.status == Status::Accepted {
+                c.checks.push(CheckLine {
+                    check: "conflicts",
+                    ok: true,
+                    detail: "no component name clash".to_string(),
+                });
+            }
+        }
+    }
+
+    /// Step 4: loads every accepted candidate from its verified bytes and cross-checks its self-report.
+    pub fn load_accepted(&mut self) {
+        for c in &mut self.candidates {
+            if c.status != Status::Accepted {
+                continue;
+            }
+            let (Some(m), Some(files)) = (c.manifest.clone(), c.files.take()) else {
+                continue;
+            };
+            match load::load_verified(&m, &files) {
+                Ok(module) => {
+                    c.checks.push(CheckLine {
+                        check: "load",
+                        ok: true,
+                        detail: "loaded; name, version, abi and specs match the verified manifest"
+                            .to_string(),
+                    });
+                    c.status = Status::Loaded;
+                    let components = files
+                        .specs
+                        .iter()
+                        .map(|(name, path, text)| {
+                            (name.clone(), path.display().to_string(), text.clone())
+                        })
+                        .collect();
+                    self.loaded.push(LoadedPlugin {
+                        name: m.name.clone(),
+                        version: m.version.clone(),
+                        module,
+                        components,
+                    });
+                }
+                Err((code, reason)) => {
+                    c.checks.push(CheckLine {
+                        check: "load",
+                        ok: false,
+                        detail: format!("{code}: {reason}"),
+                    });
+                    c.refuse(code, reason);
+                }
+            }
+        }
+    }
+
+    /// Marks a loaded plugin rejected after the fact (its spec failed registry validation). Its module stays
+    /// mapped (plugins are never unloaded) but none of its components is registered.
+    pub fn reject_loaded(&mut self, name: &str, code: Code, reason: String) {
+        self.loaded.retain(|l| l.name != name);
+        if let Some(c) = self
+            .candidates
+            .iter_mut()
+            .find(|c| c.status == Status::Loaded && c.name == name)
+        {
+            c.checks.push(CheckLine {
+                check: "spec",
+                ok: false,
+                detail: format!("{code}: {reason}"),
+            });
+            c.refuse(code, reason);
+        }
+    }
+
+    /// The loaded module providing `component`.
+    pub fn module_for(&self, component: &str) -> Option<Arc<osiris_plugin_sdk::host::Module>> {
+        self.loaded
+            .iter()
+            .find(|l| l.components.iter().any(|(n, _, _)| n == component))
+            .map(|l| l.module.clone())
+    }
+
+    /// The refused candidate that would have provided `component`, so a pipeline needing it can say why.
+    pub fn refusal_for(&self, component: &str) -> Option<&Candidate> {
+        self.candidates.iter().find(|c| {
+            c.status != Status::Loaded
+                && c.code.is_some()
+                && c.components.iter().any(|n| n == component)
+        })
+    }
+
+    /// Diagnostics for every refused or shadowed candidate and config problem.
+    pub fn diagnostics(&self) -> Vec<crate::diag::Diagnostic> {
+        let mut out: Vec<crate::diag::Diagnostic> = self
+            .config_problems
+            .iter()
+            .map(|p| {
+                crate::diag::Diagnostic::warning(Code::ConfigProblem.as_str(), p.clone())
+                    .file("osiris.yaml")
+            })
+            .collect();
+        out.extend(
+            self.candidates
+                .iter()
+                .filter(|c| c.status != Status::Disabled)
+                .filter_map(Candidate::diagnostic),
+        );
+        out
+    }
+}
+
+/// True when `component` is a built-in spec and the plugin ships a different spec under that name. (A plugin
+/// shipping the built-in spec unchanged may supply its driver: that is how first-party components ship as OCPs.)
+fn differs_from_builtin_spec(c: &Candidate, component: &str) -> bool {
+    let Some((_, _, text)) = crate::registry::BUILTIN_SPECS
+        .iter()
+        .find(|(n, _, _)| *n == component)
+    else {
+        return false;
+    };
+    let builtin = package::sha256_hex(text.as_bytes());
+    let shipped = c
+        .manifest
+        .as_ref()
+        .and_then(|m| m.components.iter().find(|x| x.name == component));
+    shipped.is_none_or(|x| !x.spec_sha256.eq_ignore_ascii_case(&builtin))
+}
+
+/// Inspect/verify a single package directory without loading it: manifest, pre-load checks, hashes.
+pub fn check_package(path: &Path, settings: &Settings) -> Candidate {
+    let dir = package_dir_of(path);
+    let d = SearchDir {
+        path: dir.parent().map(Path::to_path_buf).unwrap_or_default(),
+        origin: Origin::Flag,
+        exists: true,
+        same_as: None,
+    };
+    let mut c = if dir.join(package::MANIFEST_FILE).is_file() {
+        read_candidate(&dir, &d)
+    } else {
+        let mut c = blank_candidate(&dir, &d);
+        c.refuse(
+            Code::ManifestInvalid,
+            format!(
+                "`{}` is not a plugin package: no `{}` there",
+                dir.display(),
+                package::MANIFEST_FILE
+            ),
+        );
+        c
+    };
+    if c.status == Status::Accepted {
+        run_checks(&mut c, settings);
+    }
+    c
+}
+
+/// Accepts a package directory, its manifest, or a file inside it.
+pub fn package_dir_of(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+/// Reads `plugins:` from osiris.yaml, discovers, checks, resolves conflicts against `builtins` and loads.
+/// Refusals are in the report; only an unreadable osiris.yaml is an error.
+pub fn load(
+    g: &crate::cli::Global,
+    builtins: &BTreeSet<String>,
+) -> Result<Report, crate::exit::Fail> {
+    let settings = config::settings_for(&g.config)
+        .map_err(|e| crate::exit::Fail::new(crate::exit::Exit::Config, format!("error: {e}")))?;
+    let mut report = discover(&Inputs::from_global(g), &settings);
+    report.resolve_conflicts(builtins);
+    report.load_accepted();
+    Ok(report)
+}
+
+/// Loads the plugins (refusing components in `linked`, the built-ins with a linked driver) and adds their
+/// components to `reg`: each plugin's specs are validated by the registry first (all or nothing per plugin),
+/// then registered as runnable with the plugin as their source. Returns the report; prints nothing.
+pub fn extend_registry(
+    g: &crate::cli::Global,
+    reg: &mut crate::registry::Registry,
+    linked: &[&str],
+) -> Result<Report, crate::exit::Fail> {
+    use crate::registry::Source;
+    let builtins: BTreeSet<String> = linked.iter().map(|s| s.to_string()).collect();
+    let mut report = load(g, &builtins)?;
+    let mut refused = Vec::new();
+    for l in &report.loaded {
+        let source = Source::Plugin {
+            name: l.name.clone(),
+            version: l.version.clone(),
+        };
+        let mut scratch = reg.clone();
+        let mut problems = Vec::new();
+        for (_, label, text) in &l.components {
+            if let Err(diags) = scratch.load_spec_text(label, text, source.clone()) {
+                problems.extend(diags);
+            }
+        }
+        if problems.is_empty() {
+            for (name, _, _) in &l.components {
+                scratch.set_runnable(name, source.clone());
+            }
+            *reg = scratch;
+        } else {
+            let detail: Vec<String> = problems
+                .iter()
+                .map(|d| d.render(None).trim_end().to_string())
+                .collect();
+            refused.push((
+                l.name.clone(),
+                format!(
+                    "plugin {} {} ships component specs the registry refuses: report this to its publisher; none of its \
+                     components is available:\n{}",
+                    l.name,
+                    l.version,
+                    detail.join("\n")
+                ),
+            ));
+        }
+    }
+    for (name, reason) in refused {
+        report.reject_loaded(&name, Code::SpecInvalid, reason);
+    }
+    Ok(report)
+}
+
+/// Prints refusals and shadowing (not `disabled`) on stderr as diagnostics; used where plugins are loaded on
+/// the way to another result (`components list`, `compile`, `run`).
+pub fn print_problems(g: &crate::cli::Global, report: &Report) {
+    if g.quiet {
+        return;
+    }
+    for d in report.diagnostics() {
+        eprint!("{}", d.render(None));
+    }
+    if report
+        .candidates
+        .iter()
+        .any(|c| c.status == Status::Rejected)
+    {
+        eprintln!(
+            "   = note: `osiris plugins list` and `osiris plugins doctor` show every plugin and check"
+        );
+    }
+}
+
+/// The report the `plugins` commands show: the same decisions `build_registry` makes.
+pub fn load_for_cli(g: &crate::cli::Global) -> Result<Report, crate::exit::Fail> {
+    let mut reg = crate::registry::Registry::builtin();
+    extend_registry(g, &mut reg, crate::registry::linked_components())
+}

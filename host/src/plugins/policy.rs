@@ -1,0 +1,444 @@
+//! The pre-load checks, in their fixed order: ABI, target, host version, allowlist, signature, file hashes.
+//! Everything here reads files; nothing here loads a library.
+
+use super::codes::Code;
+use super::package::{MANIFEST_FILE, Manifest, host_target, sha256_hex};
+use super::signing::{self, SigCheck, TrustedKey};
+use std::path::{Path, PathBuf};
+
+/// ABI majors of the plugin SDK this host can call.
+pub fn supported_abis() -> Vec<u32> {
+    osiris_plugin_sdk::host::SUPPORTED_ABI_VERSIONS.to_vec()
+}
+
+/// This host's version.
+pub fn host_version() -> semver::Version {
+    semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("the package version is semver")
+}
+
+/// The trust settings, from `plugins:` in osiris.yaml.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub enabled: bool,
+    /// `plugins.dirs`, already resolved against the project directory.
+    pub dirs: Vec<PathBuf>,
+    pub allowlist: Option<Allowlist>,
+    pub require_signatures: bool,
+    pub trusted_keys: Vec<TrustedKey>,
+}
+
+/// `plugins.allowlist`: `name` (any version), `name==1.2.3`, `name>=2.0.0`, `name>=1.0,<2.0`.
+#[derive(Debug, Clone, Default)]
+pub struct Allowlist {
+    pub entries: Vec<AllowEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AllowEntry {
+    pub text: String,
+    pub name: String,
+    /// `None` when the entry is malformed: it then matches nothing (fail closed).
+    pub req: Result<semver::VersionReq, String>,
+}
+
+impl Allowlist {
+    pub fn parse(entries: &[String]) -> Allowlist {
+        Allowlist {
+            entries: entries.iter().map(|e| AllowEntry::parse(e)).collect(),
+        }
+    }
+
+    /// Problems in the configured entries (reported by `plugins doctor` and `plugins list`).
+    pub fn problems(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                e.req
+                    .as_ref()
+                    .err()
+                    .map(|why| format!("`plugins.allowlist` entry `{}` is invalid: {why}", e.text))
+            })
+            .collect()
+    }
+
+    /// `Ok(entry)` when allowed; `Err(entries for this name)` otherwise.
+    pub fn admits(
+        &self,
+        name: &str,
+        version: &semver::Version,
+    ) -> Result<&AllowEntry, Vec<&AllowEntry>> {
+        let same: Vec<&AllowEntry> = self.entries.iter().filter(|e| e.name == name).collect();
+        same.iter()
+            .find(|e| e.req.as_ref().is_ok_and(|r| r.matches(version)))
+            .copied()
+            .ok_or(same)
+    }
+}
+
+impl AllowEntry {
+    pub fn parse(text: &str) -> AllowEntry {
+        let t = text.trim();
+        let split = t
+            .find(['=', '>', '<', '~', '^', '!', '*', ' ', ','])
+            .unwrap_or(t.len());
+        let name = t[..split].trim().to_string();
+        let rest = t[split..].trim();
+        let req = if name.is_empty() {
+            Err("it has no plugin name; write `name`, `name==1.2.3` or `name>=2.0.0`".to_string())
+        } else if rest.is_empty() {
+            Ok(semver::VersionReq::STAR)
+        } else if rest.contains("!=") || rest.contains("~=") {
+            Err("`!=` and `~=` are not supported; use `==`, `>=`, `>`, `<=`, `<`, separated by commas".to_string())
+        } else {
+            // Python-style `==1.2.3` is semver's exact `=1.2.3`.
+            let converted: Vec<String> = rest
+                .split(',')
+                .map(|p| {
+                    let p = p.trim();
+                    match p.strip_prefix("==") {
+                        Some(v) => format!("={}", v.trim()),
+                        None => p.to_string(),
+                    }
+                })
+                .collect();
+            semver::VersionReq::parse(&converted.join(", "))
+                .map_err(|e| format!("`{rest}` is not a version range ({e})"))
+        };
+        AllowEntry {
+            text: text.to_string(),
+            name,
+            req,
+        }
+    }
+}
+
+/// A refusal: code and the full message (what was checked, both sides, the fix).
+pub type Refusal = (Code, String);
+
+/// One pre-load check as `plugins doctor` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckLine {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The files a package needs, read once: the library bytes that are hashed and later loaded, and the specs.
+#[derive(Debug, Clone)]
+pub struct PackageFiles {
+    pub library_path: PathBuf,
+    pub library: Vec<u8>,
+    pub library_sha256: String,
+    /// `(component, spec file path, text)` in manifest order.
+    pub specs: Vec<(String, PathBuf, String)>,
+}
+
+/// Checks the manifest's own consistency (fields present and safe), before any policy check.
+pub fn validate_manifest(dir: &Path, m: &Manifest) -> Result<(), String> {
+    let manifest = dir.join(MANIFEST_FILE);
+    let bad = |why: String| Err(format!("`{}`: {why}", manifest.display()));
+    for (field, value) in [
+        ("name", &m.name),
+        ("version", &m.version),
+        ("target", &m.target),
+        ("entry", &m.entry),
+    ] {
+        if value.trim().is_empty() {
+            return bad(format!("`{field}` is empty"));
+        }
+        if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return bad(format!(
+                "`{field}` = `{}` contains whitespace or control characters",
+                value.escape_debug()
+            ));
+        }
+    }
+    if semver::Version::parse(&m.version).is_err() {
+        return bad(format!(
+            "`version` = `{}` is not a semantic version like `1.2.3`",
+            m.version
+        ));
+    }
+    if !is_plain_file_name(&m.library) {
+        return bad(format!(
+            "`library` = `{}` must be a file name inside the package directory",
+            m.library
+        ));
+    }
+    if !is_hex64(&m.library_sha256) {
+        return bad("`library_sha256` must be 64 hex characters".to_string());
+    }
+    if m.components.is_empty() {
+        return bad(
+            "`[[components]]` is empty: a plugin provides at least one component".to_string(),
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &m.components {
+        if c.name.trim().is_empty()
+            || c.name
+                .chars()
+                .any(|ch| ch.is_control() || ch.is_whitespace())
+        {
+            return bad(format!(
+                "component name `{}` is empty or contains whitespace",
+                c.name.escape_debug()
+            ));
+        }
+        if !seen.insert(c.name.as_str()) {
+            return bad(format!("component `{}` is listed twice", c.name));
+        }
+        if !is_plain_file_name(&c.spec) {
+            return bad(format!(
+                "component `{}`: `spec` = `{}` must be a file name inside the package directory",
+                c.name, c.spec
+            ));
+        }
+        if !is_hex64(&c.spec_sha256) {
+            return bad(format!(
+                "component `{}`: `spec_sha256` must be 64 hex characters",
+                c.name
+            ));
+        }
+    }
+    semver::VersionReq::parse(&m.osiris.as_requirement()).map_err(|e| {
+        format!(
+            "`{}`: `[osiris]` range `{}` is not a semver requirement ({e})",
+            manifest.display(),
+            m.osiris.as_requirement()
+        )
+    })?;
+    Ok(())
+}
+
+fn is_plain_file_name(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', '\\'])
+        && !s.chars().any(char::is_control)
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Check 1: the plugin's ABI major is one this host supports.
+pub fn check_abi(m: &Manifest) -> Result<String, Refusal> {
+    let supported = supported_abis();
+    if supported.contains(&m.abi_version) {
+        return Ok(format!("abi {} supported", m.abi_version));
+    }
+    let list: Vec<String> = supported.iter().map(u32::to_string).collect();
+    let host = host_version();
+    let fix = if supported.iter().all(|s| *s < m.abi_version) {
+        format!(
+            "upgrade osiris to a release that supports plugin ABI {}, or install a build of {} made with an SDK for ABI {}",
+            m.abi_version,
+            m.name,
+            list.join("/")
+        )
+    } else {
+        format!(
+            "rebuild {} against osiris-plugin-sdk for ABI {}, or install a newer build of it",
+            m.name,
+            list.join("/")
+        )
+    };
+    Err((
+        Code::AbiMismatch,
+        format!(
+            "plugin {} {} was built for plugin ABI {}; this is osiris {host}, which supports ABI {}: {fix}",
+            m.name,
+            m.version,
+            m.abi_version,
+            list.join(", ")
+        ),
+    ))
+}
+
+/// Check 1b: the library was built for this platform.
+pub fn check_target(m: &Manifest) -> Result<String, Refusal> {
+    let host = host_target();
+    if m.target == host {
+        return Ok(format!("target {host}"));
+    }
+    Err((
+        Code::TargetMismatch,
+        format!(
+            "plugin {} {} was built for `{}`; this host is `{host}`: install the {host} build of {}",
+            m.name, m.version, m.target, m.name
+        ),
+    ))
+}
+
+/// Check 2: this host's version is inside the plugin's `[osiris]` range.
+pub fn check_host_version(m: &Manifest) -> Result<String, Refusal> {
+    let host = host_version();
+    let req_text = m.osiris.as_requirement();
+    let req = semver::VersionReq::parse(&req_text).map_err(|e| {
+        (
+            Code::ManifestInvalid,
+            format!(
+                "plugin {} {}: `[osiris]` range `{req_text}` is invalid ({e})",
+                m.name, m.version
+            ),
+        )
+    })?;
+    if req.matches(&host) {
+        return Ok(format!("osiris {host} matches `{req_text}`"));
+    }
+    Err((
+        Code::HostVersion,
+        format!(
+            "plugin {} {} requires osiris {req_text}; this is osiris {host}: install an osiris matching `{req_text}`, \
+             or install a version of {} that supports osiris {host}",
+            m.name, m.version, m.name
+        ),
+    ))
+}
+
+/// Check 3: the allowlist, when one is configured.
+pub fn check_allowlist(m: &Manifest, allow: Option<&Allowlist>) -> Result<String, Refusal> {
+    let Some(allow) = allow else {
+        return Ok("no allowlist configured".to_string());
+    };
+    let version = semver::Version::parse(&m.version).map_err(|_| {
+        (
+            Code::ManifestInvalid,
+            format!("plugin {}: version `{}` is not semver", m.name, m.version),
+        )
+    })?;
+    match allow.admits(&m.name, &version) {
+        Ok(e) => Ok(format!("allowed by `{}`", e.text)),
+        Err(same) if same.is_empty() => Err((
+            Code::NotAllowlisted,
+            format!(
+                "plugin {} {} is not on `plugins.allowlist` (no entry for `{}`): add `{}=={}` to `plugins.allowlist` in \
+                 osiris.yaml, or remove the plugin",
+                m.name, m.version, m.name, m.name, m.version
+            ),
+        )),
+        Err(same) => {
+            let texts: Vec<String> = same.iter().map(|e| format!("`{}`", e.text)).collect();
+            Err((
+                Code::NotAllowlisted,
+                format!(
+                    "plugin {} {} is not allowed by `plugins.allowlist` (entries for it: {}): install an allowed version \
+                     of {}, or change the entry to admit {}",
+                    m.name,
+                    m.version,
+                    texts.join(", "),
+                    m.name,
+                    m.version
+                ),
+            ))
+        }
+    }
+}
+
+/// Check 4a: signature (see [`signing::check`]).
+pub fn check_signature(dir: &Path, m: &Manifest, s: &Settings) -> SigCheck {
+    signing::check(dir, m, &s.trusted_keys, s.require_signatures)
+}
+
+/// Check 4b: reads the library and spec files once and compares their SHA-256 with the manifest.
+/// The returned bytes are the ones later loaded.
+pub fn read_and_hash(dir: &Path, m: &Manifest) -> Result<PackageFiles, Refusal> {
+    let who = format!("{} {}", m.name, m.version);
+    let library_path = dir.join(&m.library);
+    let library = std::fs::read(&library_path).map_err(|e| {
+        (
+            Code::ManifestInvalid,
+            format!(
+                "plugin {who}: cannot read its library `{}`: {e}: reinstall the plugin",
+                library_path.display()
+            ),
+        )
+    })?;
+    let library_sha256 = sha256_hex(&library);
+    if !library_sha256.eq_ignore_ascii_case(&m.library_sha256) {
+        return Err((
+            Code::HashMismatch,
+            format!(
+                "library `{}` of plugin {who} has sha256 {library_sha256}, but its manifest says {}: the file changed \
+                 after packaging (corrupted or tampered); reinstall the plugin from its publisher",
+                library_path.display(),
+                m.library_sha256.to_ascii_lowercase()
+            ),
+        ));
+    }
+    let mut specs = Vec::new();
+    for c in &m.components {
+        let path = dir.join(&c.spec);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            (Code::ManifestInvalid, format!("plugin {who}: cannot read spec `{}` of component `{}`: {e}: reinstall the plugin", path.display(), c.name))
+        })?;
+        let sha = sha256_hex(&bytes);
+        if !sha.eq_ignore_ascii_case(&c.spec_sha256) {
+            return Err((
+                Code::HashMismatch,
+                format!(
+                    "spec `{}` of component `{}` in plugin {who} has sha256 {sha}, but its manifest says {}: the file \
+                     changed after packaging; reinstall the plugin from its publisher",
+                    path.display(),
+                    c.name,
+                    c.spec_sha256.to_ascii_lowercase()
+                ),
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| {
+            (
+                Code::ManifestInvalid,
+                format!("plugin {who}: spec `{}` is not UTF-8 text", path.display()),
+            )
+        })?;
+        specs.push((c.name.clone(), path, text));
+    }
+    Ok(PackageFiles {
+        library_path,
+        library,
+        library_sha256,
+        specs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> semver::Version {
+        semver::Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn allowlist_accepts_the_seed_syntax() {
+        let a = Allowlist::parse(&[
+            "shopify-osiris==1.2.3".to_string(),
+            "hubspot-osiris>=2.0.0".to_string(),
+            "acme".to_string(),
+            "range>=1.0, <2.0".to_string(),
+        ]);
+        assert!(a.problems().is_empty(), "{:?}", a.problems());
+        assert!(a.admits("shopify-osiris", &v("1.2.3")).is_ok());
+        assert!(a.admits("shopify-osiris", &v("1.2.4")).is_err());
+        assert!(a.admits("hubspot-osiris", &v("2.5.0")).is_ok());
+        assert!(a.admits("hubspot-osiris", &v("1.9.0")).is_err());
+        assert!(a.admits("acme", &v("0.0.1")).is_ok());
+        assert!(a.admits("range", &v("1.5.0")).is_ok());
+        assert!(a.admits("range", &v("2.0.0")).is_err());
+        assert!(a.admits("other", &v("1.0.0")).unwrap_err().is_empty());
+    }
+
+    #[test]
+    fn malformed_allowlist_entries_match_nothing() {
+        let a = Allowlist::parse(&[
+            "x!=1.0".to_string(),
+            "==1.0".to_string(),
+            "y>=banana".to_string(),
+        ]);
+        assert_eq!(a.problems().len(), 3);
+        assert!(a.admits("x", &v("2.0.0")).is_err());
+        assert!(a.admits("y", &v("2.0.0")).is_err());
+    }
+}
