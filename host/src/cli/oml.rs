@@ -1,12 +1,60 @@
-use super::Global;
-use crate::exit::{CmdResult, Exit, Fail};
+//! `osiris oml validate FILE...`: the same checks as `osiris compile`, without writing anything.
+
+use super::{Format, Global};
+use crate::compiler::front::{self, CheckArgs};
+use crate::exit::{CmdResult, Exit};
+use serde::Serialize;
+use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum OmlCmd {
-    /// Placeholder.
-    List,
+    /// Check pipelines: structure, components, modes, configs, wiring, parameters and inline secrets.
+    /// Exit code 2 when any file has an error.
+    Validate(ValidateArgs),
 }
 
-pub fn run(_g: &Global, _c: OmlCmd) -> CmdResult {
-    Err(Fail::new(Exit::Internal, "not implemented yet"))
+#[derive(clap::Args, Debug)]
+pub struct ValidateArgs {
+    /// OML files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub check: CheckArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Serialize)]
+struct Out<'a> {
+    ok: bool,
+    mode: &'static str,
+    files: Vec<front::FileJson<'a>>,
+}
+
+pub fn run(g: &Global, c: OmlCmd) -> CmdResult {
+    let OmlCmd::Validate(a) = c;
+    let config = crate::config::ProjectConfig::load(&g.config)?;
+    let settings = a.check.settings(g, &config)?;
+    let registry = crate::registry::build_registry(g);
+    let reports: Vec<_> = a
+        .files
+        .iter()
+        .map(|f| front::check_file(f, &registry, &settings))
+        .collect();
+    let ok = reports.iter().all(|r| r.errors() == 0);
+    if front::format_is_json(a.format) {
+        front::print_json(&Out {
+            ok,
+            mode: settings.mode.as_str(),
+            files: reports.iter().map(front::file_json).collect(),
+        });
+    } else {
+        for r in &reports {
+            if !r.diagnostics.is_empty() {
+                eprintln!("{}", r.render().trim_end());
+            }
+            println!("{}", front::summary(r));
+        }
+    }
+    Ok(if ok { Exit::Ok } else { Exit::Validation })
 }
