@@ -1,0 +1,162 @@
+use super::*;
+use serde_json::json;
+
+fn conns(text: &str) -> Connections {
+    let mut c = Connections::default();
+    c.merge_text("osiris_connections.yaml", text, Origin::ConnectionsFile)
+        .unwrap();
+    c
+}
+
+const FILE: &str = r#"
+version: "1.0"
+connections:
+  mysql:
+    primary:
+      default: true
+      host: db.example
+      password: ${OSIRIS_TEST_SECRETS_PW}
+      port: 3306
+    replica:
+      host: ${OSIRIS_TEST_SECRETS_UNSET:-replica.example}
+  filesystem:
+    default:
+      base_dir: data
+"#;
+
+#[test]
+fn default_alias_and_substitution() {
+    // SAFETY: test-only variable names, not read by other tests.
+    unsafe { std::env::set_var("OSIRIS_TEST_SECRETS_PW", "s3cr3t-value") };
+    let c = conns(FILE);
+    let r = c.resolve("@mysql").unwrap();
+    assert_eq!(r.alias, "primary");
+    assert_eq!(
+        r.fields,
+        json!({"host": "db.example", "password": "s3cr3t-value", "port": 3306})
+    );
+    assert_eq!(r.secret_values, vec!["s3cr3t-value".to_string()]);
+    let r = c.resolve("@mysql.replica").unwrap();
+    assert_eq!(r.fields["host"], "replica.example");
+    assert_eq!(c.resolve("@filesystem").unwrap().alias, "default");
+}
+
+#[test]
+fn missing_variable_names_family_alias_field_and_variable() {
+    let c = conns(
+        "version: '1.0'\nconnections:\n  pg:\n    main:\n      password: ${OSIRIS_TEST_SECRETS_NEVER_SET}\n",
+    );
+    let e = c.resolve("@pg.main").unwrap_err();
+    assert_eq!(e.exit, Exit::Config);
+    for part in [
+        "`@pg.main`",
+        "`password`",
+        "`OSIRIS_TEST_SECRETS_NEVER_SET`",
+    ] {
+        assert!(e.message.contains(part), "{}", e.message);
+    }
+}
+
+#[test]
+fn unknown_alias_lists_aliases() {
+    let c = conns(FILE);
+    let e = c.resolve("@mysql.nope").unwrap_err();
+    assert!(
+        e.message.contains("`primary`") && e.message.contains("`replica`"),
+        "{}",
+        e.message
+    );
+    let e = c.resolve("@postgres.x").unwrap_err();
+    assert!(e.message.contains("`postgres`"), "{}", e.message);
+}
+
+#[test]
+fn precedence_secrets_file_over_env_over_connections_file() {
+    let mut c = conns(FILE);
+    c.merge_env(
+        vec![
+            (
+                "OSIRIS_CONN__MYSQL__PRIMARY__HOST".to_string(),
+                "env-host".to_string(),
+            ),
+            (
+                "OSIRIS_CONN__MYSQL__PRIMARY__PASSWORD".to_string(),
+                "env-password".to_string(),
+            ),
+        ]
+        .into_iter(),
+    );
+    c.merge_text(
+        "secrets.yaml",
+        "connections:\n  mysql:\n    primary:\n      password: file-password\n",
+        Origin::SecretsFile,
+    )
+    .unwrap();
+    let r = c.resolve("@mysql.primary").unwrap();
+    assert_eq!(r.fields["host"], "env-host");
+    assert_eq!(r.fields["password"], "file-password");
+}
+
+#[test]
+fn no_default_is_an_error_listing_aliases() {
+    let c = conns("connections:\n  pg:\n    a: {host: x}\n    b: {host: y}\n");
+    let e = c.resolve("@pg").unwrap_err();
+    assert!(
+        e.message.contains("`@pg.a`") && e.message.contains("`@pg.b`"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn yaml_error_does_not_quote_the_file() {
+    let mut c = Connections::default();
+    let e = c
+        .merge_text(
+            "f.yaml",
+            "connections:\n  a: [hunter2-secret\n",
+            Origin::ConnectionsFile,
+        )
+        .unwrap_err();
+    assert!(!e.message.contains("hunter2"), "{}", e.message);
+    assert!(e.message.contains("line"), "{}", e.message);
+}
+
+#[test]
+fn redactor_masks_pointers_keys_and_values() {
+    let r = Redactor::new(Strategy::Mask, "***");
+    r.add_secrets(["topsecretvalue"]);
+    let v = json!({"query": "select 'topsecretvalue'", "auth": {"api_key": "k-123"}, "primary_key": ["id"], "dsn_x": null, "custom": "c"});
+    let out = r.json(&v, &["/custom".to_string()]);
+    assert_eq!(
+        out,
+        json!({"query": "select '***'", "auth": {"api_key": "***"}, "primary_key": ["id"], "dsn_x": null, "custom": "***"})
+    );
+    assert_eq!(
+        r.text("error: login failed for topsecretvalue"),
+        "error: login failed for ***"
+    );
+    assert_eq!(
+        r.text("mysql://root:pw@localhost/db"),
+        "mysql://root:***@localhost/db"
+    );
+}
+
+#[test]
+fn secret_key_rules() {
+    for k in [
+        "password",
+        "DB_PASSWORD",
+        "service_role_key",
+        "anon_key",
+        "token",
+        "dsn",
+        "Authorization",
+        "key",
+    ] {
+        assert!(is_secret_key(k), "{k}");
+    }
+    for k in ["host", "primary_key", "path", "keys", "keyspace"] {
+        assert!(!is_secret_key(k), "{k}");
+    }
+}

@@ -1,0 +1,269 @@
+//! `osiris discovery run` through the real binary, against the local MariaDB and PostgreSQL servers and a
+//! CSV directory: tables, columns, types, primary keys, samples; the cache (hit, and misses after the
+//! options or the connection's database changed); no secret in the output or the cache.
+
+use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, server};
+use crate::run::{code, osiris, text};
+use serde_json::Value;
+use std::path::Path;
+
+const PG_SECRET: &str = "pw-never-shown-7f3a9c";
+
+/// `osiris.yaml` and a connections file with `@mysql.t`, `@postgres.t` (a password the trust-auth server
+/// ignores, to check masking) and `@filesystem.t`.
+fn write_project(dir: &Path, my_db: Option<&str>, pg_db: Option<&str>) {
+    std::fs::write(
+        dir.join("osiris.yaml"),
+        "discovery:\n  cache_ttl_seconds: 600\n",
+    )
+    .unwrap();
+    let mut c = String::from("version: \"1.0\"\nconnections:\n");
+    if let Some(db) = my_db {
+        c.push_str(&format!(
+            "  mysql:\n    t:\n      host: 127.0.0.1\n      port: {MY_PORT}\n      user: root\n      database: {db}\n"
+        ));
+    }
+    if let Some(db) = pg_db {
+        c.push_str(&format!(
+            "  postgres:\n    t:\n      host: 127.0.0.1\n      port: {PG_PORT}\n      user: postgres\n      password: ${{OSIRIS_IT_PG_PASSWORD}}\n      database: {db}\n      sslmode: disable\n"
+        ));
+    }
+    c.push_str("  filesystem:\n    t:\n      base_dir: ./csvs\n");
+    std::fs::write(dir.join("osiris_connections.yaml"), c).unwrap();
+}
+
+fn discover(dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["discovery", "run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let o = osiris(dir, &all, &[("OSIRIS_IT_PG_PASSWORD", PG_SECRET)]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{all:?}\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        !out.contains(PG_SECRET) && !err.contains(PG_SECRET),
+        "secret leaked:\n{out}\n{err}"
+    );
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
+fn table<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["result"]["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tables in {v:#}"))
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no table `{name}` in {v:#}"))
+}
+
+fn column<'a>(t: &'a Value, name: &str) -> &'a Value {
+    t["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no column `{name}` in {t:#}"))
+}
+
+/// The cache directory holds no secret.
+fn assert_cache_clean(dir: &Path) {
+    let cache = dir.join(".osiris/cache/discovery");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap_or_else(|e| panic!("{}: {e}", cache.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!entries.is_empty(), "no cache file in {}", cache.display());
+    for p in entries {
+        let t = std::fs::read_to_string(&p).unwrap();
+        assert!(!t.contains(PG_SECRET), "secret in {}", p.display());
+    }
+}
+
+#[test]
+fn discovery_mysql_tables_types_samples_and_cache() {
+    if !server(
+        "MariaDB",
+        MY_PORT,
+        "discovery_mysql_tables_types_samples_and_cache",
+    ) {
+        return;
+    }
+    let my = MyDb::new();
+    my.sql(
+        "CREATE TABLE customers (id BIGINT PRIMARY KEY, name VARCHAR(40) NOT NULL, score DECIMAL(6,2));
+         INSERT INTO customers VALUES (1, 'Ada', 9.50), (2, 'Grace', 7.25), (3, 'Linus', NULL);
+         CREATE TABLE events (ts DATETIME, what TEXT);
+         INSERT INTO events VALUES ('2024-01-02 03:04:05', 'login');
+         ANALYZE TABLE customers, events;",
+    );
+    let other = MyDb::new();
+    other.sql("CREATE TABLE only_here (x INT)");
+    let tmp = tempfile::tempdir().unwrap();
+    write_project(tmp.path(), Some(&my.name), None);
+
+    let v = discover(tmp.path(), &["@mysql.t", "--samples", "2"]);
+    assert_eq!(v["connection"], "@mysql.t");
+    assert_eq!(v["component"], "mysql.extractor");
+    assert_eq!(v["cached"], false);
+    assert!(v["fetched_at"].as_str().is_some_and(|s| s.ends_with('Z')));
+    let names: Vec<&str> = v["result"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["customers", "events"]);
+    let c = table(&v, "customers");
+    assert_eq!(c["primary_key"], serde_json::json!(["id"]));
+    assert_eq!(column(c, "id")["arrow_type"], "Int64");
+    assert!(
+        column(c, "name")["source_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("varchar(40)")
+    );
+    assert_eq!(column(c, "name")["arrow_type"], "Utf8");
+    assert_eq!(column(c, "name")["nullable"], false);
+    assert!(
+        column(c, "score")["arrow_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("Decimal128(6, 2)"),
+        "{c:#}"
+    );
+    assert_eq!(c["samples"].as_array().unwrap().len(), 2, "{c:#}");
+    assert_eq!(c["samples"][0]["name"], "Ada");
+    assert!(c["row_count_estimate"].as_u64().is_some(), "{c:#}");
+    let e = table(&v, "events");
+    assert_eq!(e["primary_key"], serde_json::json!([]));
+    assert_eq!(e["samples"][0]["what"], "login");
+
+    // Same request: from the cache, same result.
+    let again = discover(tmp.path(), &["@mysql.t", "--samples", "2"]);
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["result"], v["result"]);
+    assert_eq!(again["fingerprint"], v["fingerprint"]);
+    // Other options: a miss (one sample now).
+    let one = discover(tmp.path(), &["@mysql.t", "--samples", "1"]);
+    assert_eq!(one["cached"], false);
+    assert_eq!(
+        table(&one, "customers")["samples"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // --refresh bypasses a fresh entry.
+    let refreshed = discover(tmp.path(), &["@mysql.t", "--samples", "2", "--refresh"]);
+    assert_eq!(refreshed["cached"], false);
+    // The alias now points at another database: a miss, and the other database's tables.
+    write_project(tmp.path(), Some(&other.name), None);
+    let moved = discover(tmp.path(), &["@mysql.t", "--samples", "2"]);
+    assert_eq!(moved["cached"], false);
+    assert_eq!(moved["result"]["database"], other.name.as_str());
+    assert_eq!(table(&moved, "only_here")["columns"][0]["name"], "x");
+    assert_ne!(moved["fingerprint"], v["fingerprint"]);
+
+    // Text output: the compact listing.
+    let o = osiris(tmp.path(), &["discovery", "run", "@mysql.t"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(out.contains("table only_here"), "{out}");
+    assert!(out.contains("primary key: none"), "{out}");
+}
+
+#[test]
+fn discovery_postgres_masks_secrets_and_misses_after_database_change() {
+    if !server(
+        "PostgreSQL",
+        PG_PORT,
+        "discovery_postgres_masks_secrets_and_misses_after_database_change",
+    ) {
+        return;
+    }
+    let pg = PgDb::new();
+    pg.sql(
+        "CREATE TABLE customers (id BIGINT PRIMARY KEY, name TEXT NOT NULL, joined DATE);
+         INSERT INTO customers VALUES (1, 'Ada', '2024-01-01'), (2, 'Grace', NULL);
+         CREATE TABLE notes (body VARCHAR(20), weight DOUBLE PRECISION);
+         INSERT INTO notes VALUES ('hello', 1.5);
+         ANALYZE;",
+    );
+    let other = PgDb::new();
+    other.sql("CREATE TABLE elsewhere (y INT PRIMARY KEY)");
+    let tmp = tempfile::tempdir().unwrap();
+    write_project(tmp.path(), None, Some(&pg.name));
+
+    let v = discover(tmp.path(), &["@postgres.t"]);
+    assert_eq!(v["component"], "postgres.extractor");
+    assert_eq!(v["cached"], false);
+    let c = table(&v, "customers");
+    assert_eq!(c["primary_key"], serde_json::json!(["id"]));
+    assert_eq!(column(c, "id")["source_type"], "bigint");
+    assert_eq!(column(c, "id")["arrow_type"], "Int64");
+    assert_eq!(column(c, "name")["arrow_type"], "Utf8");
+    assert_eq!(column(c, "joined")["arrow_type"], "Date32");
+    assert_eq!(c["row_count_estimate"], 2);
+    assert_eq!(c["samples"].as_array().unwrap().len(), 2);
+    let n = table(&v, "notes");
+    assert_eq!(n["primary_key"], serde_json::json!([]));
+    assert_eq!(column(n, "weight")["arrow_type"], "Float64");
+    assert_eq!(n["samples"][0]["body"], "hello");
+
+    let again = discover(tmp.path(), &["@postgres.t"]);
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["result"], v["result"]);
+    let fewer = discover(tmp.path(), &["@postgres.t", "--samples", "0"]);
+    assert_eq!(fewer["cached"], false);
+    assert_eq!(table(&fewer, "customers")["samples"], serde_json::json!([]));
+    write_project(tmp.path(), None, Some(&other.name));
+    let moved = discover(tmp.path(), &["@postgres.t"]);
+    assert_eq!(moved["cached"], false);
+    assert_eq!(
+        table(&moved, "elsewhere")["primary_key"],
+        serde_json::json!(["y"])
+    );
+    assert_cache_clean(tmp.path());
+}
+
+#[test]
+fn discovery_csv_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_project(tmp.path(), None, None);
+    let csvs = tmp.path().join("csvs");
+    std::fs::create_dir(&csvs).unwrap();
+    std::fs::write(csvs.join("b.csv"), "id,name\n1,x\n").unwrap();
+    std::fs::write(csvs.join("a.csv"), "k\n1\n2\n").unwrap();
+    std::fs::write(csvs.join("notes.txt"), "not a csv").unwrap();
+    let v = discover(tmp.path(), &["@filesystem.t"]);
+    assert_eq!(v["component"], "filesystem.csv_extractor");
+    assert_eq!(v["cached"], false);
+    let files: Vec<&str> = v["result"]["files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(files, ["a.csv", "b.csv"]);
+    assert_eq!(v["result"]["files"][0]["size_bytes"], 6);
+    assert_eq!(discover(tmp.path(), &["@filesystem.t"])["cached"], true);
+}
+
+#[test]
+fn discovery_unresolvable_connections_exit_5() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_project(tmp.path(), Some("nowhere"), Some("nowhere"));
+    // An alias that is not defined: names family and alias.
+    let o = osiris(tmp.path(), &["discovery", "run", "@mysql.nope"], &[]);
+    let (_, err) = text(&o);
+    assert_eq!(code(&o), 5, "{err}");
+    assert!(err.contains("@mysql.nope"), "{err}");
+    // A field whose variable is not set: names the variable, and no cache file is written.
+    let o = osiris(tmp.path(), &["discovery", "run", "@postgres.t"], &[]);
+    let (_, err) = text(&o);
+    assert_eq!(code(&o), 5, "{err}");
+    assert!(err.contains("OSIRIS_IT_PG_PASSWORD"), "{err}");
+    assert!(!tmp.path().join(".osiris/cache/discovery").exists());
+    // Not a reference at all.
+    let o = osiris(tmp.path(), &["discovery", "run", "mysql"], &[]);
+    assert_eq!(code(&o), 5, "{}", text(&o).1);
+}

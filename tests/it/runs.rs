@@ -1,0 +1,595 @@
+//! Issue 5 through the real binary: the run index and `osiris runs`, `--retries`, step failure semantics,
+//! shared outputs (bounded tee), bounded memory of a linear chain, terminal progress, `connections doctor`.
+
+use crate::run::{code, data, json, jsonl, osiris, project, run_dir, text};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn events_of(rd: &Path, name: &str) -> Vec<Value> {
+    jsonl(&rd.join("events.jsonl"))
+        .into_iter()
+        .filter(|e| e["event"] == name)
+        .collect()
+}
+
+fn step<'a>(status: &'a Value, id: &str) -> &'a Value {
+    status["steps"]
+        .as_array()
+        .expect("status.json has steps")
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("step {id} in {status}"))
+}
+
+/// extract (CSV) -> write (CSV), with the given extractor config lines.
+fn chain(name: &str, extract_cfg: &str, out: &str) -> String {
+    format!(
+        r#"oml_version: "0.1.0"
+name: {name}
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+{extract_cfg}
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [extract]
+    config:
+      path: {out}
+"#
+    )
+}
+
+#[test]
+fn runs_list_and_show_cover_succeeded_and_failed_runs() {
+    let p = project(&[
+        (
+            "ok.yaml",
+            &chain("good", "      path: data/orders.csv", "out/a.csv"),
+        ),
+        (
+            "bad.yaml",
+            &chain("broken", "      path: data/nowhere.csv", "out/b.csv"),
+        ),
+    ]);
+    let o = osiris(p.path(), &["run", "ok.yaml"], &[]);
+    assert_eq!(code(&o), 0, "{:?}", text(&o));
+    let o = osiris(p.path(), &["run", "bad.yaml"], &[]);
+    assert_eq!(code(&o), 4, "{:?}", text(&o));
+
+    let o = osiris(p.path(), &["runs", "list", "--format", "json"], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{stdout}");
+    assert_eq!(runs[0]["pipeline"], "broken", "newest first");
+    assert_eq!(runs[0]["status"], "failed");
+    assert_eq!(runs[0]["failed_step"], "extract");
+    assert_eq!(runs[1]["status"], "succeeded");
+    assert_eq!(runs[1]["rows_read"], 20);
+    let ok_id = runs[1]["run_id"].as_str().unwrap().to_string();
+    let bad_id = runs[0]["run_id"].as_str().unwrap().to_string();
+
+    let o = osiris(
+        p.path(),
+        &["runs", "list", "--status", "failed", "--format", "json"],
+        &[],
+    );
+    let v: Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["runs"][0]["run_id"], bad_id.as_str());
+    let o = osiris(p.path(), &["runs", "list", "--pipeline", "good"], &[]);
+    let (stdout, _) = text(&o);
+    assert_eq!(code(&o), 0);
+    assert!(stdout.contains(&ok_id), "{stdout}");
+    assert!(!stdout.contains(&bad_id), "{stdout}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
+
+    // show: status, per-step table, files.
+    let o = osiris(p.path(), &["runs", "show", &ok_id], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 0, "{stderr}");
+    for part in [
+        ok_id.as_str(),
+        "succeeded",
+        "extract",
+        "write",
+        "filesystem.csv_writer",
+        "events.jsonl",
+        "artifacts/extract/cleaned_config.json",
+        "run_logs/default/good/",
+    ] {
+        assert!(stdout.contains(part), "{part} in:\n{stdout}");
+    }
+    let o = osiris(
+        p.path(),
+        &["runs", "show", &bad_id[..10], "--format", "json"],
+        &[],
+    );
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 0, "a unique prefix is enough: {stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["exit_code"], 4);
+    assert_eq!(step(&v, "extract")["status"], "failed");
+    assert_eq!(step(&v, "write")["status"], "not_started");
+    assert!(
+        v["error"].as_str().unwrap().contains("nowhere.csv"),
+        "{stdout}"
+    );
+    let rd = p.path().join(v["run_dir"].as_str().unwrap());
+    assert!(rd.join("status.json").is_file());
+
+    let o = osiris(p.path(), &["runs", "show", "run-000000000000"], &[]);
+    let (_, stderr) = text(&o);
+    assert_eq!(code(&o), 2, "{stderr}");
+    assert!(stderr.contains("runs list"), "{stderr}");
+}
+
+#[test]
+fn retries_a_failed_extractor_with_backoff_and_rereads_secrets() {
+    // The connection's base_dir comes from the secrets file and first names a directory that does not exist.
+    // When the runner reports the retry, the test fixes the secrets file: the second attempt succeeds only if
+    // the secrets were read again.
+    let p = project(&[
+        (
+            "p.yaml",
+            &chain(
+                "retried",
+                "      connection: \"@filesystem.local\"\n      path: orders.csv",
+                "out/result.csv",
+            ),
+        ),
+        (
+            "osiris_connections.yaml",
+            "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      default: true\n",
+        ),
+        (
+            "secrets.yaml",
+            "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      base_dir: not-there-yet\n",
+        ),
+    ]);
+    let dir = p.path().to_path_buf();
+    let watcher = std::thread::spawn(move || {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(120) {
+            let seen = std::fs::read_dir(dir.join("run_logs/default/retried"))
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("events.jsonl")).ok())
+                .is_some_and(|t| t.contains("\"step_retry\""));
+            if seen {
+                std::fs::write(
+                    dir.join("secrets.yaml"),
+                    "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      base_dir: input-files\n",
+                )
+                .unwrap();
+                std::fs::create_dir_all(dir.join("input-files")).unwrap();
+                std::fs::copy(data("orders.csv"), dir.join("input-files/orders.csv")).unwrap();
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    });
+    let o = osiris(
+        p.path(),
+        &[
+            "run",
+            "p.yaml",
+            "--secrets-file",
+            "secrets.yaml",
+            "--retries",
+            "3",
+        ],
+        &[],
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(watcher.join().unwrap(), "no step_retry event appeared");
+    assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out/result.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        21
+    );
+    let rd = run_dir(p.path(), "default", "retried");
+    let retries = events_of(&rd, "step_retry");
+    assert!(!retries.is_empty());
+    let first = &retries[0];
+    assert_eq!(first["step"], "extract");
+    assert_eq!(first["attempt"], 2);
+    assert_eq!(first["max_attempts"], 4);
+    assert_eq!(first["delay_ms"], 500);
+    assert!(
+        first["error"].as_str().unwrap().contains("CSV-OPEN"),
+        "{first}"
+    );
+    if let Some(second) = retries.get(1) {
+        assert_eq!(second["delay_ms"], 1000, "the backoff doubles");
+    }
+    let status = json(&rd.join("status.json"));
+    assert_eq!(status["status"], "succeeded");
+    let attempts = step(&status, "extract")["attempts"].as_u64().unwrap();
+    assert_eq!(attempts as usize, retries.len() + 1);
+    assert_eq!(step(&status, "write")["attempts"], 1);
+    assert_eq!(events_of(&rd, "step_complete").len(), 2);
+}
+
+#[test]
+fn a_writer_that_is_not_transactional_is_not_retried() {
+    let p = project(&[(
+        "p.yaml",
+        // The target directory is a file: the writer fails every time.
+        &chain(
+            "noretry",
+            "      path: data/orders.csv",
+            "data/orders.csv/out.csv",
+        ),
+    )]);
+    let o = osiris(p.path(), &["run", "p.yaml", "--retries", "2"], &[]);
+    let (_, stderr) = text(&o);
+    assert_eq!(code(&o), 4, "{stderr}");
+    assert!(stderr.contains("step `write`"), "{stderr}");
+    assert!(stderr.contains("not retried"), "{stderr}");
+    assert!(stderr.contains("capabilities.transactions"), "{stderr}");
+    let rd = run_dir(p.path(), "default", "noretry");
+    assert!(events_of(&rd, "step_retry").is_empty());
+    assert_eq!(step(&json(&rd.join("status.json")), "write")["attempts"], 1);
+}
+
+#[test]
+fn a_failing_branch_stops_the_run_and_cancels_the_running_branch() {
+    // `bad` fails after a while (a value deep in the file does not parse as the inferred integer type);
+    // `slow` never ends on its own. The run must stop with exit 4 naming the failing step, cancel `slow`,
+    // and never start the steps after it.
+    let mut bad = String::from("id,v\n");
+    for i in 0..200_000 {
+        bad.push_str(&format!("{i},{}\n", i * 3));
+    }
+    bad.push_str("200000,not-a-number\n");
+    let pipeline = r#"oml_version: "0.1.0"
+name: branches
+steps:
+  - id: good-extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      path: data/orders.csv
+  - id: slow
+    component: duckdb.processor
+    mode: transform
+    needs: [good-extract]
+    config:
+      query: "SELECT SUM(range) AS s FROM range(1000000000000)"
+  - id: good-write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [slow]
+    config:
+      path: out/good.csv
+  - id: bad-extract
+    component: filesystem.csv_extractor
+    mode: read
+    needs: []
+    config:
+      path: data/bad.csv
+  - id: bad-write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [bad-extract]
+    config:
+      path: out/bad.csv
+"#;
+    let p = project(&[("p.yaml", pipeline), ("data/bad.csv", &bad)]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_osiris"))
+        .current_dir(p.path())
+        .args(["run", "p.yaml"])
+        .env("OSIRIS_PLUGIN_PATH", "")
+        .env("HOME", p.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!(
+                "the run did not stop after a step failed: the running branch was not cancelled"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(code(&out), 4, "{stderr}");
+    for part in [
+        "step `bad-extract`",
+        "filesystem.csv_extractor",
+        "osiris-csv",
+        "not-a-number",
+    ] {
+        assert!(stderr.contains(part), "{part} in:\n{stderr}");
+    }
+    let rd = run_dir(p.path(), "default", "branches");
+    let status = json(&rd.join("status.json"));
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["failed_step"], "bad-extract");
+    assert_eq!(step(&status, "slow")["status"], "cancelled");
+    assert_eq!(step(&status, "good-write")["status"], "not_started");
+    assert!(
+        events_of(&rd, "step_start")
+            .iter()
+            .all(|e| e["step"] != "good-write"),
+        "no new step starts after a failure"
+    );
+    assert!(
+        events_of(&rd, "step_cancelled")
+            .iter()
+            .any(|e| e["step"] == "slow")
+    );
+    assert!(
+        !p.path().join("out/bad.csv").exists(),
+        "the writer of the failed stream rolled back"
+    );
+    assert!(!p.path().join("out/good.csv").exists());
+}
+
+#[test]
+fn a_shared_output_is_read_once_and_each_reader_gets_all_of_it() {
+    let pipeline = r#"oml_version: "0.1.0"
+name: fanout
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      path: data/orders.csv
+      batch_size: 3
+  - id: write-a
+    component: filesystem.csv_writer
+    mode: write
+    needs: [extract]
+    config:
+      path: out/a.csv
+  - id: write-b
+    component: filesystem.csv_writer
+    mode: write
+    needs: [extract]
+    config:
+      path: out/b.csv
+"#;
+    let p = project(&[("p.yaml", pipeline)]);
+    let o = osiris(p.path(), &["run", "p.yaml", "--max-parallel", "1"], &[]);
+    let (_, stderr) = text(&o);
+    assert_eq!(code(&o), 0, "{stderr}");
+    assert!(
+        !stderr.contains("rows/s"),
+        "no progress when stderr is not a terminal: {stderr}"
+    );
+    let a = std::fs::read_to_string(p.path().join("out/a.csv")).unwrap();
+    let b = std::fs::read_to_string(p.path().join("out/b.csv")).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.lines().count(), 21);
+    let rd = run_dir(p.path(), "default", "fanout");
+    let reads: Vec<Value> = jsonl(&rd.join("metrics.jsonl"))
+        .into_iter()
+        .filter(|m| m["metric"] == "rows_read" && m["step"] == "extract")
+        .collect();
+    assert_eq!(reads.len(), 1, "the source is read once: {reads:?}");
+    assert_eq!(reads[0]["value"], 20);
+    let status = json(&rd.join("status.json"));
+    assert_eq!(step(&status, "extract")["rows_read"], 20);
+    assert_eq!(step(&status, "write-a")["rows_written"], 20);
+    assert_eq!(step(&status, "write-b")["rows_written"], 20);
+    let log = std::fs::read_to_string(rd.join("osiris.log")).unwrap();
+    assert!(
+        !log.contains("collected in memory"),
+        "teed, not collected:\n{log}"
+    );
+}
+
+#[test]
+fn readers_that_depend_on_each_other_still_share_an_output() {
+    // `joined` reads `extract` and `per-customer`, which reads `extract` too: the two readers cannot start
+    // together, so the runner collects `extract` once instead of teeing it (and does not hang).
+    let pipeline = r#"oml_version: "0.1.0"
+name: diamond
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      path: data/orders.csv
+  - id: per-customer
+    component: duckdb.processor
+    mode: transform
+    needs: [extract]
+    config:
+      query: "SELECT customer, COUNT(*) AS n FROM df_extract GROUP BY 1"
+  - id: joined
+    component: duckdb.processor
+    mode: transform
+    needs: [extract, per-customer]
+    config:
+      query: "SELECT e.id, c.n FROM df_extract e JOIN df_per_customer c USING (customer) ORDER BY e.id"
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [joined]
+    config:
+      path: out/joined.csv
+"#;
+    let p = project(&[("p.yaml", pipeline)]);
+    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    assert_eq!(code(&o), 0, "{:?}", text(&o));
+    let out = std::fs::read_to_string(p.path().join("out/joined.csv")).unwrap();
+    assert_eq!(out.lines().count(), 21, "{out}");
+    let rd = run_dir(p.path(), "default", "diamond");
+    let reads = jsonl(&rd.join("metrics.jsonl"))
+        .into_iter()
+        .filter(|m| m["metric"] == "rows_read" && m["step"] == "extract")
+        .count();
+    assert_eq!(reads, 1);
+}
+
+/// Peak RSS (KiB) of a child, from `wait4` (its own rusage, not that of other tests' children).
+fn wait_peak_rss_kib(child: &mut std::process::Child) -> (i32, i64) {
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: `pid` is our unreaped child; status and usage are valid out-pointers.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 failed");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage.ru_maxrss)
+}
+
+#[test]
+fn a_linear_chain_streams_two_million_rows_in_bounded_memory() {
+    const ROWS: usize = 2_000_000;
+    const BOUND_MIB: i64 = 200;
+    let p = project(&[(
+        "p.yaml",
+        &chain(
+            "big",
+            "      path: data/big.csv\n      batch_size: 20000",
+            "out/big.csv",
+        ),
+    )]);
+    {
+        let f = std::fs::File::create(p.path().join("data/big.csv")).unwrap();
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        writeln!(w, "id,customer,amount,note").unwrap();
+        for i in 0..ROWS {
+            writeln!(
+                w,
+                "{i},customer-{:08},{}.{:02},row {i:09} of a generated file that is larger than the memory bound by far",
+                i % 99_991,
+                i % 10_007,
+                i % 100
+            )
+            .unwrap();
+        }
+    }
+    let size = std::fs::metadata(p.path().join("data/big.csv"))
+        .unwrap()
+        .len();
+    assert!(
+        size > (BOUND_MIB as u64) << 20,
+        "the input ({size} bytes) must be larger than the bound"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_osiris"))
+        .current_dir(p.path())
+        .args(["run", "p.yaml"])
+        .env("OSIRIS_PLUGIN_PATH", "")
+        .env("HOME", p.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (exit, peak_kib) = wait_peak_rss_kib(&mut child);
+    assert_eq!(exit, 0);
+    assert!(
+        peak_kib < BOUND_MIB * 1024,
+        "peak RSS {} MiB for a {} MiB input: memory grows with rows",
+        peak_kib / 1024,
+        size >> 20
+    );
+    let status = json(&run_dir(p.path(), "default", "big").join("status.json"));
+    assert_eq!(status["rows_read"], ROWS as u64);
+    assert_eq!(status["rows_written"], ROWS as u64);
+    let out = std::fs::metadata(p.path().join("out/big.csv"))
+        .unwrap()
+        .len();
+    assert!(out > (BOUND_MIB as u64) << 20, "{out}");
+}
+
+#[test]
+fn progress_shows_rows_per_step_on_a_terminal() {
+    // `script` gives the run a pseudo-terminal for stdout and stderr.
+    let p = project(&[(
+        "p.yaml",
+        &chain("tty", "      path: data/orders.csv", "out/a.csv"),
+    )]);
+    let cmd = format!("{} run p.yaml", env!("CARGO_BIN_EXE_osiris"));
+    let o = Command::new("script")
+        .current_dir(p.path())
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("OSIRIS_PLUGIN_PATH", "")
+        .env("HOME", p.path())
+        .output()
+        .expect("`script` (util-linux) runs");
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 0, "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("extract") && l.contains("rows/s"))
+        .unwrap_or_else(|| panic!("a progress line for `extract`:\n{stdout}"));
+    assert!(line.contains("20 rows"), "{line}");
+    assert!(stdout.contains("write"), "{stdout}");
+}
+
+#[test]
+fn connections_doctor_checks_filesystem_connections() {
+    let p = project(&[(
+        "osiris_connections.yaml",
+        "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      default: true\n      base_dir: data\n    gone:\n      base_dir: no-such-dir\n",
+    )]);
+    let o = osiris(
+        p.path(),
+        &["connections", "doctor", "@filesystem.local"],
+        &[],
+    );
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("@filesystem.local"), "{stdout}");
+    assert!(stdout.contains("ok"), "{stdout}");
+
+    let o = osiris(
+        p.path(),
+        &["connections", "doctor", "--format", "json"],
+        &[],
+    );
+    let (stdout, stderr) = text(&o);
+    assert_ne!(
+        code(&o),
+        0,
+        "a failed check exits non-zero: {stdout}\n{stderr}"
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let checks = v["connections"].as_array().unwrap();
+    let gone = checks
+        .iter()
+        .find(|c| c["reference"] == "@filesystem.gone")
+        .unwrap();
+    assert_eq!(gone["ok"], false);
+    assert_eq!(gone["code"], "not_found");
+    assert!(gone["error"].as_str().unwrap().contains("no-such-dir"));
+    let local = checks
+        .iter()
+        .find(|c| c["reference"] == "@filesystem.local")
+        .unwrap();
+    assert_eq!(local["ok"], true);
+
+    let o = osiris(
+        p.path(),
+        &["connections", "doctor", "@filesystem.nope"],
+        &[],
+    );
+    let (_, stderr) = text(&o);
+    assert_eq!(code(&o), 5, "{stderr}");
+    assert!(stderr.contains("`gone`"), "lists the aliases: {stderr}");
+}
