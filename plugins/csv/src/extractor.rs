@@ -1,0 +1,579 @@
+//! `filesystem.csv_extractor`: streams one CSV file as Arrow record batches.
+//!
+//! The file is opened twice: once to infer the schema from a sample (types the user did not fix in `dtype`),
+//! once to stream it in batches of `batch_size`. Rows are parsed as the host pulls the output stream; nothing
+//! is materialised up front.
+
+use crate::common::{Counting, decode, display, resolve_path, single_byte};
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_csv::reader::Format;
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use flate2::read::MultiGzDecoder;
+use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const NAME: &str = "filesystem.csv_extractor";
+
+/// Records read to infer column types.
+const INFER_SAMPLE_ROWS: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+struct Config {
+    path: String,
+    #[serde(default)]
+    base_dir: Option<String>,
+    #[serde(default = "default_delimiter")]
+    delimiter: String,
+    #[serde(default = "default_quotechar")]
+    quotechar: String,
+    #[serde(default = "yes")]
+    header: bool,
+    #[serde(default = "default_encoding")]
+    encoding: String,
+    #[serde(default)]
+    skip_rows: u64,
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    columns: Option<Vec<String>>,
+    #[serde(default)]
+    dtype: BTreeMap<String, String>,
+    #[serde(default = "default_null_values")]
+    null_values: Vec<String>,
+    #[serde(default = "default_compression")]
+    compression: String,
+    #[serde(default = "default_batch_size")]
+    batch_size: usize,
+}
+
+fn default_delimiter() -> String {
+    ",".into()
+}
+fn default_quotechar() -> String {
+    "\"".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_encoding() -> String {
+    "utf-8".into()
+}
+fn default_null_values() -> Vec<String> {
+    vec![String::new()]
+}
+fn default_compression() -> String {
+    "infer".into()
+}
+fn default_batch_size() -> usize {
+    10_000
+}
+
+/// Everything needed to open the file again (inference, then streaming).
+struct Source {
+    path: PathBuf,
+    gzip: bool,
+    latin1: bool,
+    skip_rows: u64,
+}
+
+impl Source {
+    fn open(&self) -> Result<(Box<dyn BufRead + Send>, Arc<AtomicU64>), PluginError> {
+        let file = File::open(&self.path).map_err(|e| {
+            let kind = if e.kind() == io::ErrorKind::NotFound {
+                "not found"
+            } else {
+                "cannot be opened"
+            };
+            PluginError::new(
+                ErrorKind::Io,
+                "CSV-OPEN",
+                format!("CSV file `{}` {kind}: {e}", display(&self.path)),
+            )
+            .with_help("check `path` (relative paths resolve against the connection's `base_dir`)")
+        })?;
+        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(PluginError::new(
+                ErrorKind::Config,
+                "CSV-OPEN",
+                format!("`{}` is a directory, not a CSV file", display(&self.path)),
+            ));
+        }
+        let (counted, bytes) = Counting::new(file);
+        let raw: Box<dyn Read + Send> = if self.gzip {
+            Box::new(MultiGzDecoder::new(BufReader::new(counted)))
+        } else {
+            Box::new(counted)
+        };
+        let decoded: Box<dyn Read + Send> = if self.latin1 {
+            Box::new(Latin1ToUtf8::new(raw))
+        } else {
+            raw
+        };
+        let mut reader: Box<dyn BufRead + Send> =
+            Box::new(BufReader::with_capacity(1 << 16, decoded));
+        let mut line = Vec::new();
+        for _ in 0..self.skip_rows {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| self.read_error(e))?;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok((reader, bytes))
+    }
+
+    fn read_error(&self, e: io::Error) -> PluginError {
+        let hint = if self.gzip {
+            " (is it really gzip-compressed? set `compression: none` if not)"
+        } else {
+            ""
+        };
+        PluginError::new(
+            ErrorKind::Io,
+            "CSV-READ",
+            format!("reading `{}` failed: {e}{hint}", display(&self.path)),
+        )
+    }
+}
+
+pub struct CsvExtractor;
+
+impl Driver for CsvExtractor {
+    fn run(
+        &self,
+        step_id: &str,
+        config: &Value,
+        _inputs: Streams,
+        ctx: &Context,
+    ) -> Result<Streams, PluginError> {
+        let plan = Plan::new(config, ctx)?;
+        ctx.debug(&format!(
+            "step `{step_id}`: reading `{}`",
+            display(&plan.source.path)
+        ));
+        let stream = plan.stream(ctx.clone())?;
+        let mut out = Streams::new();
+        out.insert("df".to_string(), Box::new(stream));
+        Ok(out)
+    }
+
+    /// With a directory: the CSV files in it. With a file: its columns and inferred types.
+    fn discover(&self, config: &Value, ctx: &Context) -> Result<Value, PluginError> {
+        let cfg: Config = decode(NAME, config)?;
+        let path = resolve_path(&cfg.path, cfg.base_dir.as_deref(), ctx);
+        if path.is_dir() {
+            let mut files = Vec::new();
+            let entries = std::fs::read_dir(&path)
+                .map_err(|e| PluginError::io(format!("cannot list `{}`: {e}", display(&path))))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let lower = name.to_lowercase();
+                let is_csv = [".csv", ".csv.gz", ".tsv", ".tsv.gz"]
+                    .iter()
+                    .any(|s| lower.ends_with(s));
+                if is_csv && entry.path().is_file() {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    files.push(json!({ "name": name, "size_bytes": size }));
+                }
+            }
+            files.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            return Ok(json!({ "directory": display(&path), "files": files }));
+        }
+        let plan = Plan::new(config, ctx)?;
+        let columns: Vec<Value> = plan
+            .schema
+            .fields()
+            .iter()
+            .map(|f| json!({ "name": f.name(), "type": type_name(f.data_type()) }))
+            .collect();
+        Ok(json!({ "file": display(&plan.source.path), "columns": columns }))
+    }
+
+    /// A filesystem connection works when its `base_dir` exists, is a directory and is writable.
+    fn doctor(&self, config: &Value, ctx: &Context) -> Result<Value, PluginError> {
+        doctor_base_dir(config, ctx)
+    }
+}
+
+/// The connection check shared by the CSV components: codes `not_found`, `not_a_directory`, `not_writable`.
+pub(crate) fn doctor_base_dir(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
+    let started = std::time::Instant::now();
+    let base = config
+        .get("base_dir")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            ctx.connection().and_then(|c| {
+                c.get("base_dir")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+        })
+        .unwrap_or_else(|| ".".to_string());
+    let path = PathBuf::from(&base);
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        PluginError::new(
+            ErrorKind::Io,
+            "not_found",
+            format!("base_dir `{base}` cannot be accessed: {e}"),
+        )
+        .with_help("create the directory, or fix `base_dir` in the connection")
+    })?;
+    if !meta.is_dir() {
+        return Err(PluginError::new(
+            ErrorKind::Config,
+            "not_a_directory",
+            format!("base_dir `{base}` is not a directory"),
+        ));
+    }
+    let probe = path.join(format!(".osiris-doctor-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        PluginError::new(
+            ErrorKind::Io,
+            "not_writable",
+            format!("base_dir `{base}` is not writable: {e}"),
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(json!({ "ok": true, "latency_ms": started.elapsed().as_millis() as u64, "base_dir": base }))
+}
+
+fn type_name(t: &DataType) -> String {
+    match t {
+        DataType::Int64 => "int64".into(),
+        DataType::Float64 => "float64".into(),
+        DataType::Utf8 => "utf8".into(),
+        DataType::Boolean => "bool".into(),
+        DataType::Date32 => "date32".into(),
+        DataType::Timestamp(_, _) => "timestamp".into(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_dtype(column: &str, name: &str) -> Result<DataType, PluginError> {
+    Ok(match name {
+        "int64" => DataType::Int64,
+        "float64" => DataType::Float64,
+        "utf8" => DataType::Utf8,
+        "bool" => DataType::Boolean,
+        "date32" => DataType::Date32,
+        "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        other => {
+            return Err(
+                PluginError::config(format!("`dtype.{column}`: unknown type `{other}`"))
+                    .with_help("use one of int64, float64, utf8, bool, date32, timestamp"),
+            );
+        }
+    })
+}
+
+/// A null-matching regex for `null_values`: an exact match of any listed value.
+fn null_regex(values: &[String]) -> Result<regex::Regex, PluginError> {
+    let pattern = if values.is_empty() {
+        // Matches nothing: no field is read as null.
+        r"[^\s\S]".to_string()
+    } else {
+        let alts: Vec<String> = values.iter().map(|v| regex::escape(v)).collect();
+        format!("^(?:{})$", alts.join("|"))
+    };
+    regex::Regex::new(&pattern)
+        .map_err(|e| PluginError::internal(format!("null_values pattern: {e}")))
+}
+
+/// The resolved reading plan: source, CSV format, full schema (with overrides) and projection.
+struct Plan {
+    source: Source,
+    format: Format,
+    /// Schema of the file (all columns, overrides applied).
+    file_schema: SchemaRef,
+    /// Schema of the output (after `columns`).
+    schema: SchemaRef,
+    projection: Option<Vec<usize>>,
+    limit: Option<u64>,
+    batch_size: usize,
+}
+
+impl Plan {
+    fn new(config: &Value, ctx: &Context) -> Result<Plan, PluginError> {
+        let cfg: Config = decode(NAME, config)?;
+        let path = resolve_path(&cfg.path, cfg.base_dir.as_deref(), ctx);
+        let gzip = match cfg.compression.as_str() {
+            "gzip" => true,
+            "none" => false,
+            "infer" => path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gz")),
+            other => {
+                return Err(
+                    PluginError::config(format!("`compression`: unknown value `{other}`"))
+                        .with_help("use one of infer, none, gzip"),
+                );
+            }
+        };
+        let latin1 = match cfg.encoding.to_lowercase().as_str() {
+            "utf-8" | "utf8" => false,
+            "latin-1" | "latin1" | "iso-8859-1" => true,
+            other => {
+                return Err(PluginError::config(format!(
+                    "`encoding`: unsupported encoding `{other}`"
+                ))
+                .with_help("use utf-8 or latin-1"));
+            }
+        };
+        if cfg.batch_size == 0 {
+            return Err(PluginError::config("`batch_size` must be at least 1"));
+        }
+        let source = Source {
+            path,
+            gzip,
+            latin1,
+            skip_rows: cfg.skip_rows,
+        };
+        let format = Format::default()
+            .with_header(cfg.header)
+            .with_delimiter(single_byte("delimiter", &cfg.delimiter)?)
+            .with_quote(single_byte("quotechar", &cfg.quotechar)?)
+            .with_null_regex(null_regex(&cfg.null_values)?);
+
+        let (reader, _) = source.open()?;
+        let (inferred, _) = format
+            .infer_schema(reader, Some(INFER_SAMPLE_ROWS))
+            .map_err(|e| {
+                PluginError::new(
+                    ErrorKind::Data,
+                    "CSV-PARSE",
+                    format!("cannot read the header of `{}`: {e}", display(&source.path)),
+                )
+            })?;
+        if inferred.fields().is_empty() {
+            return Err(PluginError::new(
+                ErrorKind::Data,
+                "CSV-EMPTY",
+                format!(
+                    "`{}` is empty: no header row to take column names from",
+                    display(&source.path)
+                ),
+            ));
+        }
+        let names: Vec<&str> = inferred
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        for column in cfg.dtype.keys() {
+            if !names.contains(&column.as_str()) {
+                return Err(PluginError::config(format!(
+                    "`dtype` names column `{column}`, which is not in `{}`",
+                    display(&source.path)
+                ))
+                .with_help(format!("columns in the file: {}", names.join(", "))));
+            }
+        }
+        let mut fields = Vec::with_capacity(inferred.fields().len());
+        for f in inferred.fields() {
+            let data_type = match cfg.dtype.get(f.name()) {
+                Some(t) => parse_dtype(f.name(), t)?,
+                None => f.data_type().clone(),
+            };
+            fields.push(Field::new(f.name(), data_type, true));
+        }
+        let file_schema = Arc::new(Schema::new(fields));
+        let (schema, projection) = match &cfg.columns {
+            None => (file_schema.clone(), None),
+            Some(columns) => {
+                let mut idx = Vec::with_capacity(columns.len());
+                for c in columns {
+                    match names.iter().position(|n| n == c) {
+                        Some(i) => idx.push(i),
+                        None => {
+                            return Err(PluginError::config(format!(
+                                "`columns` lists `{c}`, which is not in `{}`",
+                                display(&source.path)
+                            ))
+                            .with_help(format!("columns in the file: {}", names.join(", "))));
+                        }
+                    }
+                }
+                // Columns are kept in file order.
+                idx.sort_unstable();
+                let projected = file_schema
+                    .project(&idx)
+                    .map_err(|e| PluginError::internal(e.to_string()))?;
+                (Arc::new(projected), Some(idx))
+            }
+        };
+        Ok(Plan {
+            source,
+            format,
+            file_schema,
+            schema,
+            projection,
+            limit: cfg.limit,
+            batch_size: cfg.batch_size,
+        })
+    }
+
+    fn stream(self, ctx: Context) -> Result<CsvStream, PluginError> {
+        let (reader, bytes) = self.source.open()?;
+        let mut builder = arrow_csv::ReaderBuilder::new(self.file_schema.clone())
+            .with_format(self.format)
+            .with_batch_size(self.batch_size);
+        if let Some(p) = self.projection {
+            builder = builder.with_projection(p);
+        }
+        let reader = builder
+            .build_buffered(reader)
+            .map_err(|e| PluginError::internal(e.to_string()))?;
+        Ok(CsvStream {
+            reader,
+            schema: self.schema,
+            remaining: self.limit,
+            rows: 0,
+            bytes,
+            ctx,
+            path: display(&self.source.path),
+            done: false,
+        })
+    }
+}
+
+/// The output stream: parses on demand, applies `limit`, reports metrics when it ends.
+struct CsvStream {
+    reader: arrow_csv::reader::BufReader<Box<dyn BufRead + Send>>,
+    schema: SchemaRef,
+    remaining: Option<u64>,
+    rows: u64,
+    bytes: Arc<AtomicU64>,
+    ctx: Context,
+    path: String,
+    done: bool,
+}
+
+impl CsvStream {
+    fn finish(&mut self) {
+        self.done = true;
+        self.ctx.metric("rows_read", self.rows as f64, Some("rows"));
+        self.ctx.metric(
+            "bytes_processed",
+            self.bytes.load(Ordering::Relaxed) as f64,
+            Some("bytes"),
+        );
+        self.ctx
+            .debug(&format!("read {} rows from `{}`", self.rows, self.path));
+    }
+}
+
+impl Iterator for CsvStream {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.remaining == Some(0) {
+            self.finish();
+            return None;
+        }
+        if self.ctx.is_cancelled() {
+            self.done = true;
+            return Some(Err(ArrowError::ExternalError(Box::new(PluginError::new(
+                ErrorKind::Cancelled,
+                "CANCELLED",
+                "the run was cancelled",
+            )))));
+        }
+        match self.reader.next() {
+            None => {
+                self.finish();
+                None
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                Some(Err(ArrowError::CsvError(format!(
+                    "`{}`: {e} (set `dtype` for this column if the inferred type is wrong)",
+                    self.path
+                ))))
+            }
+            Some(Ok(mut batch)) => {
+                if let Some(rem) = self.remaining.as_mut() {
+                    if (batch.num_rows() as u64) > *rem {
+                        batch = batch.slice(0, *rem as usize);
+                    }
+                    *rem -= batch.num_rows() as u64;
+                }
+                self.rows += batch.num_rows() as u64;
+                Some(Ok(batch))
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for CsvStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// Transcodes ISO-8859-1 bytes to UTF-8 (every byte is one code point).
+struct Latin1ToUtf8<R> {
+    inner: R,
+    raw: Vec<u8>,
+    pending: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Latin1ToUtf8<R> {
+    fn new(inner: R) -> Self {
+        Latin1ToUtf8 {
+            inner,
+            raw: vec![0; 1 << 15],
+            pending: Vec::with_capacity(1 << 16),
+            pos: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Latin1ToUtf8<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.pending.len() {
+            let n = self.inner.read(&mut self.raw)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.pending.clear();
+            self.pos = 0;
+            for &b in &self.raw[..n] {
+                if b < 0x80 {
+                    self.pending.push(b);
+                } else {
+                    self.pending.push(0xC0 | (b >> 6));
+                    self.pending.push(0x80 | (b & 0x3F));
+                }
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.pos);
+        buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn read_all(config: &Value, ctx: &Context) -> Result<Vec<RecordBatch>, String> {
+    let mut out = CsvExtractor
+        .run("t", config, Streams::new(), ctx)
+        .map_err(|e| e.to_string())?;
+    let stream = out.remove("df").expect("df output");
+    stream
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,134 @@
+//! `discover` (tables, columns with source and Arrow types, primary keys, row estimates, sample rows) and
+//! `doctor` (a connection check that tells refused / auth_failed / timeout / unknown_database apart).
+
+use crate::conn::{self, ident};
+use crate::read::decoder_for;
+use mysql_async::prelude::Queryable;
+use osiris_plugin_sdk::{Context, PluginError};
+use serde_json::{Value, json};
+
+pub fn doctor(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
+    let m = conn::merged(config, ctx);
+    let settings = conn::settings(&m)?;
+    conn::on_thread(move || {
+        let rt = conn::runtime()?;
+        rt.block_on(async {
+            let started = std::time::Instant::now();
+            let mut c = conn::connect(&settings).await?;
+            let version: Option<String> = c
+                .query_first("SELECT VERSION()")
+                .await
+                .map_err(|e| conn::db_error(&e, "asking the server version"))?;
+            let _ = c.disconnect().await;
+            Ok(json!({
+                "ok": true,
+                "latency_ms": started.elapsed().as_millis() as u64,
+                "server": settings.label,
+                "server_version": version,
+            }))
+        })
+    })
+}
+
+pub fn discover(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
+    let m = conn::merged(config, ctx);
+    let settings = conn::settings(&m)?;
+    let samples = m
+        .get("samples")
+        .and_then(Value::as_u64)
+        .unwrap_or(3)
+        .min(100);
+    conn::on_thread(move || {
+        let rt = conn::runtime()?;
+        rt.block_on(async {
+            let mut c = conn::connect(&settings).await?;
+            let err = |e: mysql_async::Error| conn::db_error(&e, "listing the tables");
+            let db: Option<String> = c.query_first("SELECT DATABASE()").await.map_err(err)?.flatten();
+            let Some(db) = db else {
+                return Err(PluginError::config("no database selected")
+                    .with_help("set `database` in the mysql connection"));
+            };
+            let tables: Vec<(String, String, Option<u64>)> = c
+                .exec(
+                    "SELECT TABLE_NAME, TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+                    (&db,),
+                )
+                .await
+                .map_err(err)?;
+            let mut out = Vec::new();
+            for (name, kind, estimate) in tables {
+                let cols: Vec<(String, String, String, String)> = c
+                    .exec(
+                        "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY FROM information_schema.COLUMNS \
+                         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                        (&db, &name),
+                    )
+                    .await
+                    .map_err(err)?;
+                // Arrow types as the extractor would produce them: from the metadata of an empty result.
+                let stmt = c
+                    .prep(format!("SELECT * FROM {} LIMIT 0", ident(&name)))
+                    .await
+                    .ok();
+                let arrow: Vec<String> = match &stmt {
+                    Some(s) => s
+                        .columns()
+                        .iter()
+                        .map(|col| {
+                            decoder_for(col.column_type(), col.flags(), col.column_length(), col.decimals(), col.character_set())
+                                .data_type()
+                                .to_string()
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let mut columns = Vec::new();
+                let mut pk = Vec::new();
+                for (i, (cname, ctype, nullable, key)) in cols.into_iter().enumerate() {
+                    if key == "PRI" {
+                        pk.push(cname.clone());
+                    }
+                    columns.push(json!({
+                        "name": cname,
+                        "source_type": ctype,
+                        "arrow_type": arrow.get(i),
+                        "nullable": nullable == "YES",
+                    }));
+                }
+                let mut rows = Vec::new();
+                if samples > 0 {
+                    let names: Vec<String> = columns
+                        .iter()
+                        .filter_map(|c| c["name"].as_str().map(str::to_string))
+                        .collect();
+                    if !names.is_empty() {
+                        let obj = names
+                            .iter()
+                            .map(|n| format!("'{}', {}", n.replace('\'', "''"), ident(n)))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let sql = format!("SELECT JSON_OBJECT({obj}) FROM {} LIMIT {samples}", ident(&name));
+                        if let Ok(texts) = c.query::<String, _>(sql).await {
+                            rows = texts
+                                .iter()
+                                .filter_map(|t| serde_json::from_str::<Value>(t).ok())
+                                .collect();
+                        }
+                    }
+                }
+                out.push(json!({
+                    "name": name,
+                    "schema": db,
+                    "kind": if kind == "VIEW" { "view" } else { "table" },
+                    "row_count_estimate": estimate,
+                    "primary_key": pk,
+                    "columns": columns,
+                    "samples": rows,
+                }));
+            }
+            let _ = c.disconnect().await;
+            Ok(json!({ "database": db, "tables": out }))
+        })
+    })
+}

@@ -1,0 +1,25 @@
+//! MySQL / MariaDB components: `mysql.extractor` (prepared statement, rows streamed into Arrow batches) and
+//! `mysql.writer` (multi-row INSERTs in one transaction; append, replace, upsert).
+
+mod conn;
+mod discover;
+mod read;
+mod write;
+
+osiris_plugin_sdk::export_ocp! {
+    entry: osiris_ocp_mysql,
+    name: "osiris-mysql",
+    version: env!("CARGO_PKG_VERSION"),
+    components: [
+        osiris_plugin_sdk::Component {
+            name: "mysql.extractor",
+            spec_yaml: include_str!("../../../components/mysql.extractor/spec.yaml"),
+            driver: || Box::new(read::Extractor),
+        },
+        osiris_plugin_sdk::Component {
+            name: "mysql.writer",
+            spec_yaml: include_str!("../../../components/mysql.writer/spec.yaml"),
+            driver: || Box::new(write::Writer),
+        },
+    ],
+}

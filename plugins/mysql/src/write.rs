@@ -1,0 +1,715 @@
+//! `mysql.writer`: multi-row `INSERT` statements of `batch_size` rows (and at most a few MB each), all inside
+//! one transaction; `upsert` adds `ON DUPLICATE KEY UPDATE`.
+//!
+//! Invariant: the target table is either fully written or exactly as before. Rows go in one InnoDB transaction
+//! committed only after the whole input was read and inserted without error; on any error it is rolled back.
+//! MySQL commits DDL implicitly, so a table created by `create_table` is created before the transaction and
+//! dropped again when the write fails.
+
+use crate::conn::{self, ident, str_field};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Decimal256Type, DurationMicrosecondType, Float32Type, Float64Type,
+    Int64Type, Time64MicrosecondType, TimestampMicrosecondType, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader};
+use arrow_schema::{DataType, TimeUnit};
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
+use serde_json::Value;
+use std::fmt::Write as _;
+
+pub struct Writer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Append,
+    Replace,
+    Upsert,
+}
+
+/// Largest INSERT statement built before it is sent (well under the default max_allowed_packet).
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
+
+/// The canonical Arrow type values are rendered from, and the MySQL column type for `create_table`.
+struct Plan {
+    canonical: DataType,
+    mysql_type: String,
+}
+
+fn plan(dt: &DataType, key: bool) -> Result<Plan, String> {
+    use DataType as D;
+    let (canonical, ty): (DataType, String) = match dt {
+        D::Boolean => (D::Boolean, "TINYINT(1)".into()),
+        D::Int8 => (D::Int64, "TINYINT".into()),
+        D::Int16 => (D::Int64, "SMALLINT".into()),
+        D::Int32 => (D::Int64, "INT".into()),
+        D::Int64 => (D::Int64, "BIGINT".into()),
+        D::UInt8 => (D::UInt64, "TINYINT UNSIGNED".into()),
+        D::UInt16 => (D::UInt64, "SMALLINT UNSIGNED".into()),
+        D::UInt32 => (D::UInt64, "INT UNSIGNED".into()),
+        D::UInt64 => (D::UInt64, "BIGINT UNSIGNED".into()),
+        D::Float16 | D::Float32 => (D::Float32, "FLOAT".into()),
+        D::Float64 => (D::Float64, "DOUBLE".into()),
+        D::Decimal32(p, s) | D::Decimal64(p, s) | D::Decimal128(p, s) if *s >= 0 => {
+            if *s as u8 > 30 || *p > 65 {
+                return Err(format!(
+                    "is {dt}: MySQL decimals hold at most 65 digits, 30 after the point"
+                ));
+            }
+            (D::Decimal128(*p, *s), format!("DECIMAL({p},{s})"))
+        }
+        D::Decimal256(p, s) if *s >= 0 => {
+            if *s as u8 > 30 || *p > 65 {
+                return Err(format!(
+                    "is {dt}: MySQL decimals hold at most 65 digits, 30 after the point"
+                ));
+            }
+            (D::Decimal256(*p, *s), format!("DECIMAL({p},{s})"))
+        }
+        D::Utf8 | D::LargeUtf8 | D::Utf8View | D::Null => (
+            D::Utf8,
+            if key {
+                "VARCHAR(255)".into()
+            } else {
+                "LONGTEXT".into()
+            },
+        ),
+        D::Dictionary(_, v) if matches!(**v, D::Utf8 | D::LargeUtf8 | D::Utf8View) => (
+            D::Utf8,
+            if key {
+                "VARCHAR(255)".into()
+            } else {
+                "LONGTEXT".into()
+            },
+        ),
+        D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_) => (
+            D::Binary,
+            if key {
+                "VARBINARY(255)".into()
+            } else {
+                "LONGBLOB".into()
+            },
+        ),
+        D::Date32 | D::Date64 => (D::Date32, "DATE".into()),
+        D::Timestamp(_, tz) => (
+            D::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            "DATETIME(6)".into(),
+        ),
+        D::Time32(_) | D::Time64(_) => (D::Time64(TimeUnit::Microsecond), "TIME(6)".into()),
+        D::Duration(_) => (D::Duration(TimeUnit::Microsecond), "TIME(6)".into()),
+        other => {
+            return Err(format!(
+                "has Arrow type {other}, which has no MySQL column type here"
+            ));
+        }
+    };
+    Ok(Plan {
+        canonical,
+        mysql_type: ty,
+    })
+}
+
+fn canonical(a: &ArrayRef, p: &Plan) -> Result<ArrayRef, String> {
+    if a.data_type() == &p.canonical {
+        return Ok(a.clone());
+    }
+    if let DataType::FixedSizeBinary(_) = a.data_type() {
+        let b: arrow_array::BinaryArray = a.as_fixed_size_binary().iter().collect();
+        return Ok(std::sync::Arc::new(b));
+    }
+    arrow_cast::cast(a, &p.canonical).map_err(|e| e.to_string())
+}
+
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn scaled(out: &mut String, unscaled: String, scale: usize) {
+    let (neg, digits) = match unscaled.strip_prefix('-') {
+        Some(d) => (true, d.to_string()),
+        None => (false, unscaled),
+    };
+    if neg {
+        out.push('-');
+    }
+    if scale == 0 {
+        out.push_str(&digits);
+        return;
+    }
+    let padded = if digits.len() <= scale {
+        format!("{}{}", "0".repeat(scale + 1 - digits.len()), digits)
+    } else {
+        digits
+    };
+    let (i, f) = padded.split_at(padded.len() - scale);
+    out.push_str(i);
+    out.push('.');
+    out.push_str(f);
+}
+
+/// Appends the SQL literal of `col[row]`.
+fn literal(out: &mut String, col: &ArrayRef, row: usize) -> Result<(), String> {
+    use DataType as D;
+    if col.is_null(row) {
+        out.push_str("NULL");
+        return Ok(());
+    }
+    match col.data_type() {
+        D::Boolean => out.push(if col.as_boolean().value(row) {
+            '1'
+        } else {
+            '0'
+        }),
+        D::Int64 => {
+            let _ = write!(out, "{}", col.as_primitive::<Int64Type>().value(row));
+        }
+        D::UInt64 => {
+            let _ = write!(out, "{}", col.as_primitive::<UInt64Type>().value(row));
+        }
+        D::Float32 => {
+            let v = col.as_primitive::<Float32Type>().value(row);
+            if !v.is_finite() {
+                return Err(format!("{v} cannot be stored in MySQL"));
+            }
+            let _ = write!(out, "{v:e}");
+        }
+        D::Float64 => {
+            let v = col.as_primitive::<Float64Type>().value(row);
+            if !v.is_finite() {
+                return Err(format!("{v} cannot be stored in MySQL"));
+            }
+            let _ = write!(out, "{v:e}");
+        }
+        D::Decimal128(_, s) => scaled(
+            out,
+            col.as_primitive::<Decimal128Type>().value(row).to_string(),
+            *s as usize,
+        ),
+        D::Decimal256(_, s) => scaled(
+            out,
+            col.as_primitive::<Decimal256Type>().value(row).to_string(),
+            *s as usize,
+        ),
+        D::Utf8 => {
+            let v = col.as_string::<i32>().value(row);
+            out.reserve(v.len() + 2);
+            out.push('\'');
+            for ch in v.chars() {
+                if ch == '\'' {
+                    out.push('\'');
+                }
+                out.push(ch);
+            }
+            out.push('\'');
+        }
+        D::Binary => {
+            let v = col.as_binary::<i32>().value(row);
+            out.reserve(v.len() * 2 + 3);
+            out.push_str("X'");
+            for b in v {
+                let _ = write!(out, "{b:02X}");
+            }
+            out.push('\'');
+        }
+        D::Date32 => {
+            let (y, m, d) = civil(col.as_primitive::<Date32Type>().value(row) as i64);
+            let _ = write!(out, "'{y:04}-{m:02}-{d:02}'");
+        }
+        D::Timestamp(TimeUnit::Microsecond, _) => {
+            let t = col.as_primitive::<TimestampMicrosecondType>().value(row);
+            let days = t.div_euclid(86_400_000_000);
+            let rest = t.rem_euclid(86_400_000_000);
+            let (y, m, d) = civil(days);
+            let _ = write!(out, "'{y:04}-{m:02}-{d:02} ");
+            time_of_day(out, rest);
+            out.push('\'');
+        }
+        D::Time64(TimeUnit::Microsecond) => {
+            out.push('\'');
+            time_of_day(out, col.as_primitive::<Time64MicrosecondType>().value(row));
+            out.push('\'');
+        }
+        D::Duration(TimeUnit::Microsecond) => {
+            let v = col.as_primitive::<DurationMicrosecondType>().value(row);
+            let a = v.unsigned_abs();
+            let h = a / 3_600_000_000;
+            if h > 838 {
+                return Err("a duration beyond 838 hours does not fit MySQL's TIME".into());
+            }
+            let _ = write!(
+                out,
+                "'{}{h}:{:02}:{:02}.{:06}'",
+                if v < 0 { "-" } else { "" },
+                a / 60_000_000 % 60,
+                a / 1_000_000 % 60,
+                a % 1_000_000
+            );
+        }
+        other => return Err(format!("no literal for {other} (this is a bug)")),
+    }
+    Ok(())
+}
+
+fn time_of_day(out: &mut String, us: i64) {
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}.{:06}",
+        us / 3_600_000_000,
+        us / 60_000_000 % 60,
+        us / 1_000_000 % 60,
+        us % 1_000_000
+    );
+}
+
+impl Driver for Writer {
+    fn run(
+        &self,
+        step_id: &str,
+        config: &Value,
+        mut inputs: Streams,
+        ctx: &Context,
+    ) -> Result<Streams, PluginError> {
+        let m = conn::merged(config, ctx);
+        let settings = conn::settings(&m)?;
+        let table = str_field(&m, "table")
+            .ok_or_else(|| PluginError::config("`table` is required: the table to write to"))?
+            .to_string();
+        let mode = match str_field(&m, "mode")
+            .or_else(|| str_field(&m, "write_mode"))
+            .unwrap_or("append")
+        {
+            "append" => Mode::Append,
+            "replace" => Mode::Replace,
+            "upsert" => Mode::Upsert,
+            other => {
+                return Err(
+                    PluginError::config(format!("`mode`: unknown value `{other}`"))
+                        .with_help("use append, replace or upsert"),
+                );
+            }
+        };
+        let keys: Vec<String> = m
+            .get("upsert_keys")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if mode == Mode::Upsert && keys.is_empty() {
+            return Err(PluginError::config(
+                "`mode: upsert` needs `upsert_keys`: the columns identifying a row",
+            )
+            .with_help("e.g. `upsert_keys: [id]`"));
+        }
+        let create = m
+            .get("create_table")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let batch_rows = m
+            .get("batch_size")
+            .and_then(Value::as_u64)
+            .map(|b| b.clamp(1, 100_000) as usize)
+            .unwrap_or(1000);
+        let input = match inputs.len() {
+            0 => {
+                return Err(
+                    PluginError::config(format!("step `{step_id}` has no input to write"))
+                        .with_help("list the step that produces the data in `needs`"),
+                );
+            }
+            1 => inputs.pop_first().map(|(_, s)| s).expect("one input"),
+            n => match inputs.remove("df") {
+                Some(s) => s,
+                None => {
+                    return Err(PluginError::config(format!(
+                        "step `{step_id}` has {n} inputs; a database writer writes exactly one"
+                    ))
+                    .with_help("join the inputs in a duckdb.processor step first"));
+                }
+            },
+        };
+        let job = Job {
+            settings,
+            table,
+            mode,
+            keys,
+            create,
+            batch_rows,
+            ctx: ctx.clone(),
+        };
+        conn::on_thread(move || job.run(input))?;
+        Ok(Streams::new())
+    }
+
+    fn discover(&self, config: &Value, ctx: &Context) -> Result<Value, PluginError> {
+        crate::discover::discover(config, ctx)
+    }
+
+    fn doctor(&self, config: &Value, ctx: &Context) -> Result<Value, PluginError> {
+        crate::discover::doctor(config, ctx)
+    }
+}
+
+struct Job {
+    settings: conn::Settings,
+    table: String,
+    mode: Mode,
+    keys: Vec<String>,
+    create: bool,
+    batch_rows: usize,
+    ctx: Context,
+}
+
+impl Job {
+    fn run(self, mut input: Box<dyn RecordBatchReader + Send>) -> Result<(), PluginError> {
+        let rt = conn::runtime()?;
+        let started = std::time::Instant::now();
+        let mut c = rt.block_on(conn::connect(&self.settings))?;
+        let mut created = false;
+        let result = self.write(&rt, &mut c, &mut input, &mut created);
+        match result {
+            Ok(rows) => {
+                self.ctx.metric("rows_written", rows as f64, Some("rows"));
+                self.ctx.metric(
+                    "duration_ms",
+                    started.elapsed().as_millis() as f64,
+                    Some("ms"),
+                );
+                self.ctx.debug(&format!(
+                    "wrote {rows} rows into {} ({:?})",
+                    ident(&self.table),
+                    self.mode
+                ));
+                let _ = rt.block_on(c.disconnect());
+                Ok(())
+            }
+            Err(e) => {
+                let _ = rt.block_on(c.query_drop("ROLLBACK"));
+                if created {
+                    let _ = rt.block_on(c.query_drop(format!("DROP TABLE {}", ident(&self.table))));
+                }
+                let _ = rt.block_on(c.disconnect());
+                Err(e)
+            }
+        }
+    }
+
+    fn write(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        c: &mut Conn,
+        input: &mut Box<dyn RecordBatchReader + Send>,
+        created: &mut bool,
+    ) -> Result<u64, PluginError> {
+        let target = ident(&self.table);
+        let schema = input.schema();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let mut plans = Vec::new();
+        for f in schema.fields() {
+            let key = self.keys.contains(f.name());
+            plans.push(plan(f.data_type(), key).map_err(|why| {
+                PluginError::new(
+                    ErrorKind::Data,
+                    "MYSQL-TYPE",
+                    format!("input column `{}` {why}", f.name()),
+                )
+                .with_help(
+                    "convert it in an upstream duckdb.processor step (e.g. CAST(x AS VARCHAR))",
+                )
+            })?);
+        }
+        for k in &self.keys {
+            if !names.contains(k) {
+                return Err(PluginError::config(format!(
+                    "`upsert_keys` column `{k}` is not among the input columns ({})",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let db: Option<String> = rt
+            .block_on(c.query_first("SELECT DATABASE()"))
+            .map_err(|e| conn::db_error(&e, "asking for the current database"))?
+            .flatten();
+        let Some(db) = db else {
+            return Err(PluginError::config("no database selected for the write")
+                .with_help("set `database` in the mysql connection"));
+        };
+        let mut cols = self.columns(rt, c, &db)?;
+        if cols.is_empty() {
+            if !self.create {
+                return Err(PluginError::new(
+                    ErrorKind::Config,
+                    "MYSQL-NO-TABLE",
+                    format!("table {target} does not exist in {}", self.settings.label),
+                )
+                .with_help("create it first, or set `create_table: true` to create it from the input's columns"));
+            }
+            let mut defs: Vec<String> = names
+                .iter()
+                .zip(&plans)
+                .map(|(n, p)| format!("{} {}", ident(n), p.mysql_type))
+                .collect();
+            if !self.keys.is_empty() {
+                defs.push(format!(
+                    "PRIMARY KEY ({})",
+                    self.keys
+                        .iter()
+                        .map(|k| ident(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let ddl = format!(
+                "CREATE TABLE {target} ({}) DEFAULT CHARSET = utf8mb4",
+                defs.join(", ")
+            );
+            rt.block_on(c.query_drop(&ddl))
+                .map_err(|e| conn::db_error(&e, &format!("creating table {target}")))?;
+            *created = true;
+            self.ctx.info(&format!("created table {target}"));
+            cols = self.columns(rt, c, &db)?;
+        }
+        for n in &names {
+            if !cols.contains(n) {
+                let hint = match cols.iter().find(|c| c.eq_ignore_ascii_case(n)) {
+                    Some(c) => format!(" (it has `{c}`)"),
+                    None => String::new(),
+                };
+                return Err(PluginError::new(
+                    ErrorKind::Config,
+                    "MYSQL-COLUMN",
+                    format!("table {target} has no column `{n}`{hint}"),
+                )
+                .with_help(format!(
+                    "its columns: {}; rename or drop the input column upstream",
+                    cols.iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        if self.mode == Mode::Upsert {
+            self.check_unique_key(rt, c, &db)?;
+        }
+
+        rt.block_on(c.query_drop("START TRANSACTION"))
+            .map_err(|e| conn::db_error(&e, "starting the transaction"))?;
+        if self.mode == Mode::Replace {
+            rt.block_on(c.query_drop(format!("DELETE FROM {target}")))
+                .map_err(|e| conn::db_error(&e, &format!("removing the rows of {target}")))?;
+        }
+        let col_list = names
+            .iter()
+            .map(|n| ident(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let head = format!("INSERT INTO {target} ({col_list}) VALUES ");
+        let tail = if self.mode == Mode::Upsert {
+            let updates: Vec<String> = names
+                .iter()
+                .filter(|n| !self.keys.contains(n))
+                .map(|n| format!("{0} = VALUES({0})", ident(n)))
+                .collect();
+            if updates.is_empty() {
+                // Nothing to update: keep the existing row.
+                let k = ident(&self.keys[0]);
+                format!(" ON DUPLICATE KEY UPDATE {k} = {k}")
+            } else {
+                format!(" ON DUPLICATE KEY UPDATE {}", updates.join(", "))
+            }
+        } else {
+            String::new()
+        };
+        let mut rows = 0u64;
+        let mut sql = String::with_capacity(1 << 20);
+        let mut in_stmt = 0usize;
+        for batch in input.by_ref() {
+            let batch = batch.map_err(|e| {
+                let inner = PluginError::from_arrow(&e);
+                PluginError::new(
+                    inner.kind,
+                    inner.code,
+                    format!("reading the input failed: {}", inner.message),
+                )
+            })?;
+            self.ctx.check_cancelled()?;
+            let batch = self.canonical(&batch, &plans)?;
+            for row in 0..batch.num_rows() {
+                if in_stmt == 0 {
+                    sql.clear();
+                    sql.push_str(&head);
+                } else {
+                    sql.push(',');
+                }
+                sql.push('(');
+                for (i, col) in batch.columns().iter().enumerate() {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    literal(&mut sql, col, row).map_err(|why| {
+                        PluginError::new(
+                            ErrorKind::Data,
+                            "MYSQL-VALUE",
+                            format!("column `{}`, row {}: {why}", names[i], rows + 1),
+                        )
+                    })?;
+                }
+                sql.push(')');
+                in_stmt += 1;
+                rows += 1;
+                if in_stmt >= self.batch_rows || sql.len() >= MAX_STATEMENT_BYTES {
+                    self.send(rt, c, &mut sql, &tail, &target)?;
+                    in_stmt = 0;
+                }
+            }
+        }
+        if in_stmt > 0 {
+            self.send(rt, c, &mut sql, &tail, &target)?;
+        }
+        rt.block_on(c.query_drop("COMMIT"))
+            .map_err(|e| conn::db_error(&e, "committing the transaction"))?;
+        Ok(rows)
+    }
+
+    fn send(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        c: &mut Conn,
+        sql: &mut String,
+        tail: &str,
+        target: &str,
+    ) -> Result<(), PluginError> {
+        sql.push_str(tail);
+        rt.block_on(c.query_drop(sql.as_str())).map_err(|e| {
+            let mut err = conn::db_error(&e, &format!("writing into {target}"));
+            if err.kind == ErrorKind::Data {
+                err = err.with_help(format!("nothing was written: {target} is unchanged"));
+            }
+            err
+        })
+    }
+
+    fn columns(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        c: &mut Conn,
+        db: &str,
+    ) -> Result<Vec<String>, PluginError> {
+        rt.block_on(c.exec::<String, _, _>(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, &self.table),
+        ))
+        .map_err(|e| conn::db_error(&e, "reading the table's columns"))
+    }
+
+    fn check_unique_key(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        c: &mut Conn,
+        db: &str,
+    ) -> Result<(), PluginError> {
+        let rows: Vec<(String, String)> = rt
+            .block_on(c.exec(
+                "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+                 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+                (db, &self.table),
+            ))
+            .map_err(|e| conn::db_error(&e, "reading the table's keys"))?;
+        let mut by_index: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (i, col) in rows {
+            by_index.entry(i).or_default().push(col);
+        }
+        let mut want = self.keys.clone();
+        want.sort();
+        let found = by_index.values().any(|cols| {
+            let mut c = cols.clone();
+            c.sort();
+            c == want
+        });
+        if !found {
+            return Err(PluginError::config(format!(
+                "upsert into {} needs a primary key or unique index on exactly ({}), and the table has none",
+                ident(&self.table),
+                self.keys.join(", ")
+            ))
+            .with_help(format!(
+                "add one (ALTER TABLE {} ADD UNIQUE ({})) or fix `upsert_keys`",
+                ident(&self.table),
+                self.keys.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    fn canonical(&self, batch: &RecordBatch, plans: &[Plan]) -> Result<RecordBatch, PluginError> {
+        let schema = batch.schema();
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for ((f, a), p) in schema.fields().iter().zip(batch.columns()).zip(plans) {
+            let c = canonical(a, p).map_err(|why| {
+                PluginError::new(
+                    ErrorKind::Data,
+                    "MYSQL-TYPE",
+                    format!("input column `{}` cannot be converted: {why}", f.name()),
+                )
+            })?;
+            fields.push(arrow_schema::Field::new(
+                f.name(),
+                c.data_type().clone(),
+                true,
+            ));
+            arrays.push(c);
+        }
+        RecordBatch::try_new(
+            std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+            arrays,
+        )
+        .map_err(|e| PluginError::internal(format!("re-typing a batch failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use crate::read::days_from_civil;
+
+    #[test]
+    fn civil_round_trips_days() {
+        for d in [-1_000_000i64, -1, 0, 1, 10_957, 19_782, 2_932_896] {
+            let (y, m, dd) = civil(d);
+            assert_eq!(days_from_civil(y, m as i64, dd as i64), d);
+        }
+    }
+
+    #[test]
+    fn decimals_render_with_the_point() {
+        let mut s = String::new();
+        scaled(&mut s, "-5".into(), 3);
+        assert_eq!(s, "-0.005");
+        s.clear();
+        scaled(&mut s, "123456".into(), 2);
+        assert_eq!(s, "1234.56");
+    }
+}

@@ -1,0 +1,488 @@
+//! `postgres.writer` / `supabase.writer`: the input stream is copied (binary COPY) into a temporary staging
+//! table, then moved into the target with one `INSERT ... SELECT` (with `ON CONFLICT ... DO UPDATE` for
+//! upsert), all inside one transaction.
+//!
+//! Invariant: the target table is either fully written or exactly as before. Everything (creating a missing
+//! table, removing old rows for `replace`, the insert) happens in one transaction that is committed only
+//! after the whole input was read without error; any error, including one raised by an upstream step while
+//! its stream is pulled, rolls it back.
+
+use crate::conn::{self, Flavor, ident, qualified, str_field};
+use crate::encode::{self, Plan};
+use arrow_array::{RecordBatch, RecordBatchReader};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use tokio_postgres::Client;
+
+pub struct Writer {
+    pub flavor: Flavor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Append,
+    Replace,
+    Upsert,
+}
+
+/// The single input stream of a writer step.
+pub fn single_input(
+    step_id: &str,
+    mut inputs: Streams,
+) -> Result<Box<dyn RecordBatchReader + Send>, PluginError> {
+    match inputs.len() {
+        0 => Err(
+            PluginError::config(format!("step `{step_id}` has no input to write"))
+                .with_help("list the step that produces the data in `needs`"),
+        ),
+        1 => Ok(inputs.pop_first().map(|(_, s)| s).expect("one input")),
+        _ => {
+            if let Some(s) = inputs.remove("df") {
+                return Ok(s);
+            }
+            let names: Vec<String> = inputs.keys().map(|k| format!("`{k}`")).collect();
+            Err(PluginError::config(format!(
+                "step `{step_id}` has {} inputs ({}); a database writer writes exactly one",
+                names.len(),
+                names.join(", ")
+            ))
+            .with_help("join the inputs in a duckdb.processor step first"))
+        }
+    }
+}
+
+fn primary_key(m: &Map<String, Value>) -> Vec<String> {
+    match m.get("primary_key") {
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Driver for Writer {
+    fn run(
+        &self,
+        step_id: &str,
+        config: &Value,
+        inputs: Streams,
+        ctx: &Context,
+    ) -> Result<Streams, PluginError> {
+        let m = conn::merged(config, ctx);
+        let settings = conn::settings(self.flavor, &m)?;
+        let table = str_field(&m, "table")
+            .ok_or_else(|| PluginError::config("`table` is required: the table to write to"))?
+            .to_string();
+        let mode = match str_field(&m, "write_mode").unwrap_or("append") {
+            "append" => Mode::Append,
+            "replace" => Mode::Replace,
+            "upsert" | "merge" => Mode::Upsert,
+            other => {
+                return Err(
+                    PluginError::config(format!("`write_mode`: unknown value `{other}`"))
+                        .with_help("use append, replace, upsert or merge"),
+                );
+            }
+        };
+        let pk = primary_key(&m);
+        if mode == Mode::Upsert && pk.is_empty() {
+            return Err(PluginError::config(
+                "`write_mode: upsert` needs `primary_key`: the column(s) identifying a row",
+            )
+            .with_help("e.g. `primary_key: id` or `primary_key: [day, customer_id]`"));
+        }
+        let create = m
+            .get("create_if_missing")
+            .and_then(Value::as_bool)
+            .unwrap_or(self.flavor == Flavor::Supabase);
+        let chunk_rows = m
+            .get("batch_size")
+            .and_then(Value::as_u64)
+            .map(|b| b.clamp(1, 100_000) as usize)
+            .unwrap_or(1000);
+        let input = single_input(step_id, inputs)?;
+        let job = Job {
+            settings,
+            table,
+            mode,
+            pk,
+            create,
+            chunk_rows,
+            ctx: ctx.clone(),
+        };
+        // The database work runs on a thread of its own, with its own runtime.
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name(format!("pg-write-{step_id}"))
+                .spawn_scoped(scope, move || job.run(input))
+                .map_err(|e| PluginError::internal(format!("cannot start a writer thread: {e}")))?
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })?;
+        Ok(Streams::new())
+    }
+
+    fn discover(&self, config: &Value, ctx: &Context) -> Result<Value, PluginError> {
+        crate::discover::discover(self.flavor, config, ctx)
+    }
+
+    fn doctor(&self, config: &Value, ctx: &Context) -> Result<Value, PluginError> {
+        crate::discover::doctor(self.flavor, config, ctx)
+    }
+}
+
+struct Job {
+    settings: conn::Settings,
+    table: String,
+    mode: Mode,
+    pk: Vec<String>,
+    create: bool,
+    chunk_rows: usize,
+    ctx: Context,
+}
+
+/// A target column: name and its type as `format_type` spells it.
+struct TargetCol {
+    name: String,
+    pg_type: String,
+}
+
+impl Job {
+    fn code(&self, c: &str) -> String {
+        format!("{}-{c}", self.settings.flavor.prefix())
+    }
+
+    fn run(self, mut input: Box<dyn RecordBatchReader + Send>) -> Result<(), PluginError> {
+        let rt = conn::runtime()?;
+        let started = std::time::Instant::now();
+        let client = rt.block_on(conn::connect(&self.settings))?;
+        rt.block_on(client.batch_execute("BEGIN"))
+            .map_err(|e| self.err(&e, "starting the transaction"))?;
+        match self.write(&rt, &client, &mut input) {
+            Ok(rows) => {
+                rt.block_on(client.batch_execute("COMMIT"))
+                    .map_err(|e| self.err(&e, "committing the transaction"))?;
+                self.ctx.metric("rows_written", rows as f64, Some("rows"));
+                self.ctx.metric(
+                    "duration_ms",
+                    started.elapsed().as_millis() as f64,
+                    Some("ms"),
+                );
+                self.ctx.debug(&format!(
+                    "wrote {rows} rows into {} ({:?})",
+                    qualified(&self.settings.schema, &self.table),
+                    self.mode
+                ));
+                Ok(())
+            }
+            Err(e) => {
+                // The target stays as it was; a failed ROLLBACK (lost connection) rolls back on the server too.
+                let _ = rt.block_on(client.batch_execute("ROLLBACK"));
+                Err(e)
+            }
+        }
+    }
+
+    fn err(&self, e: &tokio_postgres::Error, doing: &str) -> PluginError {
+        conn::db_error(self.settings.flavor, e, doing)
+    }
+
+    fn write(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        client: &Client,
+        input: &mut Box<dyn RecordBatchReader + Send>,
+    ) -> Result<u64, PluginError> {
+        let schema = input.schema();
+        let target = qualified(&self.settings.schema, &self.table);
+        // Plan the staging columns from the input's Arrow types.
+        let mut plans: Vec<Plan> = Vec::new();
+        for f in schema.fields() {
+            plans.push(encode::plan(f.data_type()).map_err(|why| {
+                PluginError::new(
+                    ErrorKind::Data,
+                    self.code("TYPE"),
+                    format!("input column `{}` {why}", f.name()),
+                )
+                .with_help("convert it in an upstream duckdb.processor step (e.g. CAST(x AS VARCHAR) or to_json(x))")
+            })?);
+        }
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        for k in &self.pk {
+            if !names.contains(k) {
+                return Err(PluginError::config(format!(
+                    "`primary_key` column `{k}` is not among the input columns ({})",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+
+        let mut cols = rt.block_on(self.target_columns(client))?;
+        if cols.is_none() {
+            if !self.create {
+                return Err(PluginError::new(
+                    ErrorKind::Config,
+                    self.code("NO-TABLE"),
+                    format!(
+                        "table {target} does not exist in {}",
+                        self.settings.label
+                    ),
+                )
+                .with_help("create it first, or set `create_if_missing: true` to create it from the input's columns"));
+            }
+            let mut defs: Vec<String> = names
+                .iter()
+                .zip(&plans)
+                .map(|(n, p)| format!("{} {}", ident(n), p.pg_type))
+                .collect();
+            if !self.pk.is_empty() {
+                defs.push(format!(
+                    "PRIMARY KEY ({})",
+                    self.pk
+                        .iter()
+                        .map(|k| ident(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let ddl = format!("CREATE TABLE {target} ({})", defs.join(", "));
+            rt.block_on(client.batch_execute(&ddl))
+                .map_err(|e| self.err(&e, &format!("creating table {target}")))?;
+            self.ctx.info(&format!("created table {target}"));
+            cols = rt.block_on(self.target_columns(client))?;
+        }
+        let cols = cols.ok_or_else(|| PluginError::internal("the created table is not visible"))?;
+        let by_name: BTreeMap<&str, &TargetCol> =
+            cols.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut targets: Vec<&TargetCol> = Vec::new();
+        for n in &names {
+            match by_name.get(n.as_str()) {
+                Some(c) => targets.push(c),
+                None => {
+                    let lower = cols.iter().find(|c| c.name.eq_ignore_ascii_case(n));
+                    let hint = match lower {
+                        Some(c) => {
+                            format!(" (it has `{}`: column names are case-sensitive)", c.name)
+                        }
+                        None => String::new(),
+                    };
+                    return Err(PluginError::new(
+                        ErrorKind::Config,
+                        self.code("COLUMN"),
+                        format!("table {target} has no column `{n}`{hint}"),
+                    )
+                    .with_help(format!(
+                        "its columns: {}; rename or drop the input column upstream",
+                        cols.iter()
+                            .map(|c| format!("`{}`", c.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        }
+
+        // Staging table, dropped with the transaction.
+        let stage = ident(&format!("osiris_stage_{}", std::process::id()));
+        let stage_defs: Vec<String> = names
+            .iter()
+            .zip(&plans)
+            .map(|(n, p)| format!("{} {}", ident(n), p.pg_type))
+            .collect();
+        rt.block_on(client.batch_execute(&format!(
+            "CREATE TEMP TABLE {stage} ({}) ON COMMIT DROP",
+            stage_defs.join(", ")
+        )))
+        .map_err(|e| self.err(&e, "creating the staging table"))?;
+
+        let col_list = names
+            .iter()
+            .map(|n| ident(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = self.copy(rt, client, &stage, &col_list, &plans, input)?;
+
+        if self.mode == Mode::Replace {
+            rt.block_on(client.batch_execute(&format!("DELETE FROM {target}")))
+                .map_err(|e| self.err(&e, &format!("removing the rows of {target}")))?;
+        }
+        let select = names
+            .iter()
+            .zip(&targets)
+            .map(|(n, t)| format!("s.{}::{}", ident(n), t.pg_type))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql =
+            format!("INSERT INTO {target} ({col_list}) SELECT {select} FROM {stage} AS s");
+        if self.mode == Mode::Upsert {
+            let keys = self
+                .pk
+                .iter()
+                .map(|k| ident(k))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let updates: Vec<String> = names
+                .iter()
+                .filter(|n| !self.pk.contains(n))
+                .map(|n| format!("{} = EXCLUDED.{}", ident(n), ident(n)))
+                .collect();
+            if updates.is_empty() {
+                sql.push_str(&format!(" ON CONFLICT ({keys}) DO NOTHING"));
+            } else {
+                sql.push_str(&format!(
+                    " ON CONFLICT ({keys}) DO UPDATE SET {}",
+                    updates.join(", ")
+                ));
+            }
+        }
+        rt.block_on(client.execute(sql.as_str(), &[]))
+            .map_err(|e| {
+                let mut err = self.err(&e, &format!("writing into {target}"));
+                let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+                if code == "42P10" {
+                    err = err.with_help(format!(
+                        "upsert needs a primary key or unique index on exactly ({}) in {target}",
+                        self.pk.join(", ")
+                    ));
+                } else if code == "21000" {
+                    err = err.with_help(
+                        "the input holds the same primary_key twice; deduplicate it upstream",
+                    );
+                } else if code.starts_with("23") {
+                    err = err.with_help(format!("nothing was written: {target} is unchanged"));
+                }
+                err
+            })?;
+        Ok(rows)
+    }
+
+    /// Columns of the target table, or `None` when it does not exist.
+    async fn target_columns(&self, client: &Client) -> Result<Option<Vec<TargetCol>>, PluginError> {
+        let target = qualified(&self.settings.schema, &self.table);
+        let rows = client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a WHERE a.attrelid = to_regclass($1) \
+                 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                &[&target],
+            )
+            .await
+            .map_err(|e| self.err(&e, &format!("reading the columns of {target}")))?;
+        if rows.is_empty() {
+            let exists: Option<String> = client
+                .query_one("SELECT to_regclass($1)::text", &[&target])
+                .await
+                .map_err(|e| self.err(&e, "looking up the table"))?
+                .get(0);
+            if exists.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(
+            rows.iter()
+                .map(|r| TargetCol {
+                    name: r.get(0),
+                    pg_type: r.get(1),
+                })
+                .collect(),
+        ))
+    }
+
+    /// Streams the input into the staging table; returns the row count.
+    fn copy(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        client: &Client,
+        stage: &str,
+        col_list: &str,
+        plans: &[Plan],
+        input: &mut Box<dyn RecordBatchReader + Send>,
+    ) -> Result<u64, PluginError> {
+        let sink = rt
+            .block_on(client.copy_in::<_, Bytes>(&format!(
+                "COPY {stage} ({col_list}) FROM STDIN (FORMAT binary)"
+            )))
+            .map_err(|e| self.err(&e, "starting COPY"))?;
+        let mut sink = Box::pin(sink);
+        let mut buf = Vec::with_capacity(1 << 20);
+        encode::header(&mut buf);
+        let mut rows = 0u64;
+        // Pulling the input happens outside the runtime: an upstream stream may block.
+        for batch in input.by_ref() {
+            let batch = batch.map_err(|e| {
+                let inner = PluginError::from_arrow(&e);
+                PluginError::new(
+                    inner.kind,
+                    inner.code,
+                    format!("reading the input failed: {}", inner.message),
+                )
+            })?;
+            self.ctx.check_cancelled()?;
+            let batch = self.canonical(&batch, plans)?;
+            let n = batch.num_rows();
+            let mut from = 0;
+            while from < n {
+                let to = (from + self.chunk_rows).min(n);
+                encode::encode_rows(&batch, from, to, &mut buf)
+                    .map_err(|why| PluginError::new(ErrorKind::Data, self.code("VALUE"), why))?;
+                from = to;
+                if buf.len() >= (1 << 20) || to == n {
+                    let chunk = Bytes::from(std::mem::take(&mut buf));
+                    rt.block_on(sink.send(chunk))
+                        .map_err(|e| self.err(&e, "sending rows"))?;
+                }
+            }
+            rows += n as u64;
+        }
+        encode::trailer(&mut buf);
+        rt.block_on(sink.send(Bytes::from(buf)))
+            .map_err(|e| self.err(&e, "sending rows"))?;
+        rt.block_on(sink.as_mut().finish())
+            .map_err(|e| self.err(&e, "finishing COPY"))?;
+        Ok(rows)
+    }
+
+    fn canonical(&self, batch: &RecordBatch, plans: &[Plan]) -> Result<RecordBatch, PluginError> {
+        let schema = batch.schema();
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for ((f, a), p) in schema.fields().iter().zip(batch.columns()).zip(plans) {
+            let c = encode::canonical(a, p).map_err(|why| {
+                PluginError::new(
+                    ErrorKind::Data,
+                    self.code("TYPE"),
+                    format!(
+                        "input column `{}` cannot be converted to {}: {why}",
+                        f.name(),
+                        p.pg_type
+                    ),
+                )
+            })?;
+            fields.push(arrow_schema::Field::new(
+                f.name(),
+                c.data_type().clone(),
+                true,
+            ));
+            arrays.push(c);
+        }
+        RecordBatch::try_new(
+            std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+            arrays,
+        )
+        .map_err(|e| PluginError::internal(format!("re-typing a batch failed: {e}")))
+    }
+}
