@@ -5,12 +5,14 @@ mod cli;
 mod compiler;
 mod config;
 mod diag;
+mod discovery;
 mod exit;
 mod oml;
 mod plugins;
 mod registry;
 mod runner;
 mod secrets;
+mod yaml;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -1,1 +1,13 @@
-
+mod bulk;
+mod compile;
+mod components;
+mod csv;
+mod db;
+mod dbutil;
+mod discovery;
+mod graphql;
+mod plugins;
+mod run;
+mod runs;
+mod sdk;
+mod support;

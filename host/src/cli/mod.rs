@@ -7,10 +7,15 @@ use std::path::PathBuf;
 
 mod compile;
 mod components;
+mod connections;
+mod discovery;
 mod init;
 mod oml;
 mod plugins;
+mod quickstart;
 mod run;
+mod runs;
+mod upgrade;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -41,7 +46,12 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Project configuration file.
-    #[arg(long, global = true, default_value = "osiris.yaml", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "osiris.yaml",
+        value_name = "FILE"
+    )]
     pub config: PathBuf,
     /// More log output on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -74,6 +84,19 @@ pub enum Command {
     Compile(compile::CompileArgs),
     /// Run a pipeline (OML or a compiled manifest).
     Run(run::RunArgs),
+    /// Rewrite older OML (e.g. `depends_on` -> `needs`, `input_df` -> `df_<step>`), printing a diff.
+    Upgrade(upgrade::UpgradeArgs),
+    /// Create a project (if needed) and run its quickstart pipeline: CSV -> DuckDB -> CSV.
+    Quickstart(quickstart::QuickstartArgs),
+    /// Past runs: list them, show one (status, steps, rows, files).
+    #[command(subcommand)]
+    Runs(runs::RunsCmd),
+    /// Inspect connections (osiris_connections.yaml, secrets file, OSIRIS_CONN__* variables).
+    #[command(subcommand)]
+    Connections(connections::ConnectionsCmd),
+    /// Discover what a connection holds: tables, columns and types, primary keys, sample rows (cached).
+    #[command(subcommand)]
+    Discovery(discovery::DiscoveryCmd),
 }
 
 /// Output format for commands that print data.
@@ -89,7 +112,9 @@ pub fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => Exit::Ok,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Exit::Ok
+                }
                 _ => Exit::Validation,
             };
             let _ = e.print();
@@ -104,6 +129,11 @@ pub fn main() -> std::process::ExitCode {
         Command::Oml(c) => oml::run(&cli.global, c),
         Command::Compile(a) => compile::run(&cli.global, a),
         Command::Run(a) => run::run(&cli.global, a),
+        Command::Upgrade(a) => upgrade::run(&cli.global, a),
+        Command::Quickstart(a) => quickstart::run(&cli.global, a),
+        Command::Connections(c) => connections::run(&cli.global, c),
+        Command::Runs(c) => runs::run(&cli.global, c),
+        Command::Discovery(c) => discovery::run(&cli.global, c),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -121,12 +151,15 @@ fn init_logging(g: &Global) {
     } else if g.verbose > 0 {
         if g.verbose == 1 { "debug" } else { "trace" }.to_string()
     } else {
-        std::env::var("OSIRIS_LOG_LEVEL").map(|s| s.to_lowercase()).unwrap_or_else(|_| "warn".to_string())
+        std::env::var("OSIRIS_LOG_LEVEL")
+            .map(|s| s.to_lowercase())
+            .unwrap_or_else(|_| "warn".to_string())
     };
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
