@@ -1,3 +1,4 @@
+mod authoring;
 mod bulk;
 mod compile;
 mod components;

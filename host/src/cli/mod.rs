@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 mod compile;
+mod component;
 mod components;
 mod connections;
 mod discovery;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Browse and validate the component catalogue.
     #[command(subcommand)]
     Components(components::ComponentsCmd),
+    /// Author a component: `component new` creates a plugin crate from the built-in template.
+    #[command(subcommand)]
+    Component(component::ComponentCmd),
     /// Discover, check, sign and load plugins (OCPs).
     #[command(subcommand)]
     Plugins(plugins::PluginsCmd),
@@ -125,6 +129,7 @@ pub fn main() -> std::process::ExitCode {
     let result: CmdResult = match cli.command {
         Command::Init(a) => init::run(&cli.global, a),
         Command::Components(c) => components::run(&cli.global, c),
+        Command::Component(c) => component::run(c),
         Command::Plugins(c) => plugins::run(&cli.global, c),
         Command::Oml(c) => oml::run(&cli.global, c),
         Command::Compile(a) => compile::run(&cli.global, a),

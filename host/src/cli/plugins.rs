@@ -31,6 +31,12 @@ pub enum PluginsCmd {
     Verify(PathArgs),
     /// Show a package's metadata, hashes and signature without loading it.
     Inspect(PathArgs),
+    /// Build a plugin crate (cargo) and write its package directory (library, specs, osiris-plugin.toml).
+    Pack(PackArgs),
+    /// Check a package with every pre-load check (loads nothing), then copy it into a plugin directory.
+    Install(InstallArgs),
+    /// Remove an installed plugin package from a plugin directory.
+    Remove(RemoveArgs),
 }
 
 #[derive(Args, Debug)]
@@ -75,6 +81,9 @@ pub fn run(g: &Global, c: PluginsCmd) -> CmdResult {
         PluginsCmd::Sign(a) => sign(a),
         PluginsCmd::Verify(a) => verify(g, a),
         PluginsCmd::Inspect(a) => inspect(g, a),
+        PluginsCmd::Pack(a) => pack(a),
+        PluginsCmd::Install(a) => install(g, a),
+        PluginsCmd::Remove(a) => remove(a),
     }
 }
 
@@ -542,5 +551,390 @@ fn inspect(g: &Global, a: PathArgs) -> CmdResult {
             outln!("\nsigned statement:\n{statement}");
         }
     }
+    Ok(Exit::Ok)
+}
+
+/// The plugin directory `install` and `remove` use by default (the project directory osiris searches).
+const DEFAULT_INSTALL_DIR: &str = ".osiris/plugins";
+
+#[derive(Args, Debug)]
+pub struct PackArgs {
+    /// The plugin crate: its directory or its Cargo.toml.
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    pub manifest_path: PathBuf,
+    /// Package directory to write (default: `<crate>/dist/<package name>`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Build with `--release`.
+    #[arg(long)]
+    pub release: bool,
+    /// Package this already built library instead of running cargo.
+    #[arg(long, value_name = "FILE")]
+    pub library: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// Package directory (or a file inside it), e.g. the output of `osiris plugins pack`.
+    pub path: PathBuf,
+    /// Plugin directory to install into.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_INSTALL_DIR)]
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    /// Plugin (package) name, as `osiris plugins list` shows it.
+    pub name: String,
+    /// Plugin directory to remove it from.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_INSTALL_DIR)]
+    pub dir: PathBuf,
+}
+
+fn pack_err(message: String) -> Fail {
+    Fail::new(Exit::Validation, format!("error: {message}"))
+}
+
+/// What `pack` reads from the crate's Cargo.toml.
+struct CrateInfo {
+    name: String,
+    version: String,
+    lib_name: String,
+    entry: String,
+    requires: String,
+}
+
+fn crate_info(manifest: &std::path::Path) -> Result<CrateInfo, Fail> {
+    let text = std::fs::read_to_string(manifest)
+        .map_err(|e| pack_err(format!("cannot read `{}`: {e}", manifest.display())))?;
+    let doc: toml::Value = toml::from_str(&text).map_err(|e| {
+        pack_err(format!(
+            "`{}` is not valid TOML: {}",
+            manifest.display(),
+            e.message()
+        ))
+    })?;
+    let field = |key: &str| -> Result<String, Fail> {
+        doc.get("package")
+            .and_then(|p| p.get(key))
+            .and_then(toml::Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                pack_err(format!(
+                    "`{}`: `[package] {key}` must be a plain string (workspace inheritance is not supported here)",
+                    manifest.display()
+                ))
+            })
+    };
+    let name = field("name")?;
+    let version = field("version")?;
+    let lib = doc.get("lib");
+    let crate_types: Vec<&str> = lib
+        .and_then(|l| l.get("crate-type"))
+        .and_then(toml::Value::as_array)
+        .map(|a| a.iter().filter_map(toml::Value::as_str).collect())
+        .unwrap_or_default();
+    if !crate_types.contains(&"cdylib") {
+        return Err(pack_err(format!(
+            "`{}` does not build a plugin library\n  help: add `crate-type = [\"cdylib\", \"rlib\"]` under `[lib]`",
+            manifest.display()
+        )));
+    }
+    let lib_name = lib
+        .and_then(|l| l.get("name"))
+        .and_then(toml::Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| name.replace('-', "_"));
+    let meta = doc
+        .get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("osiris"));
+    let meta_str = |key: &str| meta.and_then(|m| m.get(key)).and_then(toml::Value::as_str);
+    let entry = meta_str("entry")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("osiris_ocp_{lib_name}"));
+    let requires = meta_str("requires")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!(">={}", plugins::policy::host_version()));
+    Ok(CrateInfo {
+        name,
+        version,
+        lib_name,
+        entry,
+        requires,
+    })
+}
+
+/// Runs `cargo build --lib` on the crate and returns the cdylib cargo reports.
+fn cargo_build_cdylib(
+    manifest: &std::path::Path,
+    lib_name: &str,
+    release: bool,
+) -> Result<PathBuf, Fail> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(&cargo);
+    cmd.arg("build")
+        .arg("--lib")
+        .arg("--message-format=json-render-diagnostics")
+        .arg("--manifest-path")
+        .arg(manifest)
+        .stderr(std::process::Stdio::inherit());
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().map_err(|e| {
+        pack_err(format!(
+            "cannot run `{}`: {e}\n  help: install Rust (cargo) or pass `--library FILE`",
+            cargo.to_string_lossy()
+        ))
+    })?;
+    if !out.status.success() {
+        return Err(pack_err(format!(
+            "`cargo build` of `{}` failed (see its output above)",
+            manifest.display()
+        )));
+    }
+    let mut found = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let is_lib = msg["reason"] == "compiler-artifact"
+            && msg["target"]["name"].as_str().map(|n| n.replace('-', "_"))
+                == Some(lib_name.to_string())
+            && msg["target"]["crate_types"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "cdylib"));
+        if !is_lib {
+            continue;
+        }
+        for f in msg["filenames"].as_array().into_iter().flatten() {
+            if let Some(f) = f.as_str()
+                && std::path::Path::new(f)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(package::is_library_name)
+            {
+                found = Some(PathBuf::from(f));
+            }
+        }
+    }
+    found.ok_or_else(|| {
+        pack_err(format!(
+            "cargo built `{}` but reported no cdylib named `{lib_name}`",
+            manifest.display()
+        ))
+    })
+}
+
+fn pack(a: PackArgs) -> CmdResult {
+    let manifest = if a.manifest_path.is_dir() {
+        a.manifest_path.join("Cargo.toml")
+    } else {
+        a.manifest_path.clone()
+    };
+    let crate_dir = manifest
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let info = crate_info(&manifest)?;
+    let spec_path = crate_dir.join("spec.yaml");
+    let spec_text = std::fs::read_to_string(&spec_path).map_err(|e| {
+        pack_err(format!(
+            "cannot read the component spec `{}`: {e}\n  help: a plugin crate keeps its spec as `spec.yaml` at its root",
+            spec_path.display()
+        ))
+    })?;
+    let spec: serde_json::Value = serde_yaml::from_str(&spec_text)
+        .map_err(|e| pack_err(format!("`{}` is not valid YAML: {e}", spec_path.display())))?;
+    let component = spec["name"].as_str().map(str::to_string).ok_or_else(|| {
+        pack_err(format!(
+            "`{}` has no `name:` (the component name, `family.role`)",
+            spec_path.display()
+        ))
+    })?;
+    let library = match &a.library {
+        Some(l) => l.clone(),
+        None => cargo_build_cdylib(&manifest, &info.lib_name, a.release)?,
+    };
+    let bytes = std::fs::read(&library)
+        .map_err(|e| pack_err(format!("cannot read `{}`: {e}", library.display())))?;
+    // A file check only (nothing is loaded): the entry symbol's name must be in the library.
+    if !bytes
+        .windows(info.entry.len())
+        .any(|w| w == info.entry.as_bytes())
+    {
+        return Err(pack_err(format!(
+            "`{}` does not export `{}`\n  help: the entry is `osiris_ocp_<lib name>` unless `[package.metadata.osiris] entry` \
+             says otherwise; it must equal `entry:` in the crate's `export_ocp!`",
+            library.display(),
+            info.entry
+        )));
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| crate_dir.join("dist").join(&info.name));
+    let input = package::PackageInput {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        entry: info.entry.clone(),
+        abi_version: osiris_plugin_sdk::ABI_VERSION,
+        sdk_version: Some(osiris_plugin_sdk::SDK_VERSION.to_string()),
+        target: None,
+        library: library.clone(),
+        requires: Some(info.requires.clone()),
+        specs: vec![(component.clone(), spec_path.clone())],
+    };
+    let m = package::write_package(&out, &input)
+        .map_err(|e| pack_err(format!("cannot write the package `{}`: {e}", out.display())))?;
+    // A signature of earlier bytes would only be refused later: drop it now.
+    let sig = out.join(package::SIGNATURE_FILE);
+    if sig.exists() {
+        std::fs::remove_file(&sig)
+            .map_err(|e| pack_err(format!("cannot remove the stale `{}`: {e}", sig.display())))?;
+        eprintln!(
+            "note: removed the old signature `{}`: sign the new package",
+            sig.display()
+        );
+    }
+    outln!(
+        "packed {} {} ({component}, entry `{}`, abi {}) into {}",
+        m.name,
+        m.version,
+        m.entry,
+        m.abi_version,
+        out.display()
+    );
+    outln!("library sha256 {}", m.library_sha256);
+    outln!(
+        "next: osiris plugins sign {} --key FILE --key-id ID",
+        out.display()
+    );
+    Ok(Exit::Ok)
+}
+
+fn refusal(c: &Candidate, what: &str) -> Fail {
+    Fail::new(
+        Exit::Validation,
+        format!(
+            "error[{}]: refusing to {what} {} {}: {}\n  help: nothing was installed; `osiris plugins verify` shows every check",
+            c.code.map(|x| x.as_str()).unwrap_or("?"),
+            c.name,
+            c.version.as_deref().unwrap_or("?"),
+            c.reason.as_deref().unwrap_or("refused")
+        ),
+    )
+}
+
+fn install(g: &Global, a: InstallArgs) -> CmdResult {
+    let s = settings(g)?;
+    // The full policy of osiris.yaml, as a dry run: files are read and hashed, the library is not loaded.
+    let c = plugins::check_package(&a.path, &s);
+    if c.status != Status::Accepted {
+        return Err(refusal(&c, "install"));
+    }
+    let src = plugins::package_dir_of(&a.path);
+    let m = package::read_manifest(&src).map_err(|e| {
+        Fail::new(
+            Exit::Validation,
+            format!("error[{}]: {e}", plugins::Code::ManifestInvalid),
+        )
+    })?;
+    let io = |what: &str, p: &std::path::Path, e: std::io::Error| {
+        Fail::new(
+            Exit::Validation,
+            format!("error: cannot {what} `{}`: {e}", p.display()),
+        )
+    };
+    std::fs::create_dir_all(&a.dir).map_err(|e| io("create", &a.dir, e))?;
+    let dest = a.dir.join(&m.name);
+    if let (Ok(x), Ok(y)) = (std::fs::canonicalize(&src), std::fs::canonicalize(&dest))
+        && x == y
+    {
+        return Err(pack_err(format!(
+            "`{}` is already the installed copy",
+            src.display()
+        )));
+    }
+    // Copy into a staging directory, check the copy again, then swap it in.
+    let staging = a
+        .dir
+        .join(format!(".{}.installing-{}", m.name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| io("create", &staging, e))?;
+    let mut files = vec![MANIFEST_FILE.to_string(), m.library.clone()];
+    files.extend(m.components.iter().map(|x| x.spec.clone()));
+    if src.join(package::SIGNATURE_FILE).is_file() {
+        files.push(package::SIGNATURE_FILE.to_string());
+    }
+    let staged = (|| -> Result<(), Fail> {
+        for f in &files {
+            std::fs::copy(src.join(f), staging.join(f)).map_err(|e| io("copy", &src.join(f), e))?;
+        }
+        let again = plugins::check_package(&staging, &s);
+        if again.status != Status::Accepted {
+            return Err(refusal(&again, "install"));
+        }
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).map_err(|e| io("replace", &dest, e))?;
+        }
+        std::fs::rename(&staging, &dest).map_err(|e| io("move the package into", &dest, e))
+    })();
+    if let Err(e) = staged {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    outln!(
+        "installed {} {} ({}) into {} (signature: {})",
+        m.name,
+        m.version,
+        m.components
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        dest.display(),
+        signature_cell(&c)
+    );
+    Ok(Exit::Ok)
+}
+
+fn remove(a: RemoveArgs) -> CmdResult {
+    let bad_name = a.name.is_empty() || a.name.starts_with('.') || a.name.contains(['/', '\\']);
+    let dest = a.dir.join(&a.name);
+    let installed = !bad_name && package::read_manifest(&dest).is_ok_and(|m| m.name == a.name);
+    if !installed {
+        let names: Vec<String> = std::fs::read_dir(&a.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| package::read_manifest(&e.path()).ok().map(|m| m.name))
+            .collect();
+        return Err(pack_err(format!(
+            "no plugin `{}` is installed in `{}`\n  help: installed there: {}",
+            a.name,
+            a.dir.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    }
+    std::fs::remove_dir_all(&dest).map_err(|e| {
+        Fail::new(
+            Exit::Validation,
+            format!("error: cannot remove `{}`: {e}", dest.display()),
+        )
+    })?;
+    outln!("removed {} from {}", a.name, a.dir.display());
     Ok(Exit::Ok)
 }
