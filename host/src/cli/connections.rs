@@ -5,9 +5,9 @@
 
 use super::{Format, Global};
 use crate::exit::{CmdResult, Exit};
-use crate::runner::modules::ModuleSet;
+use crate::runner::modules::{ModuleSet, OneShotCtx};
 use crate::secrets::{Connections, LoadOptions, Origin, Redactor, Strategy, is_secret_key};
-use osiris_plugin_sdk::{ContextBackend, ErrorKind, Level};
+use osiris_plugin_sdk::{ContextBackend, ErrorKind};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -162,30 +162,6 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
     Ok(Exit::Ok)
 }
 
-/// The context a `doctor()` call gets: the resolved connection, logs to tracing (masked).
-struct DoctorCtx {
-    connection: Value,
-    redactor: Arc<Redactor>,
-}
-
-impl ContextBackend for DoctorCtx {
-    fn log(&self, level: Level, message: &str) {
-        let m = self.redactor.text(message);
-        match level {
-            Level::Error | Level::Warn => tracing::warn!("{m}"),
-            Level::Info => tracing::info!("{m}"),
-            _ => tracing::debug!("{m}"),
-        }
-    }
-    fn metric(&self, _: &str, _: f64, _: Option<&str>) {}
-    fn is_cancelled(&self) -> bool {
-        false
-    }
-    fn connection(&self) -> Option<Value> {
-        Some(self.connection.clone())
-    }
-}
-
 fn doctor(g: &Global, a: DoctorArgs) -> CmdResult {
     let project = super::run::project_dir(g);
     let conns = Connections::load(&LoadOptions {
@@ -239,7 +215,7 @@ fn doctor(g: &Global, a: DoctorArgs) -> CmdResult {
         candidates.sort_by_key(|(name, _)| (!name.ends_with(".extractor"), name.to_string()));
         let mut outcome = None;
         for (component, provider) in &candidates {
-            let ctx: Arc<dyn ContextBackend> = Arc::new(DoctorCtx {
+            let ctx: Arc<dyn ContextBackend> = Arc::new(OneShotCtx {
                 connection: resolved.fields.clone(),
                 redactor: redactor.clone(),
             });

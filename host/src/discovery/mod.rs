@@ -11,9 +11,9 @@
 //!   been through the redactor.
 
 use crate::exit::{Exit, Fail};
-use crate::runner::modules::{ModuleSet, Provider};
+use crate::runner::modules::{ModuleSet, OneShotCtx, Provider};
 use crate::secrets::{Redactor, is_secret_key};
-use osiris_plugin_sdk::{ContextBackend, Level};
+use osiris_plugin_sdk::ContextBackend;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -236,30 +236,6 @@ fn write_cache(project: &Path, d: &Discovered, fetched_unix: i64) {
     }
 }
 
-/// The context a `discover()` call gets: the resolved connection; logs go to tracing, masked.
-struct DiscoverCtx {
-    connection: Value,
-    redactor: Arc<Redactor>,
-}
-
-impl ContextBackend for DiscoverCtx {
-    fn log(&self, level: Level, message: &str) {
-        let m = self.redactor.text(message);
-        match level {
-            Level::Error | Level::Warn => tracing::warn!("{m}"),
-            Level::Info => tracing::info!("{m}"),
-            _ => tracing::debug!("{m}"),
-        }
-    }
-    fn metric(&self, _: &str, _: f64, _: Option<&str>) {}
-    fn is_cancelled(&self) -> bool {
-        false
-    }
-    fn connection(&self) -> Option<Value> {
-        Some(self.connection.clone())
-    }
-}
-
 /// One discovery request, already resolved.
 pub struct Request<'a> {
     pub project: &'a Path,
@@ -300,7 +276,7 @@ pub fn discover(r: &Request) -> Result<Discovered, Fail> {
         // File extractors discover a path: the connection's base_dir itself.
         config["path"] = Value::String(".".into());
     }
-    let ctx: Arc<dyn ContextBackend> = Arc::new(DiscoverCtx {
+    let ctx: Arc<dyn ContextBackend> = Arc::new(OneShotCtx {
         connection: r.connection_fields.clone(),
         redactor: r.redactor.clone(),
     });

@@ -143,3 +143,29 @@ impl ModuleSet {
         ))
     }
 }
+
+/// The context of a one-off driver call outside a run (`doctor`, `discover`): the resolved connection, no
+/// metrics, never cancelled; logs go to tracing, masked.
+pub struct OneShotCtx {
+    pub connection: serde_json::Value,
+    pub redactor: Arc<crate::secrets::Redactor>,
+}
+
+impl osiris_plugin_sdk::ContextBackend for OneShotCtx {
+    fn log(&self, level: osiris_plugin_sdk::Level, message: &str) {
+        use osiris_plugin_sdk::Level;
+        let m = self.redactor.text(message);
+        match level {
+            Level::Error | Level::Warn => tracing::warn!("{m}"),
+            Level::Info => tracing::info!("{m}"),
+            _ => tracing::debug!("{m}"),
+        }
+    }
+    fn metric(&self, _: &str, _: f64, _: Option<&str>) {}
+    fn is_cancelled(&self) -> bool {
+        false
+    }
+    fn connection(&self) -> Option<serde_json::Value> {
+        Some(self.connection.clone())
+    }
+}
