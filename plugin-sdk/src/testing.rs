@@ -18,6 +18,13 @@
 //!     assert_eq!(out["df"][0].num_rows(), 3);
 //! }
 //! ```
+//!
+//! [`Compliance`] runs the checks every driver must pass (spec, valid run, schemas, metrics, error kinds,
+//! cancellation, no panic, no secret in logs or errors) and reports them all at once.
+
+mod compliance;
+
+pub use compliance::{Case, CheckResult, Compliance, Outcome, Report, Role, checks};
 
 use crate::driver::{BatchStream, ContextBackend, Level, PluginError, Streams};
 use crate::host::{LoadError, Module};
