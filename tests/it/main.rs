@@ -11,4 +11,5 @@ mod plugins;
 mod run;
 mod runs;
 mod sdk;
+mod shopify;
 mod support;
