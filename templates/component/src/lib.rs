@@ -133,6 +133,9 @@ impl Iterator for AddColumn {
     type Item = Result<RecordBatch, ArrowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.ctx.check_cancelled() {
+            return Some(Err(ArrowError::ExternalError(Box::new(e))));
+        }
         let batch = match self.input.next() {
             None => {
                 self.ctx.metric("rows_out", self.rows as f64, Some("rows"));

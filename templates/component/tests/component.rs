@@ -8,7 +8,7 @@ use osiris_plugin_sdk::arrow_array::{Array, Int64Array, RecordBatch, StringArray
 use osiris_plugin_sdk::arrow_schema::{DataType, Field, Schema};
 use osiris_plugin_sdk::host::Module;
 use osiris_plugin_sdk::serde_json::json;
-use osiris_plugin_sdk::testing::{self, TestContext};
+use osiris_plugin_sdk::testing::{self, Compliance, Outcome, TestContext, checks};
 use std::sync::Arc;
 
 /// The cdylib cargo built next to this test binary, loaded through its entry symbol.
@@ -57,17 +57,16 @@ fn emits_the_configured_rows_in_batches() {
     assert_eq!(ctx.metric_total("rows_read"), 5.0);
 }
 
+/// The SDK's compliance kit against the loaded library: spec, a valid run (three batches), metrics, a bad
+/// config answered with a `config` error, cancellation before and during the run, no panic.
 #[test]
-fn a_bad_config_is_a_config_error() {
-    let err = testing::run_collect(
-        &module(),
-        {{crate_name}}::COMPONENT,
-        &json!({ "rows": -1 }),
-        TestContext::new(),
-        Default::default(),
-    )
-    .unwrap_err();
-    assert_eq!(err.kind, osiris_plugin_sdk::ErrorKind::Config, "{err}");
+fn the_loaded_component_passes_the_compliance_kit() {
+    let report = Compliance::new(module(), {{crate_name}}::COMPONENT, json!({ "rows": 5, "batch_size": 2 }))
+        .bad_config(json!({ "rows": -1 }))
+        .run();
+    report.assert_passes();
+    assert_eq!(report.outcome(checks::BAD_CONFIG), Some(&Outcome::Passed), "{report}");
+    assert_eq!(report.outcome(checks::CANCEL_DURING), Some(&Outcome::Passed), "{report}");
 }
 {% elsif role == "writer" %}
 #[test]
@@ -98,6 +97,22 @@ fn an_empty_input_fails_when_asked_to() {
     )
     .unwrap_err();
     assert_eq!(err.kind, osiris_plugin_sdk::ErrorKind::Data, "{err}");
+}
+
+/// Fresh input for every compliance run: two batches, five rows.
+fn inputs() -> osiris_plugin_sdk::Streams {
+    let schema = batch(&[]).schema();
+    [("df".to_string(), testing::batch_stream(schema, vec![batch(&[1, 2, 3]), batch(&[4, 5])]))].into()
+}
+
+/// The SDK's compliance kit against the loaded library: spec, a valid run, `rows_written`, cancellation, no
+/// panic. Add `.bad_config(..)` (and `.unreachable(..)` and `.secrets(..)` for a real target) as the writer grows.
+#[test]
+fn the_loaded_component_passes_the_compliance_kit() {
+    let report = Compliance::new(module(), {{crate_name}}::COMPONENT, json!({})).inputs(inputs).run();
+    report.assert_passes();
+    assert_eq!(report.outcome(checks::METRICS), Some(&Outcome::Passed), "{report}");
+    assert_eq!(report.outcome(checks::CANCEL_BEFORE), Some(&Outcome::Passed), "{report}");
 }
 {% else %}
 #[test]
@@ -132,5 +147,24 @@ fn refuses_a_column_that_exists() {
     )
     .unwrap_err();
     assert_eq!(err.kind, osiris_plugin_sdk::ErrorKind::Config, "{err}");
+}
+
+/// Fresh input for every compliance run: two batches, five rows.
+fn inputs() -> osiris_plugin_sdk::Streams {
+    let schema = batch(&[]).schema();
+    [("df".to_string(), testing::batch_stream(schema, vec![batch(&[1, 2, 3]), batch(&[4, 5])]))].into()
+}
+
+/// The SDK's compliance kit against the loaded library: spec, a valid run (two batches), a bad config answered
+/// with a `config` error, cancellation before and during the run, no panic.
+#[test]
+fn the_loaded_component_passes_the_compliance_kit() {
+    let report = Compliance::new(module(), {{crate_name}}::COMPONENT, json!({ "column": "source" }))
+        .inputs(inputs)
+        .bad_config(json!({ "column": "id" }))
+        .run();
+    report.assert_passes();
+    assert_eq!(report.outcome(checks::BAD_CONFIG), Some(&Outcome::Passed), "{report}");
+    assert_eq!(report.outcome(checks::CANCEL_DURING), Some(&Outcome::Passed), "{report}");
 }
 {% endif %}
