@@ -623,7 +623,7 @@ async fn stream(
     }
     if in_batch > 0 || total == 0 {
         let batch = finish(&schema, &mut cols, in_batch)?;
-        out.send(batch);
+        out.send_checked(ctx, batch)?;
     }
     Ok(Some((total, zero_dates)))
 }

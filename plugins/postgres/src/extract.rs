@@ -280,7 +280,7 @@ impl Job {
         }
         if in_batch > 0 || total == 0 {
             let batch = finish_batch(&schema, &mut cols, in_batch)?;
-            out.send(batch);
+            out.send_checked(&self.ctx, batch)?;
         }
         Ok(total)
     }
