@@ -120,6 +120,10 @@ impl PluginError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, "INTERNAL", message)
     }
+    /// The error a step returns once it saw cancellation.
+    pub fn cancelled() -> Self {
+        Self::new(ErrorKind::Cancelled, "CANCELLED", "the run was cancelled")
+    }
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
@@ -188,11 +192,7 @@ impl Context {
     /// Returns `Err(Cancelled)` once the host asked the step to stop.
     pub fn check_cancelled(&self) -> Result<(), PluginError> {
         if self.is_cancelled() {
-            Err(PluginError::new(
-                ErrorKind::Cancelled,
-                "CANCELLED",
-                "the run was cancelled",
-            ))
+            Err(PluginError::cancelled())
         } else {
             Ok(())
         }

@@ -485,11 +485,7 @@ impl Iterator for CsvStream {
         }
         if self.ctx.is_cancelled() {
             self.done = true;
-            return Some(Err(ArrowError::ExternalError(Box::new(PluginError::new(
-                ErrorKind::Cancelled,
-                "CANCELLED",
-                "the run was cancelled",
-            )))));
+            return Some(Err(PluginError::cancelled().into_arrow()));
         }
         match self.reader.next() {
             None => {

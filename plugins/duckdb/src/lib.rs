@@ -288,17 +288,13 @@ fn worker(query: String, tables: Vec<(String, InputTable)>, tx: SyncSender<Msg>,
     }
     loop {
         if ctx.is_cancelled() {
-            let _ = tx.send(Msg::Batch(Err(ArrowError::ExternalError(Box::new(
-                PluginError::new(ErrorKind::Cancelled, "CANCELLED", "the run was cancelled"),
-            )))));
+            let _ = tx.send(Msg::Batch(Err(PluginError::cancelled().into_arrow())));
             return;
         }
         let msg = match stmt.step() {
             Ok(Some(array)) => Msg::Batch(Ok(RecordBatch::from(&array))),
             Ok(None) => return,
-            Err(e) => Msg::Batch(Err(ArrowError::ExternalError(Box::new(query_error(
-                e, &ctx,
-            ))))),
+            Err(e) => Msg::Batch(Err(query_error(e, &ctx).into_arrow())),
         };
         let stop = matches!(msg, Msg::Batch(Err(_)));
         // The consumer dropped the stream: stop executing.
@@ -339,7 +335,7 @@ impl Iterator for ResultStream {
             }
             Ok(Msg::Failed(e)) => {
                 self.done = true;
-                Some(Err(ArrowError::ExternalError(Box::new(e))))
+                Some(Err(e.into_arrow()))
             }
             Ok(Msg::Schema(_)) | Err(_) => {
                 self.done = true;

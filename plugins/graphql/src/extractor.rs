@@ -603,13 +603,13 @@ impl Iterator for GraphqlStream {
                         }
                         Err(e) => {
                             self.finished = true;
-                            Some(Err(ArrowError::ExternalError(Box::new(e))))
+                            Some(Err(e.into_arrow()))
                         }
                     };
                 }
                 Err(e) => {
                     self.finished = true;
-                    return Some(Err(ArrowError::ExternalError(Box::new(e))));
+                    return Some(Err(e.into_arrow()));
                 }
             }
         }

@@ -569,7 +569,7 @@ impl ShopifyStream {
 
     fn fail(&mut self, e: PluginError) -> Option<Result<RecordBatch, ArrowError>> {
         self.finished = true;
-        Some(Err(ArrowError::ExternalError(Box::new(e))))
+        Some(Err(e.into_arrow()))
     }
 }
 
