@@ -237,14 +237,14 @@ fn discovery_csv_directory() {
     let v = discover(tmp.path(), &["@filesystem.t"]);
     assert_eq!(v["component"], "filesystem.csv_extractor");
     assert_eq!(v["cached"], false);
-    let files: Vec<&str> = v["result"]["files"]
+    let files: Vec<&str> = v["result"]["tables"]
         .as_array()
         .unwrap_or_else(|| panic!("{v:#}"))
         .iter()
         .filter_map(|f| f["name"].as_str())
         .collect();
     assert_eq!(files, ["a.csv", "b.csv"]);
-    assert_eq!(v["result"]["files"][0]["size_bytes"], 6);
+    assert_eq!(v["result"]["tables"][0]["size_bytes"], 6);
     assert_eq!(discover(tmp.path(), &["@filesystem.t"])["cached"], true);
 }
 
@@ -266,4 +266,166 @@ fn discovery_unresolvable_connections_exit_5() {
     // Not a reference at all.
     let o = osiris(tmp.path(), &["discovery", "run", "mysql"], &[]);
     assert_eq!(code(&o), 5, "{}", text(&o).1);
+}
+
+/// Writes `text` gzip-compressed to `path` (with the system's `gzip`, as a user would make one).
+fn write_gz(path: &Path, text: &str) {
+    let plain = path.with_extension("");
+    std::fs::write(&plain, text).unwrap();
+    let st = std::process::Command::new("gzip")
+        .arg("-n")
+        .arg(&plain)
+        .status()
+        .expect("gzip runs");
+    assert!(
+        st.success() && path.exists(),
+        "gzip made {}",
+        path.display()
+    );
+}
+
+#[test]
+fn discovery_csv_files_report_columns_types_estimates_samples_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_project(tmp.path(), None, None);
+    let csvs = tmp.path().join("csvs");
+    std::fs::create_dir_all(csvs.join("archive")).unwrap();
+    std::fs::write(
+        csvs.join("orders.csv"),
+        "id,customer,amount,ordered_on,paid\n1,Ada,19.5,2024-01-02,true\n2,\"Hopper, G\",,2024-01-03,false\n3,Linus,7,2024-01-04,true\n",
+    )
+    .unwrap();
+    write_gz(
+        &csvs.join("archive/events.csv.gz"),
+        "ts,what\n2024-01-02T03:04:05,login\n2024-01-02T03:09:00,logout\n",
+    );
+    // Too many fields on line 3: an error entry, not a failed discovery.
+    std::fs::write(csvs.join("broken.csv"), "a,b\n1,2\n3,4,5\n").unwrap();
+    // More rows than inference reads: the count is an estimate.
+    let mut big = String::from("n,label\n");
+    for i in 0..30_000 {
+        big.push_str(&format!("{},row-{:06}\n", 100_000 + i, i));
+    }
+    std::fs::write(csvs.join("big.csv"), &big).unwrap();
+
+    let v = discover(tmp.path(), &["@filesystem.t", "--samples", "2"]);
+    assert_eq!(v["component"], "filesystem.csv_extractor");
+    let names: Vec<&str> = v["result"]["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "archive/events.csv.gz",
+            "big.csv",
+            "broken.csv",
+            "orders.csv"
+        ]
+    );
+
+    let o = table(&v, "orders.csv");
+    assert_eq!(o["kind"], "file");
+    assert_eq!(o["primary_key"], serde_json::json!([]));
+    assert_eq!(o["row_count_estimate"], 3);
+    assert_eq!(o["row_count_exact"], true);
+    let types: Vec<(&str, &str, &str)> = o["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["nullable"], true, "{c}");
+            (
+                c["name"].as_str().unwrap(),
+                c["source_type"].as_str().unwrap(),
+                c["arrow_type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("id", "int64", "Int64"),
+            ("customer", "utf8", "Utf8"),
+            ("amount", "float64", "Float64"),
+            ("ordered_on", "date32", "Date32"),
+            ("paid", "bool", "Boolean"),
+        ]
+    );
+    assert_eq!(
+        o["samples"],
+        serde_json::json!([
+            {"id": 1, "customer": "Ada", "amount": 19.5, "ordered_on": "2024-01-02", "paid": true},
+            {"id": 2, "customer": "Hopper, G", "amount": null, "ordered_on": "2024-01-03", "paid": false}
+        ])
+    );
+
+    let e = table(&v, "archive/events.csv.gz");
+    assert_eq!(e["compression"], "gzip");
+    assert_eq!(e["row_count_estimate"], 2);
+    assert_eq!(column(e, "what")["arrow_type"], "Utf8");
+    assert!(
+        column(e, "ts")["arrow_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("Timestamp"),
+        "{e:#}"
+    );
+    assert_eq!(e["samples"][1]["what"], "logout");
+
+    let b = table(&v, "big.csv");
+    assert_eq!(b["row_count_exact"], false, "{b:#}");
+    let estimate = b["row_count_estimate"].as_f64().unwrap();
+    assert!(
+        (estimate - 30_000.0).abs() < 1_500.0,
+        "estimate {estimate} for 30000 rows"
+    );
+    assert_eq!(column(b, "n")["arrow_type"], "Int64");
+
+    let broken = table(&v, "broken.csv");
+    assert_eq!(broken["error"]["code"], "CSV-PARSE", "{broken:#}");
+    assert!(
+        broken["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 3"),
+        "{broken:#}"
+    );
+    assert_eq!(broken["columns"], serde_json::json!([]));
+
+    // --samples 0: no rows; another cache entry.
+    let none = discover(tmp.path(), &["@filesystem.t", "--samples", "0"]);
+    assert_eq!(none["cached"], false);
+    assert_eq!(table(&none, "orders.csv")["samples"], serde_json::json!([]));
+    assert_eq!(
+        table(&none, "orders.csv")["columns"],
+        table(&v, "orders.csv")["columns"]
+    );
+
+    // The types discovery reports are the types a run reads: orders.csv through a pipeline into a CSV
+    // writer keeps `amount` a float (19.5, and 7 written as 7.0) and `paid` a boolean.
+    std::fs::write(
+        tmp.path().join("p.yaml"),
+        "oml_version: \"0.1.0\"\nname: disc\nsteps:\n  - id: read\n    component: filesystem.csv_extractor\n    mode: read\n    config:\n      connection: \"@filesystem.t\"\n      path: orders.csv\n  - id: write\n    component: filesystem.csv_writer\n    mode: write\n    needs: [read]\n    config:\n      connection: \"@filesystem.t\"\n      path: out/orders.csv\n",
+    )
+    .unwrap();
+    let run = osiris(tmp.path(), &["run", "p.yaml"], &[]);
+    let (out, err) = text(&run);
+    assert_eq!(code(&run), 0, "{out}\n{err}");
+    let written = std::fs::read_to_string(csvs.join("out/orders.csv")).unwrap();
+    assert!(written.contains(",7.0,"), "{written}");
+
+    // Text output: the error shows with its code, the exact count without `~`.
+    let o = osiris(
+        tmp.path(),
+        &["discovery", "run", "@filesystem.t", "--refresh"],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(out.contains("file orders.csv  3 rows"), "{out}");
+    assert!(out.contains("file big.csv  ~"), "{out}");
+    assert!(out.contains("error[CSV-PARSE]"), "{out}");
 }

@@ -415,3 +415,182 @@ fn graphql_type_change_on_a_later_page_names_the_column() {
         "{stderr}"
     );
 }
+
+/// A local HTTPS server for the `validate_ssl` tests: a certificate for 127.0.0.1 and localhost made now and
+/// signed by itself, so no client trusts it.
+struct TlsServer {
+    url: String,
+    /// TCP connections accepted (each one a TLS handshake attempt).
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// The JSON bodies of the requests that made it through the handshake.
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+/// Answers every POST with `reply` (HTTP 200, JSON), one request per connection; stops after 8 connections
+/// or 60 s.
+fn serve_tls(reply: &'static str) -> TlsServer {
+    use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("a self-signed certificate");
+    let cert: CertificateDer<'static> = made.cert.der().clone();
+    let key = PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key.into())
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("https://{}/graphql", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let (count, log) = (connections.clone(), bodies.clone());
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && count.load(Ordering::SeqCst) < 8 {
+            let (tcp, _) = match listener.accept() {
+                Ok(s) => s,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tcp.set_nonblocking(false).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            // The handshake runs on the first read: a client that refuses the certificate ends it here.
+            let Some(body) = read_http_body(&mut tls) else {
+                continue;
+            };
+            log.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                reply.len()
+            );
+            let _ = tls.write_all(head.as_bytes());
+            let _ = tls.write_all(reply.as_bytes());
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    TlsServer {
+        url,
+        connections,
+        bodies,
+    }
+}
+
+/// The body of one HTTP request (by its Content-Length), or None when the connection failed first.
+fn read_http_body(stream: &mut impl Read) -> Option<Vec<u8>> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).ok()?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = l.split_once(':')
+            && n.trim().eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+const TLS_REPLY: &str =
+    r#"{"data": {"items": [{"id": 1, "name": "over tls"}, {"id": 2, "name": "self-signed"}]}}"#;
+
+#[test]
+fn graphql_tls_self_signed_certificate_is_refused_by_default_with_the_fix() {
+    let server = serve_tls(TLS_REPLY);
+    let p = project(
+        "gqltlsrefused",
+        &format!(
+            "endpoint: {}\nquery: \"{{ items {{ id name }} }}\"\ndata_path: data.items\nretry_delay: 0.1",
+            server.url
+        ),
+        &[],
+    );
+    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(
+        code(&o),
+        4,
+        "a refused certificate is a run error\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.contains("GRAPHQL-TLS"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the TLS certificate of {} is not trusted",
+            server.url
+        )),
+        "names the endpoint: {stderr}"
+    );
+    assert!(
+        stderr.contains("unknown issuer"),
+        "says why (self-signed): {stderr}"
+    );
+    assert!(
+        stderr.contains("`validate_ssl: false`") && stderr.contains("certificate authority"),
+        "names both fixes: {stderr}"
+    );
+    assert!(stderr.contains("fetch"), "names the step: {stderr}");
+    assert_eq!(
+        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a refused certificate is not retried (max_retries defaults to 3)"
+    );
+    assert!(
+        server.bodies.lock().unwrap().is_empty(),
+        "no request was sent"
+    );
+    assert!(!p.path().join("out.csv").exists());
+}
+
+#[test]
+fn graphql_tls_validate_ssl_false_reads_from_a_self_signed_server() {
+    let server = serve_tls(TLS_REPLY);
+    let p = project(
+        "gqltlsoff",
+        &format!(
+            "endpoint: {}\nquery: \"{{ items {{ id name }} }}\"\ndata_path: data.items\nvalidate_ssl: false",
+            server.url
+        ),
+        &[],
+    );
+    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out.csv")).unwrap(),
+        "id,name\n1,over tls\n2,self-signed\n"
+    );
+    let bodies = server.bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["query"], "{ items { id name } }");
+    assert!(
+        stderr.contains(&format!(
+            "TLS certificate verification is off for {}",
+            server.url
+        )),
+        "the warning is shown: {stderr}"
+    );
+}

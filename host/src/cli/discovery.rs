@@ -144,8 +144,14 @@ fn render_text(d: &discovery::Discovered) -> String {
                 .flatten()
                 .map(s)
                 .collect();
+            // `~` unless the driver counted every row (`row_count_exact`).
+            let approx = if t["row_count_exact"] == Value::Bool(true) {
+                ""
+            } else {
+                "~"
+            };
             out.push_str(&format!(
-                "\n{} {}  ~{} rows  primary key: {}\n",
+                "\n{} {}  {approx}{} rows  primary key: {}\n",
                 s(&t["kind"]),
                 s(&t["name"]),
                 s(&t["row_count_estimate"]),
@@ -155,6 +161,17 @@ fn render_text(d: &discovery::Discovered) -> String {
                     pk.join(", ")
                 }
             ));
+            // A table the driver could not read (e.g. a CSV file that does not parse).
+            if let Some(e) = t.get("error").filter(|e| !e.is_null()) {
+                out.push_str(&format!(
+                    "  error[{}]: {}\n",
+                    s(&e["code"]),
+                    s(&e["message"])
+                ));
+                if let Some(h) = e["help"].as_str() {
+                    out.push_str(&format!("  = help: {h}\n"));
+                }
+            }
             for c in t["columns"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
                     "  {:<24} {:<20} {:<16} {}\n",

@@ -3,7 +3,7 @@
 use osiris_plugin_sdk::{Context, PluginError};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +79,43 @@ impl<W: Write> Write for Counting<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Counts the bytes a `BufRead` consumer takes (`consume` and `read`), not the bytes its buffer holds.
+pub struct ConsumeCounting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R> ConsumeCounting<R> {
+    pub fn new(inner: R) -> (Self, Arc<AtomicU64>) {
+        let count = Arc::new(AtomicU64::new(0));
+        (
+            ConsumeCounting {
+                inner,
+                count: count.clone(),
+            },
+            count,
+        )
+    }
+}
+
+impl<R: BufRead> Read for ConsumeCounting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for ConsumeCounting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.inner.consume(amt);
+        self.count.fetch_add(amt as u64, Ordering::Relaxed);
     }
 }
 

@@ -4,11 +4,11 @@
 //! once to stream it in batches of `batch_size`. Rows are parsed as the host pulls the output stream; nothing
 //! is materialised up front.
 
-use crate::common::{Counting, decode, display, resolve_path, single_byte};
+use crate::common::{ConsumeCounting, Counting, decode, display, resolve_path, single_byte};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_csv::reader::Format;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,10 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub const NAME: &str = "filesystem.csv_extractor";
+pub(crate) const NAME: &str = "filesystem.csv_extractor";
 
-/// Records read to infer column types.
-const INFER_SAMPLE_ROWS: usize = 10_000;
+/// Records read to infer column types (by a run and by discovery alike).
+pub(crate) const INFER_SAMPLE_ROWS: usize = 10_000;
 
 #[derive(Debug, Deserialize)]
 struct Config {
@@ -84,7 +84,7 @@ struct Source {
 }
 
 impl Source {
-    fn open(&self) -> Result<(Box<dyn BufRead + Send>, Arc<AtomicU64>), PluginError> {
+    fn open(&self) -> Result<Opened, PluginError> {
         let file = File::open(&self.path).map_err(|e| {
             let kind = if e.kind() == io::ErrorKind::NotFound {
                 "not found"
@@ -105,11 +105,15 @@ impl Source {
                 format!("`{}` is a directory, not a CSV file", display(&self.path)),
             ));
         }
-        let (counted, bytes) = Counting::new(file);
-        let raw: Box<dyn Read + Send> = if self.gzip {
-            Box::new(MultiGzDecoder::new(BufReader::new(counted)))
+        let (raw, file_bytes, plain_bytes): (Box<dyn Read + Send>, _, _) = if self.gzip {
+            // Compressed bytes are counted as the decoder consumes them (not as buffers fill), so the
+            // compression ratio of a sample is close to the truth.
+            let (consumed, file_bytes) = ConsumeCounting::new(BufReader::new(file));
+            let (decoded, plain_bytes) = Counting::new(MultiGzDecoder::new(consumed));
+            (Box::new(decoded), file_bytes, plain_bytes)
         } else {
-            Box::new(counted)
+            let (counted, n) = Counting::new(file);
+            (Box::new(counted), n.clone(), n)
         };
         let decoded: Box<dyn Read + Send> = if self.latin1 {
             Box::new(Latin1ToUtf8::new(raw))
@@ -128,7 +132,11 @@ impl Source {
                 break;
             }
         }
-        Ok((reader, bytes))
+        Ok(Opened {
+            reader,
+            file_bytes,
+            plain_bytes,
+        })
     }
 
     fn read_error(&self, e: io::Error) -> PluginError {
@@ -142,6 +150,50 @@ impl Source {
             "CSV-READ",
             format!("reading `{}` failed: {e}{hint}", display(&self.path)),
         )
+    }
+}
+
+/// An opened source: the decoded text, and how many bytes it took from the file so far.
+struct Opened {
+    reader: Box<dyn BufRead + Send>,
+    /// Bytes read from the file.
+    file_bytes: Arc<AtomicU64>,
+    /// Bytes out of decompression (the same counter as `file_bytes` without compression).
+    plain_bytes: Arc<AtomicU64>,
+}
+
+/// What schema inference read: at most `INFER_SAMPLE_ROWS` records from the start of the file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inference {
+    /// Data records read (the header is not one).
+    pub(crate) records: usize,
+    /// Decoded bytes the CSV parser took, header included (ahead of the last record by at most one parser
+    /// buffer, 8 KiB).
+    parsed_bytes: u64,
+    /// Bytes read from the file.
+    file_bytes: u64,
+    /// Bytes out of decompression for those file bytes (equal to `file_bytes` without compression).
+    plain_bytes: u64,
+}
+
+impl Inference {
+    /// Whether inference read every record: then `records` is the file's row count.
+    pub(crate) fn read_whole_file(&self) -> bool {
+        self.records < INFER_SAMPLE_ROWS
+    }
+
+    /// Rows in a file of `file_size` bytes: its (decompressed) size over the sample's bytes per row.
+    pub(crate) fn estimate_rows(&self, file_size: u64) -> u64 {
+        if self.read_whole_file() {
+            return self.records as u64;
+        }
+        let per_row = self.parsed_bytes as f64 / self.records as f64;
+        let ratio = if self.file_bytes == 0 {
+            1.0
+        } else {
+            self.plain_bytes as f64 / self.file_bytes as f64
+        };
+        ((file_size as f64 * ratio) / per_row).round() as u64
     }
 }
 
@@ -166,36 +218,10 @@ impl Driver for CsvExtractor {
         Ok(out)
     }
 
-    /// With a directory: the CSV files in it. With a file: its columns and inferred types.
+    /// With a directory: every CSV file under it, as tables with columns, types, a row-count estimate and
+    /// sample rows (see `discover.rs`). With a file: that file alone.
     fn discover(&self, config: &Value, ctx: &Context) -> Result<Value, PluginError> {
-        let cfg: Config = decode(NAME, config)?;
-        let path = resolve_path(&cfg.path, cfg.base_dir.as_deref(), ctx);
-        if path.is_dir() {
-            let mut files = Vec::new();
-            let entries = std::fs::read_dir(&path)
-                .map_err(|e| PluginError::io(format!("cannot list `{}`: {e}", display(&path))))?;
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                let lower = name.to_lowercase();
-                let is_csv = [".csv", ".csv.gz", ".tsv", ".tsv.gz"]
-                    .iter()
-                    .any(|s| lower.ends_with(s));
-                if is_csv && entry.path().is_file() {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    files.push(json!({ "name": name, "size_bytes": size }));
-                }
-            }
-            files.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-            return Ok(json!({ "directory": display(&path), "files": files }));
-        }
-        let plan = Plan::new(config, ctx)?;
-        let columns: Vec<Value> = plan
-            .schema
-            .fields()
-            .iter()
-            .map(|f| json!({ "name": f.name(), "type": type_name(f.data_type()) }))
-            .collect();
-        Ok(json!({ "file": display(&plan.source.path), "columns": columns }))
+        crate::discover::discover(config, ctx)
     }
 
     /// A filesystem connection works when its `base_dir` exists, is a directory and is writable.
@@ -247,7 +273,8 @@ pub(crate) fn doctor_base_dir(config: &Value, ctx: &Context) -> Result<Value, Pl
     Ok(json!({ "ok": true, "latency_ms": started.elapsed().as_millis() as u64, "base_dir": base }))
 }
 
-fn type_name(t: &DataType) -> String {
+/// The `dtype` name of an Arrow type (what discovery reports as a CSV column's `source_type`).
+pub(crate) fn type_name(t: &DataType) -> String {
     match t {
         DataType::Int64 => "int64".into(),
         DataType::Float64 => "float64".into(),
@@ -290,20 +317,25 @@ fn null_regex(values: &[String]) -> Result<regex::Regex, PluginError> {
 }
 
 /// The resolved reading plan: source, CSV format, full schema (with overrides) and projection.
-struct Plan {
+pub(crate) struct Plan {
     source: Source,
     format: Format,
     /// Schema of the file (all columns, overrides applied).
     file_schema: SchemaRef,
     /// Schema of the output (after `columns`).
-    schema: SchemaRef,
+    pub(crate) schema: SchemaRef,
     projection: Option<Vec<usize>>,
-    limit: Option<u64>,
-    batch_size: usize,
+    pub(crate) limit: Option<u64>,
+    pub(crate) batch_size: usize,
 }
 
 impl Plan {
     fn new(config: &Value, ctx: &Context) -> Result<Plan, PluginError> {
+        Plan::infer(config, ctx).map(|(plan, _)| plan)
+    }
+
+    /// The plan, and what inferring its schema read (discovery reports on that sample).
+    pub(crate) fn infer(config: &Value, ctx: &Context) -> Result<(Plan, Inference), PluginError> {
         let cfg: Config = decode(NAME, config)?;
         let path = resolve_path(&cfg.path, cfg.base_dir.as_deref(), ctx);
         let gzip = match cfg.compression.as_str() {
@@ -344,16 +376,27 @@ impl Plan {
             .with_quote(single_byte("quotechar", &cfg.quotechar)?)
             .with_null_regex(null_regex(&cfg.null_values)?);
 
-        let (reader, _) = source.open()?;
-        let (inferred, _) = format
-            .infer_schema(reader, Some(INFER_SAMPLE_ROWS))
+        let opened = source.open()?;
+        let (parsed, parsed_bytes) = Counting::new(opened.reader);
+        let (inferred, records) = format
+            .infer_schema(parsed, Some(INFER_SAMPLE_ROWS))
             .map_err(|e| {
                 PluginError::new(
                     ErrorKind::Data,
                     "CSV-PARSE",
-                    format!("cannot read the header of `{}`: {e}", display(&source.path)),
+                    format!(
+                        "cannot infer the columns of `{}` from its first {INFER_SAMPLE_ROWS} rows: {e}",
+                        display(&source.path)
+                    ),
                 )
+                .with_help("check `delimiter`, `quotechar`, `encoding` and `compression` against the file; every row needs as many fields as the header")
             })?;
+        let inference = Inference {
+            records,
+            parsed_bytes: parsed_bytes.load(Ordering::Relaxed),
+            file_bytes: opened.file_bytes.load(Ordering::Relaxed),
+            plain_bytes: opened.plain_bytes.load(Ordering::Relaxed),
+        };
         if inferred.fields().is_empty() {
             return Err(PluginError::new(
                 ErrorKind::Data,
@@ -411,7 +454,7 @@ impl Plan {
                 (Arc::new(projected), Some(idx))
             }
         };
-        Ok(Plan {
+        let plan = Plan {
             source,
             format,
             file_schema,
@@ -419,11 +462,16 @@ impl Plan {
             projection,
             limit: cfg.limit,
             batch_size: cfg.batch_size,
-        })
+        };
+        Ok((plan, inference))
     }
 
-    fn stream(self, ctx: Context) -> Result<CsvStream, PluginError> {
-        let (reader, bytes) = self.source.open()?;
+    pub(crate) fn stream(self, ctx: Context) -> Result<CsvStream, PluginError> {
+        let Opened {
+            reader,
+            file_bytes: bytes,
+            ..
+        } = self.source.open()?;
         let mut builder = arrow_csv::ReaderBuilder::new(self.file_schema.clone())
             .with_format(self.format)
             .with_batch_size(self.batch_size);
@@ -447,7 +495,7 @@ impl Plan {
 }
 
 /// The output stream: parses on demand, applies `limit`, reports metrics when it ends.
-struct CsvStream {
+pub(crate) struct CsvStream {
     reader: arrow_csv::reader::BufReader<Box<dyn BufRead + Send>>,
     schema: SchemaRef,
     remaining: Option<u64>,

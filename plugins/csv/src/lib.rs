@@ -4,6 +4,7 @@
 //! through the same entry.
 
 mod common;
+mod discover;
 mod extractor;
 mod writer;
 

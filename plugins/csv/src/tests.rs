@@ -236,3 +236,159 @@ fn gzip_round_trip() {
     assert_eq!(z.value(0), "q\"x");
     let _ = CsvExtractor;
 }
+
+/// Writes `text` gzip-compressed to `path`.
+fn write_gz(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap();
+}
+
+fn discover_dir(dir: &std::path::Path, samples: u64) -> Value {
+    let (_, c) = ctx();
+    CsvExtractor
+        .discover(&json!({"path": dir, "samples": samples}), &c)
+        .unwrap()
+}
+
+fn entry<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tables: {v:#}"))
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no `{name}` in {v:#}"))
+}
+
+#[test]
+fn discover_directory_describes_every_csv_file_like_a_run_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = "id,name,amount,day,ok\n1,Ada,1.5,2024-01-02,true\n2,\"Grace, H\",,2024-02-03,false\n3,Linus,7,2024-03-04,true\n";
+    std::fs::write(dir.path().join("a.csv"), a).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    write_gz(&dir.path().join("sub/z.csv.gz"), "k,v\nx,10\ny,20\n");
+    std::fs::write(dir.path().join("t.tsv"), "p\tq\n1\tone\n").unwrap();
+    std::fs::write(dir.path().join("broken.csv"), "a,b\n1,2\n3,4,5\n").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a csv").unwrap();
+    std::fs::write(dir.path().join(".hidden.csv"), "h\n1\n").unwrap();
+
+    let v = discover_dir(dir.path(), 2);
+    let names: Vec<&str> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a.csv", "broken.csv", "sub/z.csv.gz", "t.tsv"]);
+
+    // The same types a run produces (same inference code), and the database discoverers' shape.
+    let t = entry(&v, "a.csv");
+    let (_, c) = ctx();
+    let run_schema = read_all(&json!({"path": dir.path().join("a.csv")}), &c).unwrap()[0].schema();
+    let cols = t["columns"].as_array().unwrap();
+    assert_eq!(cols.len(), run_schema.fields().len());
+    for (col, field) in cols.iter().zip(run_schema.fields()) {
+        assert_eq!(col["name"], field.name().as_str());
+        assert_eq!(col["arrow_type"], field.data_type().to_string());
+        assert_eq!(col["nullable"], true);
+    }
+    let types: Vec<&str> = cols
+        .iter()
+        .map(|c| c["source_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["int64", "utf8", "float64", "date32", "bool"]);
+    assert_eq!(t["kind"], "file");
+    assert_eq!(t["primary_key"], json!([]));
+    assert_eq!(t["row_count_estimate"], 3);
+    assert_eq!(t["row_count_exact"], true);
+    assert_eq!(t["size_bytes"], a.len());
+    assert_eq!(t["compression"], "none");
+    assert_eq!(
+        t["samples"],
+        json!([
+            {"id": 1, "name": "Ada", "amount": 1.5, "day": "2024-01-02", "ok": true},
+            {"id": 2, "name": "Grace, H", "amount": null, "day": "2024-02-03", "ok": false}
+        ])
+    );
+    assert!(t.get("error").is_none(), "{t:#}");
+
+    let z = entry(&v, "sub/z.csv.gz");
+    assert_eq!(z["compression"], "gzip");
+    assert_eq!(z["columns"][1]["arrow_type"], "Int64");
+    assert_eq!(z["row_count_estimate"], 2);
+    assert_eq!(z["samples"][1], json!({"k": "y", "v": 20}));
+
+    let tsv = entry(&v, "t.tsv");
+    assert_eq!(tsv["delimiter"], "\t");
+    assert_eq!(tsv["columns"].as_array().unwrap().len(), 2);
+
+    let b = entry(&v, "broken.csv");
+    assert_eq!(b["error"]["code"], "CSV-PARSE", "{b:#}");
+    let msg = b["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("broken.csv") && msg.contains("line 3"),
+        "{msg}"
+    );
+    assert_eq!(b["columns"], json!([]));
+    assert_eq!(b["row_count_estimate"], Value::Null);
+
+    // --samples 0: no rows read back.
+    let none = discover_dir(dir.path(), 0);
+    assert_eq!(entry(&none, "a.csv")["samples"], json!([]));
+    assert_eq!(entry(&none, "a.csv")["row_count_estimate"], 3);
+}
+
+#[test]
+fn discover_estimates_big_files_from_a_sample_without_reading_them_whole() {
+    const ROWS: usize = 40_000;
+    let mut text = String::from("id,name,score\n");
+    for i in 0..ROWS {
+        text.push_str(&format!("{i},name-{i},{}.5\n", i % 1000));
+    }
+    // A last line a run would fail on: discovery never gets there.
+    text.push_str("1,2,3,4,5,6\n");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.csv"), &text).unwrap();
+    write_gz(&dir.path().join("big.csv.gz"), &text);
+    let (_, c) = ctx();
+    let whole = read_all(&json!({"path": dir.path().join("big.csv")}), &c);
+    assert!(whole.is_err(), "a run reads the bad last line");
+
+    let v = discover_dir(dir.path(), 3);
+    for name in ["big.csv", "big.csv.gz"] {
+        let t = entry(&v, name);
+        assert!(t.get("error").is_none(), "{name}: {t:#}");
+        assert_eq!(t["row_count_exact"], false, "{name}");
+        assert_eq!(t["inferred_from_rows"], 10_000, "{name}");
+        let estimate = t["row_count_estimate"].as_f64().unwrap();
+        let off = (estimate - ROWS as f64).abs() / ROWS as f64;
+        assert!(off < 0.1, "{name}: estimate {estimate} vs {ROWS} rows");
+        assert_eq!(t["samples"].as_array().unwrap().len(), 3, "{name}");
+        assert_eq!(t["samples"][2]["name"], "name-2");
+    }
+}
+
+#[test]
+fn discover_one_file_fails_when_it_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok.csv"), "x\n1\n").unwrap();
+    std::fs::write(dir.path().join("empty.csv"), "").unwrap();
+    let (_, c) = ctx();
+    let v = CsvExtractor
+        .discover(&json!({"path": dir.path().join("ok.csv")}), &c)
+        .unwrap();
+    assert_eq!(v["tables"][0]["name"], "ok.csv");
+    assert_eq!(v["tables"][0]["samples"], json!([{"x": 1}]));
+    let e = CsvExtractor
+        .discover(&json!({"path": dir.path().join("empty.csv")}), &c)
+        .unwrap_err();
+    assert_eq!(e.code, "CSV-EMPTY");
+    // In a directory the same file is an entry with its error.
+    let v = discover_dir(dir.path(), 1);
+    assert_eq!(entry(&v, "empty.csv")["error"]["code"], "CSV-EMPTY");
+    assert_eq!(entry(&v, "ok.csv")["row_count_estimate"], 1);
+}

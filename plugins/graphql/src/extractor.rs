@@ -245,7 +245,9 @@ impl Client {
                     (format!("HTTP {}", r.status), r.retry_after)
                 }
                 Ok(r) => return Err(self.http_error(r.status, &r.text, page)),
-                Err(e) => (e, None),
+                // Retrying cannot make a refused certificate acceptable.
+                Err(Failure::Certificate(why)) => return Err(self.certificate_error(&why, page)),
+                Err(Failure::Transport(why)) => (why, None),
             };
             if attempt >= self.max_retries {
                 return Err(PluginError::new(
@@ -283,8 +285,8 @@ impl Client {
         Ok(())
     }
 
-    /// Sends once: the reply, or a transport error text (which never carries header values).
-    fn send_once(&self, body: &str) -> Result<Reply, String> {
+    /// Sends once: the reply, or why there is none (a text that never carries header values).
+    fn send_once(&self, body: &str) -> Result<Reply, Failure> {
         let mut req = self
             .agent
             .post(&self.endpoint)
@@ -293,7 +295,10 @@ impl Client {
         for (k, v) in &self.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let resp = req.send(body).map_err(|e| transport_error(&e))?;
+        let resp = req.send(body).map_err(|e| match certificate_problem(&e) {
+            Some(why) => Failure::Certificate(why),
+            None => Failure::Transport(transport_error(&e)),
+        })?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -305,12 +310,34 @@ impl Client {
             .with_config()
             .limit(MAX_BODY)
             .read_to_string()
-            .map_err(|e| format!("reading the response failed: {}", transport_error(&e)))?;
+            .map_err(|e| {
+                Failure::Transport(format!(
+                    "reading the response failed: {}",
+                    transport_error(&e)
+                ))
+            })?;
         Ok(Reply {
             status,
             retry_after,
             text,
         })
+    }
+
+    /// The server's TLS certificate was refused (`validate_ssl: true`): names the endpoint, why, and the fixes.
+    fn certificate_error(&self, why: &str, page: u64) -> PluginError {
+        PluginError::new(
+            ErrorKind::Connection,
+            "GRAPHQL-TLS",
+            format!(
+                "page {page}: the TLS certificate of {} is not trusted: {why}",
+                self.endpoint
+            ),
+        )
+        .with_help(
+            "give the server a certificate from a public certificate authority (osiris trusts the Mozilla root \
+             store it is built with), or, for a test server or a trusted network only, set `validate_ssl: false` \
+             in the step's config to skip certificate verification",
+        )
     }
 
     fn http_error(&self, status: u16, text: &str, page: u64) -> PluginError {
@@ -382,6 +409,36 @@ struct Reply {
     status: u16,
     retry_after: Option<u64>,
     text: String,
+}
+
+/// Why a request got no reply.
+enum Failure {
+    /// The server's TLS certificate was refused: not retried.
+    Certificate(String),
+    /// Anything else (network, timeout, protocol): retried.
+    Transport(String),
+}
+
+/// Why the server's certificate was refused, if that is what `e` is. rustls reports it from the handshake,
+/// either directly or inside the I/O error of the first read or write.
+fn certificate_problem(e: &ureq::Error) -> Option<String> {
+    let tls: &rustls::Error = match e {
+        ureq::Error::Rustls(r) => r,
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+        _ => return None,
+    };
+    let rustls::Error::InvalidCertificate(c) = tls else {
+        return None;
+    };
+    Some(match c {
+        rustls::CertificateError::UnknownIssuer => {
+            "it is signed by an unknown issuer (a self-signed \
+             certificate, or an authority that is not trusted)"
+                .to_string()
+        }
+        rustls::CertificateError::BadSignature => "its signature does not verify".to_string(),
+        other => other.to_string(),
+    })
 }
 
 fn transport_error(e: &ureq::Error) -> String {
@@ -691,5 +748,27 @@ mod tests {
             e.message.contains("auth_username") && !e.message.contains("s3cret"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn refused_certificates_are_told_apart_from_network_errors() {
+        let wrapped = |e: rustls::Error| {
+            ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        };
+        let unknown = wrapped(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert!(
+            certificate_problem(&unknown).is_some_and(|w| w.contains("unknown issuer")),
+            "{unknown}"
+        );
+        let expired = ureq::Error::Rustls(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired,
+        ));
+        assert!(certificate_problem(&expired).is_some());
+        // Not a certificate problem: retried as before.
+        let refused = ureq::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(certificate_problem(&refused).is_none());
+        assert!(certificate_problem(&wrapped(rustls::Error::DecryptError)).is_none());
     }
 }
