@@ -8,6 +8,7 @@ mod dbutil;
 mod discovery;
 mod graphql;
 mod plugins;
+mod pool;
 mod run;
 mod runs;
 mod sdk;

@@ -1,5 +1,5 @@
 //! Connection settings (the resolved `@mysql.<alias>` connection overlaid with the step's inline fields),
-//! connecting with the requested TLS mode, error classification, and the thread/runtime helpers.
+//! connecting with the requested TLS mode, error classification, and the thread helper.
 //!
 //! Invariant: no message built here contains a password; server and driver messages carry none.
 
@@ -29,7 +29,7 @@ pub fn str_field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ssl {
     Disabled,
     Preferred,
@@ -121,8 +121,9 @@ fn opts(s: &Settings, ssl: Option<SslOpts>) -> Opts {
         .prefer_socket(false)
         .stmt_cache_size(0)
         .ssl_opts(ssl)
-        // UTC session, strict value checks (an error instead of a silent truncation), plain quoting.
-        .init(vec![
+        // UTC session, strict value checks (an error instead of a silent truncation), plain quoting. `setup`, not
+        // `init`: the pool's reset (COM_RESET_CONNECTION) runs these again.
+        .setup(vec![
             "SET time_zone = '+00:00'",
             "SET NAMES utf8mb4",
             "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES', 'NO_BACKSLASH_ESCAPES')",
@@ -303,15 +304,8 @@ pub fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime, PluginError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| PluginError::internal(format!("cannot start the I/O runtime: {e}")))
-}
-
-/// Runs `f` on a fresh thread (a runtime must not start inside another runtime).
+/// Runs `f` on a fresh thread: `Runtime::block_on` must not be called from inside another runtime (the host
+/// calls drivers on its own runtime's blocking threads).
 pub fn on_thread<T: Send>(
     f: impl FnOnce() -> Result<T, PluginError> + Send,
 ) -> Result<T, PluginError> {

@@ -2,6 +2,7 @@
 //! `doctor` (a connection check that tells refused / auth_failed / timeout / unknown_database apart).
 
 use crate::conn::{self, ident};
+use crate::pool;
 use crate::read::decoder_for;
 use mysql_async::prelude::Queryable;
 use osiris_plugin_sdk::{Context, PluginError};
@@ -11,15 +12,16 @@ pub fn doctor(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
     let m = conn::merged(config, ctx);
     let settings = conn::settings(&m)?;
     conn::on_thread(move || {
-        let rt = conn::runtime()?;
+        let rt = pool::runtime()?;
         rt.block_on(async {
             let started = std::time::Instant::now();
-            let mut c = conn::connect(&settings).await?;
+            // A connection check really connects: a new session, which then joins the pool.
+            let mut c = pool::open(&settings, ctx).await?;
             let version: Option<String> = c
                 .query_first("SELECT VERSION()")
                 .await
                 .map_err(|e| conn::db_error(&e, "asking the server version"))?;
-            let _ = c.disconnect().await;
+            c.release().await;
             Ok(json!({
                 "ok": true,
                 "latency_ms": started.elapsed().as_millis() as u64,
@@ -39,9 +41,9 @@ pub fn discover(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
         .unwrap_or(3)
         .min(100);
     conn::on_thread(move || {
-        let rt = conn::runtime()?;
+        let rt = pool::runtime()?;
         rt.block_on(async {
-            let mut c = conn::connect(&settings).await?;
+            let mut c = pool::checkout(&settings, ctx).await?;
             let err = |e: mysql_async::Error| conn::db_error(&e, "listing the tables");
             let db: Option<String> = c.query_first("SELECT DATABASE()").await.map_err(err)?.flatten();
             let Some(db) = db else {
@@ -127,7 +129,7 @@ pub fn discover(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
                     "samples": rows,
                 }));
             }
-            let _ = c.disconnect().await;
+            c.release().await;
             Ok(json!({ "database": db, "tables": out }))
         })
     })

@@ -1,8 +1,12 @@
 //! MySQL / MariaDB components: `mysql.extractor` (prepared statement, rows streamed into Arrow batches) and
 //! `mysql.writer` (multi-row INSERTs in one transaction; append, replace, upsert).
+//!
+//! Connections are pooled per connection settings for the life of the process (see [`pool`]): the steps of one
+//! run that use the same connection share sessions instead of each opening its own.
 
 mod conn;
 mod discover;
+mod pool;
 mod read;
 mod write;
 

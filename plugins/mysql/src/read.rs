@@ -2,9 +2,12 @@
 //! rows into Arrow batches of `batch_size`.
 //!
 //! The database work runs on a thread of its own; batches reach the host through a channel holding at most one
-//! batch, so rows are fetched as the host pulls and memory stays bounded by about two batches.
+//! batch, so rows are fetched as the host pulls and memory stays bounded by about two batches. The session
+//! comes from the pool; it goes back once the result was read to its end, before the last batch is handed on
+//! (so a step after this one finds it idle). Dropping the stream early, or any error, closes the session.
 
 use crate::conn::{self, ident, str_field};
+use crate::pool::{self, Pooled};
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
     Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
@@ -485,7 +488,7 @@ impl Driver for Extractor {
             .unwrap_or(10_000);
         let ctx2 = ctx.clone();
         let reader = spawn_reader(format!("mysql-extract-{step_id}"), 1, move |mut out| {
-            let rt = match conn::runtime() {
+            let rt = match pool::runtime() {
                 Ok(rt) => rt,
                 Err(e) => {
                     out.fail(e);
@@ -518,15 +521,14 @@ async fn read(
     ctx: Context,
     out: &mut BatchSender,
 ) {
-    let mut c = match conn::connect(&settings).await {
+    let pooled = match pool::checkout(&settings, &ctx).await {
         Ok(c) => c,
         Err(e) => {
             out.fail(e);
             return;
         }
     };
-    let result = stream(&mut c, &sql, batch_size, &ctx, out).await;
-    match result {
+    match stream(pooled, &sql, batch_size, &ctx, out).await {
         Ok(Some((rows, zero_dates))) => {
             if zero_dates > 0 {
                 ctx.warn(&format!(
@@ -539,17 +541,18 @@ async fn read(
         Ok(None) => {}
         Err(e) => out.fail(e),
     }
-    let _ = c.disconnect().await;
 }
 
-/// Returns (rows, zero dates), or `None` when the host stopped reading.
+/// Returns (rows, zero dates), or `None` when the host stopped reading. `pooled` goes back to the pool once the
+/// result was read to its end, and is closed on any other way out.
 async fn stream(
-    c: &mut mysql_async::Conn,
+    mut pooled: Pooled,
     sql: &str,
     batch_size: usize,
     ctx: &Context,
     out: &mut BatchSender,
 ) -> Result<Option<(u64, u64)>, PluginError> {
+    let c: &mut mysql_async::Conn = &mut pooled;
     let stmt = c.prep(sql).await.map_err(|e| {
         let mut err = conn::db_error(&e, "the query was refused");
         if let mysql_async::Error::Server(se) = &e
@@ -621,6 +624,10 @@ async fn stream(
             }
         }
     }
+    // The result was read to its end: the session is idle again.
+    drop(result);
+    drop(stmt);
+    pooled.release().await;
     if in_batch > 0 || total == 0 {
         let batch = finish(&schema, &mut cols, in_batch)?;
         out.send_checked(ctx, batch)?;

@@ -5,8 +5,12 @@
 //! committed only after the whole input was read and inserted without error; on any error it is rolled back.
 //! MySQL commits DDL implicitly, so a table created by `create_table` is created before the transaction and
 //! dropped again when the write fails.
+//!
+//! The session comes from the pool and goes back only after the commit (reset on the way); after any error it
+//! is rolled back and closed, never reused.
 
 use crate::conn::{self, ident, str_field};
+use crate::pool;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Decimal128Type, Decimal256Type, DurationMicrosecondType, Float32Type, Float64Type,
@@ -376,11 +380,11 @@ struct Job {
 
 impl Job {
     fn run(self, mut input: Box<dyn RecordBatchReader + Send>) -> Result<(), PluginError> {
-        let rt = conn::runtime()?;
+        let rt = pool::runtime()?;
         let started = std::time::Instant::now();
-        let mut c = rt.block_on(conn::connect(&self.settings))?;
+        let mut c = rt.block_on(pool::checkout(&self.settings, &self.ctx))?;
         let mut created = false;
-        let result = self.write(&rt, &mut c, &mut input, &mut created);
+        let result = self.write(rt, &mut c, &mut input, &mut created);
         match result {
             Ok(rows) => {
                 self.ctx.metric("rows_written", rows as f64, Some("rows"));
@@ -394,7 +398,7 @@ impl Job {
                     ident(&self.table),
                     self.mode
                 ));
-                let _ = rt.block_on(c.disconnect());
+                rt.block_on(c.release());
                 Ok(())
             }
             Err(e) => {
@@ -402,7 +406,7 @@ impl Job {
                 if created {
                     let _ = rt.block_on(c.query_drop(format!("DROP TABLE {}", ident(&self.table))));
                 }
-                let _ = rt.block_on(c.disconnect());
+                rt.block_on(c.discard());
                 Err(e)
             }
         }

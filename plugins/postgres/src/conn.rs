@@ -4,6 +4,7 @@
 //! Invariant: no message built here contains a connection string, a password or an API key. Driver messages
 //! (connect failures, server errors) carry neither; connection strings are never formatted into text.
 
+use crate::pool::Session;
 use osiris_plugin_sdk::{Context, ErrorKind, PluginError};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -266,11 +267,11 @@ fn label_of(config: &Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
-/// Opens a connection; the connection task runs on the current (tokio) runtime, which must be driven by the
-/// caller (`block_on`). The session time zone is UTC.
-pub async fn connect(s: &Settings) -> Result<Client, PluginError> {
+/// Opens a session. Its connection task is spawned on the current runtime, which must be the plugin's
+/// [`crate::pool::runtime`] (the session may outlive the step). The session time zone is UTC.
+pub async fn connect(s: &Settings) -> Result<Session, PluginError> {
     let mut config = s.config.clone();
-    let client = match s.tls {
+    let session = match s.tls {
         Tls::Disable => {
             config.ssl_mode(SslMode::Disable);
             spawn(config.connect(NoTls).await, s)?
@@ -284,27 +285,28 @@ pub async fn connect(s: &Settings) -> Result<Client, PluginError> {
             spawn(config.connect(tls_connector(s.tls)).await, s)?
         }
     };
-    client
+    session
+        .client()
         .batch_execute("SET TIME ZONE 'UTC'; SET client_encoding = 'UTF8'")
         .await
         .map_err(|e| db_error(s.flavor, &e, "setting up the session"))?;
-    Ok(client)
+    Ok(session)
 }
 
 fn spawn<S, T>(
     r: Result<(Client, tokio_postgres::Connection<S, T>), tokio_postgres::Error>,
     s: &Settings,
-) -> Result<Client, PluginError>
+) -> Result<Session, PluginError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     match r {
         Ok((client, connection)) => {
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let _ = connection.await;
             });
-            Ok(client)
+            Ok(Session::new(client, task))
         }
         Err(e) => Err(connect_error(s, &e)),
     }
@@ -553,13 +555,4 @@ pub fn ident(name: &str) -> String {
 /// `"schema"."table"`.
 pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", ident(schema), ident(table))
-}
-
-/// A current-thread runtime for one step (each step runs on its own thread).
-pub fn runtime() -> Result<tokio::runtime::Runtime, PluginError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| PluginError::internal(format!("cannot start the I/O runtime: {e}")))
 }

@@ -3,6 +3,7 @@
 
 use crate::conn::{self, Flavor, qualified};
 use crate::decode::{Dec, decoder_for};
+use crate::pool;
 use osiris_plugin_sdk::{Context, PluginError};
 use serde_json::{Value, json};
 use tokio_postgres::types::Type;
@@ -11,15 +12,18 @@ pub fn doctor(flavor: Flavor, config: &Value, ctx: &Context) -> Result<Value, Pl
     let m = conn::merged(config, ctx);
     let settings = conn::settings(flavor, &m)?;
     on_thread(move || {
-        let rt = conn::runtime()?;
+        let rt = pool::runtime()?;
         rt.block_on(async {
             let started = std::time::Instant::now();
-            let client = conn::connect(&settings).await?;
-            let version: String = client
+            // A connection check really connects: a new session, which then joins the pool.
+            let pooled = pool::open(&settings, ctx).await?;
+            let version: String = pooled
+                .client()
                 .query_one("SELECT current_setting('server_version')", &[])
                 .await
                 .map_err(|e| conn::db_error(flavor, &e, "asking the server version"))?
                 .get(0);
+            pooled.release().await;
             Ok(json!({
                 "ok": true,
                 "latency_ms": started.elapsed().as_millis() as u64,
@@ -39,9 +43,10 @@ pub fn discover(flavor: Flavor, config: &Value, ctx: &Context) -> Result<Value, 
         .unwrap_or(3)
         .min(100) as i64;
     on_thread(move || {
-        let rt = conn::runtime()?;
+        let rt = pool::runtime()?;
         rt.block_on(async {
-            let client = conn::connect(&settings).await?;
+            let pooled = pool::checkout(&settings, ctx).await?;
+            let client = pooled.client();
             let schema = settings.schema.clone();
             let err = |e: tokio_postgres::Error| conn::db_error(flavor, &e, "listing the tables");
             let tables = client
@@ -80,7 +85,7 @@ pub fn discover(flavor: Flavor, config: &Value, ctx: &Context) -> Result<Value, 
                     let typmod: i32 = c.get(3);
                     let nullable: bool = c.get(4);
                     let is_pk: bool = c.get(5);
-                    let arrow = arrow_type(&client, typid, typmod).await;
+                    let arrow = arrow_type(client, typid, typmod).await;
                     if is_pk {
                         pk.push(cname.clone());
                     }
@@ -116,6 +121,7 @@ pub fn discover(flavor: Flavor, config: &Value, ctx: &Context) -> Result<Value, 
                     "samples": rows,
                 }));
             }
+            pooled.release().await;
             Ok(json!({ "schema": schema, "tables": out }))
         })
     })
@@ -155,7 +161,8 @@ async fn arrow_type(client: &tokio_postgres::Client, typid: u32, typmod: i32) ->
     }
 }
 
-/// Runs `f` on a fresh thread (a current-thread runtime must not start inside another runtime).
+/// Runs `f` on a fresh thread: `Runtime::block_on` must not be called from inside another runtime (the host
+/// calls drivers on its own runtime's blocking threads).
 pub fn on_thread<T: Send>(
     f: impl FnOnce() -> Result<T, PluginError> + Send,
 ) -> Result<T, PluginError> {

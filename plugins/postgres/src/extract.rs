@@ -1,12 +1,15 @@
 //! `postgres.extractor` / `supabase.extractor`: `COPY (query) TO STDOUT (FORMAT binary)` decoded into Arrow
 //! record batches of `batch_size` rows.
 //!
-//! The database work happens on a thread of its own (with its own current-thread runtime); batches reach the
-//! host through a channel holding at most one batch, so rows are fetched as the host pulls and memory stays
-//! bounded by about two batches. Dropping the stream stops the thread and closes the connection.
+//! The database work happens on a thread of its own (driving the plugin's I/O runtime); batches reach the host
+//! through a channel holding at most one batch, so rows are fetched as the host pulls and memory stays bounded
+//! by about two batches. The session comes from the pool; it goes back once the COPY has finished, before the
+//! last batch is handed on (so a step after this one finds it idle). Dropping the stream early, or any error,
+//! closes the session instead.
 
 use crate::conn::{self, Flavor, ident, qualified, str_field};
 use crate::decode::{Col, Dec, decoder_for};
+use crate::pool::{self, Pooled};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{Field, Schema, SchemaRef};
 use futures_util::StreamExt;
@@ -80,7 +83,7 @@ impl Driver for Extractor {
         let batch_size = batch_size(&m);
         let ctx2 = ctx.clone();
         let reader = spawn_reader(format!("pg-extract-{step_id}"), 1, move |mut out| {
-            let rt = match conn::runtime() {
+            let rt = match pool::runtime() {
                 Ok(rt) => rt,
                 Err(e) => {
                     out.fail(e);
@@ -122,7 +125,7 @@ struct Job {
 impl Job {
     async fn run(self, out: &mut BatchSender) {
         let prepared = self.prepare().await;
-        let (client, copy_sql, schema, decs) = match prepared {
+        let (pooled, copy_sql, schema, decs) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 out.fail(e);
@@ -130,9 +133,10 @@ impl Job {
             }
         };
         if !out.describe(schema.clone()) {
+            pooled.release().await;
             return;
         }
-        let rows = match self.stream(&client, &copy_sql, schema, &decs, out).await {
+        let rows = match self.stream(pooled, &copy_sql, schema, &decs, out).await {
             Ok(rows) => rows,
             Err(e) => {
                 out.fail(e);
@@ -144,12 +148,10 @@ impl Job {
             .debug(&format!("read {rows} rows from {}", self.settings.label));
     }
 
-    async fn prepare(
-        &self,
-    ) -> Result<(tokio_postgres::Client, String, SchemaRef, Vec<Dec>), PluginError> {
+    async fn prepare(&self) -> Result<(Pooled, String, SchemaRef, Vec<Dec>), PluginError> {
         let flavor = self.settings.flavor;
-        let client = conn::connect(&self.settings).await?;
-        let stmt = client.prepare(&self.sql).await.map_err(|e| {
+        let pooled = pool::checkout(&self.settings, &self.ctx).await?;
+        let stmt = pooled.client().prepare(&self.sql).await.map_err(|e| {
             let mut err = conn::db_error(flavor, &e, "the query was refused");
             if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
                 err = err.with_help(format!(
@@ -195,23 +197,26 @@ impl Job {
             self.sql.clone()
         };
         let copy_sql = format!("COPY ({inner}) TO STDOUT (FORMAT binary)");
-        Ok((client, copy_sql, Arc::new(Schema::new(fields)), decs))
+        drop(stmt);
+        Ok((pooled, copy_sql, Arc::new(Schema::new(fields)), decs))
     }
 
+    /// Streams the COPY; `pooled` goes back to the pool when the COPY finished, and is closed on any other way out.
     async fn stream(
         &self,
-        client: &tokio_postgres::Client,
+        pooled: Pooled,
         copy_sql: &str,
         schema: SchemaRef,
         decs: &[Dec],
         out: &BatchSender,
     ) -> Result<u64, PluginError> {
         let flavor = self.settings.flavor;
-        let stream = client
+        let stream = pooled
+            .client()
             .copy_out(copy_sql)
             .await
             .map_err(|e| conn::db_error(flavor, &e, "reading the rows failed"))?;
-        let mut stream = std::pin::pin!(stream);
+        let mut stream = Box::pin(stream);
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut pos = 0usize;
         let mut header = false;
@@ -270,6 +275,9 @@ impl Job {
                 None => break,
             }
         }
+        // The COPY is complete: the session is idle again.
+        drop(stream);
+        pooled.release().await;
         if !ended && header {
             // Data after the last chunk was incomplete.
             if buf.len() > pos {

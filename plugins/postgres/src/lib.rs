@@ -5,12 +5,16 @@
 //! a staging table with binary `COPY ... FROM STDIN` and move it into the target in one transaction. Supabase
 //! is PostgreSQL reached through the project's database connection (`pg_dsn`, or `host`/`password` with
 //! defaults derived from `url`/`project_id`).
+//!
+//! Connections are pooled per connection settings for the life of the process (see [`pool`]): the steps of one
+//! run that use the same connection share sessions instead of each opening its own.
 
 mod conn;
 mod decode;
 mod discover;
 mod encode;
 mod extract;
+mod pool;
 mod write;
 
 use conn::Flavor;

@@ -6,9 +6,13 @@
 //! table, removing old rows for `replace`, the insert) happens in one transaction that is committed only
 //! after the whole input was read without error; any error, including one raised by an upstream step while
 //! its stream is pulled, rolls it back.
+//!
+//! The session comes from the pool and goes back only after the commit; after any error it is rolled back and
+//! closed, never reused.
 
 use crate::conn::{self, Flavor, ident, qualified, str_field};
 use crate::encode::{self, Plan};
+use crate::pool;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -120,7 +124,7 @@ impl Driver for Writer {
             chunk_rows,
             ctx: ctx.clone(),
         };
-        // The database work runs on a thread of its own, with its own runtime.
+        // The database work runs on a thread of its own, driving the plugin's I/O runtime.
         std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .name(format!("pg-write-{step_id}"))
@@ -163,15 +167,17 @@ impl Job {
     }
 
     fn run(self, mut input: Box<dyn RecordBatchReader + Send>) -> Result<(), PluginError> {
-        let rt = conn::runtime()?;
+        let rt = pool::runtime()?;
         let started = std::time::Instant::now();
-        let client = rt.block_on(conn::connect(&self.settings))?;
+        let pooled = rt.block_on(pool::checkout(&self.settings, &self.ctx))?;
+        let client = pooled.client();
         rt.block_on(client.batch_execute("BEGIN"))
             .map_err(|e| self.err(&e, "starting the transaction"))?;
-        match self.write(&rt, &client, &mut input) {
+        match self.write(rt, client, &mut input) {
             Ok(rows) => {
                 rt.block_on(client.batch_execute("COMMIT"))
                     .map_err(|e| self.err(&e, "committing the transaction"))?;
+                rt.block_on(pooled.release());
                 self.ctx.metric("rows_written", rows as f64, Some("rows"));
                 self.ctx.metric(
                     "duration_ms",
@@ -187,6 +193,7 @@ impl Job {
             }
             Err(e) => {
                 // The target stays as it was; a failed ROLLBACK (lost connection) rolls back on the server too.
+                // The session is closed (dropped), not returned to the pool.
                 let _ = rt.block_on(client.batch_execute("ROLLBACK"));
                 Err(e)
             }
