@@ -336,6 +336,50 @@ fn connection_base_dir_resolves_relative_paths() {
     );
 }
 
+/// `needs:` on a writer is an ordering: a step that reads what an earlier writer wrote starts after it and
+/// does not wait for the writer's (non-existent) output stream.
+#[test]
+fn a_reader_that_needs_a_writer_starts_after_it_commits() {
+    let p = project(&[(
+        "p.yaml",
+        r#"oml_version: "0.1.0"
+name: two-stage
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config: { path: data/orders.csv }
+  - id: stage
+    component: filesystem.csv_writer
+    mode: write
+    needs: [extract]
+    config: { path: staged/orders.csv }
+  - id: reread
+    component: filesystem.csv_extractor
+    mode: read
+    needs: [stage]
+    config: { path: staged/orders.csv }
+  - id: count
+    component: duckdb.processor
+    mode: transform
+    needs: [reread]
+    config: { query: "SELECT COUNT(*) AS n FROM df" }
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [count]
+    config: { path: out/result.csv }
+"#,
+    )]);
+    let o = osiris(p.path(), &["run", "p.yaml", "--max-parallel", "4"], &[]);
+    assert_eq!(code(&o), 0, "{:?}", text(&o));
+    // The staged file existed, complete, when `reread` opened it.
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out/result.csv")).unwrap(),
+        "n\n20\n"
+    );
+}
+
 #[test]
 fn planted_secrets_never_reach_the_run_directory_or_the_terminal() {
     const IN_FILE: &str = "pl4nted-in-connections-file-91c2";
