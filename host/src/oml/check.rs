@@ -461,13 +461,13 @@ pub fn check(file: &str, text: &str, catalog: &dyn Catalog, opts: &Options<'_>) 
     let aliases = dag::aliases(&all_ids.iter().map(String::as_str).collect::<Vec<_>>());
     let mut step_inputs: Vec<BTreeMap<String, String>> = Vec::new();
     for (k, d) in drafts.iter().enumerate() {
-        // Data flows from every upstream that produces output (not a writer) into a step that takes input (not a
-        // reader); any other dependency only orders the steps (e.g. a reader after the writer whose table it
-        // reads).
-        let takes_input = !matches!(d.mode, Some("extract") | Some("discover"));
+        // Data flows from every upstream that produces output; a writer produces none, so a dependency on a
+        // writer only orders the steps (e.g. a reader after the writer whose table it reads). An ordering-only
+        // dependency on a producer would deadlock a streaming run (the producer finishes only once its readers
+        // have read it), so a reader that needs a producer is handed its stream and may ignore it.
         let ups: Vec<&str> = wiring.upstream[k]
             .iter()
-            .filter(|(j, _)| takes_input && drafts[*j].mode != Some("write"))
+            .filter(|(j, _)| drafts[*j].mode != Some("write"))
             .map(|(j, _)| nodes[*j].id.as_str())
             .collect();
         let miswired = wiring.unknown_needs.iter().any(|(j, _, _)| *j == k)

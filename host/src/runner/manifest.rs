@@ -181,10 +181,10 @@ impl Compiled {
                 None => out.push((up.clone(), alias.clone())),
             }
         }
-        if step.inputs.is_empty() && takes_input(&step.mode) {
+        if step.inputs.is_empty() {
             // A manifest without `inputs`: every step in `needs` that produces data feeds this one, as
-            // `df_<id>`. A reader never takes input, and a writer produces none: a `needs` naming one is an
-            // ordering, not a stream (waiting for a writer's output would never end).
+            // `df_<id>`. A writer produces none: a `needs` naming one is an ordering, not a stream (waiting for
+            // a writer's output would never end).
             out = step
                 .needs
                 .iter()
@@ -224,10 +224,4 @@ pub fn input_alias(step_id: &str) -> String {
         s.insert(0, '_');
     }
     format!("df_{s}")
-}
-
-/// Whether a step in `mode` consumes input streams (readers and discovery do not; an empty mode is a manifest
-/// that does not say, read as before).
-fn takes_input(mode: &str) -> bool {
-    !matches!(mode, "extract" | "read" | "discover")
 }
