@@ -427,6 +427,10 @@ pub fn db_error(flavor: Flavor, e: &tokio_postgres::Error, doing: &str) -> Plugi
         msg.push_str(&format!("; {detail}"));
     }
     let (kind, c) = match &code[..2] {
+        // The server went away (admin/crash shutdown, not accepting connections) or the connection broke:
+        // transient, so `--retries` may retry it. Only 57014 (a cancelled statement) is a cancellation.
+        "57" if code.starts_with("57P") => (ErrorKind::Connection, "SERVER-GONE"),
+        "08" => (ErrorKind::Connection, "CONNECTION"),
         "23" => (ErrorKind::Data, "CONSTRAINT"),
         "22" => (ErrorKind::Data, "DATA"),
         "42" => (ErrorKind::Config, "SQL"),
