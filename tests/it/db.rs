@@ -827,3 +827,80 @@ fn extractor_streams_large_results_in_batches() {
         "n,s,r\n50000,1250025000,\"[1,2)\"\n"
     );
 }
+
+/// `append`/`replace` COPY straight into the target when the formats match, and stage otherwise; either way a
+/// value that does not fit its column (a string longer than `varchar(n)`) fails the write, is never cut, and
+/// leaves the table as it was; a conversion the target needs (text into `jsonb`) goes through staging.
+#[test]
+fn postgres_writer_never_cuts_values_and_casts_through_staging() {
+    if !server(
+        "PostgreSQL",
+        PG_PORT,
+        "postgres_writer_never_cuts_values_and_casts_through_staging",
+    ) {
+        return;
+    }
+    let pg = PgDb::new();
+    let p = project(Some(&pg), None);
+    pg.sql(
+        "CREATE TABLE short (id int PRIMARY KEY, code varchar(3)); INSERT INTO short VALUES (1, 'old'); \
+         CREATE TABLE docs (id bigint, body jsonb)",
+    );
+    let write = |name: &str, rows: &str, table: &str, extra: &str| {
+        run_pipeline(
+            p.path(),
+            name,
+            &(step(
+                "src",
+                "postgres.extractor",
+                "read",
+                &[],
+                &format!(
+                    "connection: \"@postgres.local\"\nquery: \"SELECT * FROM (VALUES {rows}) AS v(id, x)\""
+                ),
+            ) + &step(
+                "load",
+                "postgres.writer",
+                "write",
+                &["src"],
+                &format!("connection: \"@postgres.local\"\ntable: {table}\n{extra}"),
+            )),
+        )
+    };
+    let fit = |mode: &str| {
+        let o = write(
+            &format!("toolong_{}", mode.replace(['\n', ':', ' '], "_")),
+            "(2, 'abcd')",
+            "short",
+            mode,
+        );
+        let (_, err) = text(&o);
+        assert_eq!(code(&o), 4, "{mode}: {err}");
+        err
+    };
+    pg.sql("ALTER TABLE short RENAME COLUMN code TO x");
+    for mode in [
+        "write_mode: append",
+        "write_mode: replace",
+        "write_mode: upsert\nprimary_key: id",
+    ] {
+        let err = fit(mode);
+        assert!(
+            err.contains("value too long for type character varying(3)"),
+            "{mode}: {err}"
+        );
+        assert_eq!(
+            pg.sql("SELECT id, x FROM short"),
+            "1|old",
+            "{mode}: unchanged"
+        );
+    }
+    pg.sql("ALTER TABLE docs RENAME COLUMN body TO x");
+    ok(&write(
+        "jsonb",
+        "(1::bigint, '[1, 2]')",
+        "docs",
+        "write_mode: append",
+    ));
+    assert_eq!(pg.sql("SELECT x->>1 FROM docs"), "2");
+}

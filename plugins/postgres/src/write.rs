@@ -1,6 +1,7 @@
-//! `postgres.writer` / `supabase.writer`: the input stream is copied (binary COPY) into a temporary staging
-//! table, then moved into the target with one `INSERT ... SELECT` (with `ON CONFLICT ... DO UPDATE` for
-//! upsert), all inside one transaction.
+//! `postgres.writer` / `supabase.writer`: the input stream is copied (binary COPY) straight into the target
+//! for append and replace when every column's binary format matches the target column's, and otherwise into
+//! a temporary staging table moved into the target with one `INSERT ... SELECT` (with `ON CONFLICT ... DO
+//! UPDATE` for upsert), all inside one transaction.
 //!
 //! Invariant: the target table is either fully written or exactly as before. Everything (creating a missing
 //! table, removing old rows for `replace`, the insert) happens in one transaction that is committed only
@@ -303,6 +304,36 @@ impl Job {
             }
         }
 
+        let col_list = names
+            .iter()
+            .map(|n| ident(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+
+        // Append and replace COPY straight into the target when every column's binary format is the target
+        // column's (the transaction still makes it all or nothing); upsert, and any column that needs a cast,
+        // go through a staging table.
+        let direct = self.mode != Mode::Upsert
+            && plans
+                .iter()
+                .zip(&targets)
+                .all(|(p, t)| copy_compatible(&p.pg_type, &t.pg_type));
+        if direct {
+            if self.mode == Mode::Replace {
+                rt.block_on(client.batch_execute(&format!("DELETE FROM {target}")))
+                    .map_err(|e| self.err(&e, &format!("removing the rows of {target}")))?;
+            }
+            return self
+                .copy(rt, client, &target, &col_list, &plans, input)
+                .map_err(|e| {
+                    if e.code.ends_with("-CONSTRAINT") || e.code.ends_with("-DATA") {
+                        e.with_help(format!("nothing was written: {target} is unchanged"))
+                    } else {
+                        e
+                    }
+                });
+        }
+
         // Staging table, dropped with the transaction.
         let stage = ident(&format!("osiris_stage_{}", std::process::id()));
         let stage_defs: Vec<String> = names
@@ -316,11 +347,6 @@ impl Job {
         )))
         .map_err(|e| self.err(&e, "creating the staging table"))?;
 
-        let col_list = names
-            .iter()
-            .map(|n| ident(n))
-            .collect::<Vec<_>>()
-            .join(", ");
         let rows = self.copy(rt, client, &stage, &col_list, &plans, input)?;
 
         if self.mode == Mode::Replace {
@@ -330,7 +356,7 @@ impl Job {
         let select = names
             .iter()
             .zip(&targets)
-            .map(|(n, t)| format!("s.{}::{}", ident(n), t.pg_type))
+            .map(|(n, t)| format!("s.{}::{}", ident(n), cast_type(&t.pg_type)))
             .collect::<Vec<_>>()
             .join(", ");
         let mut sql =
@@ -491,5 +517,73 @@ impl Job {
             arrays,
         )
         .map_err(|e| PluginError::internal(format!("re-typing a batch failed: {e}")))
+    }
+}
+
+/// A type as `format_type` spells it, without type modifiers and with the short names spelt out:
+/// `numeric(12,2)` -> `numeric`, `timestamp(3) without time zone` -> `timestamp without time zone`,
+/// `timestamptz` -> `timestamp with time zone`.
+fn base_type(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut depth = 0usize;
+    for c in t.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    match out.as_str() {
+        "timestamp" => "timestamp without time zone".into(),
+        "timestamptz" => "timestamp with time zone".into(),
+        "time" => "time without time zone".into(),
+        _ => out,
+    }
+}
+
+/// Whether values encoded for a staging column of type `staged` can be COPYed (binary) straight into a target
+/// column of type `target`: the same base type (the server applies the target's modifiers, e.g. a numeric's
+/// scale or a varchar's length, and rejects what does not fit), or text into a character type.
+fn copy_compatible(staged: &str, target: &str) -> bool {
+    let (s, t) = (base_type(staged), base_type(target));
+    s == t || (s == "text" && matches!(t.as_str(), "character varying" | "character"))
+}
+
+/// The cast applied when moving a staged column into the target. Character types are cast without their
+/// length: an explicit cast to `varchar(n)` would silently cut longer values, the assignment to the column
+/// rejects them instead.
+fn cast_type(target: &str) -> String {
+    match base_type(target).as_str() {
+        b @ ("character varying" | "character") => b.to_string(),
+        _ => target.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod type_tests {
+    use super::{base_type, cast_type, copy_compatible};
+
+    #[test]
+    fn direct_copy_needs_the_same_binary_format() {
+        assert_eq!(
+            base_type("timestamp(3) without time zone"),
+            "timestamp without time zone"
+        );
+        assert!(copy_compatible("numeric(38,10)", "numeric(12,2)"));
+        assert!(copy_compatible(
+            "timestamp",
+            "timestamp(3) without time zone"
+        ));
+        assert!(copy_compatible("timestamptz", "timestamp with time zone"));
+        assert!(copy_compatible("text", "character varying(16)"));
+        assert!(copy_compatible("bigint", "bigint"));
+        assert!(!copy_compatible("bigint", "integer"));
+        assert!(!copy_compatible("numeric(20,0)", "bigint"));
+        assert!(!copy_compatible("text", "jsonb"));
+        assert!(!copy_compatible("timestamp", "timestamp with time zone"));
+        assert_eq!(cast_type("character varying(16)"), "character varying");
+        assert_eq!(cast_type("numeric(12,2)"), "numeric(12,2)");
     }
 }
