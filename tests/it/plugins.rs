@@ -3,6 +3,10 @@
 //!
 //! Each test plugin's library constructor appends to `$OSIRIS_TEST_MARKER_DIR/<crate>.loaded` when the library
 //! is loaded: absent after a refusal proves no plugin code ran; present after a load proves the real path ran.
+//!
+//! Commands that need only specs (`components list`, `compile`) verify a plugin without its library and never
+//! load it; `plugins list` and a run that uses a plugin's component check the library hash and load it (issue:
+//! verify cheaply, load lazily; ADR 0007).
 
 use crate::support::{build_test_plugin, repo_root, test_plugin_entry};
 use serde_json::Value;
@@ -212,18 +216,28 @@ fn assert_refused(p: &Project, plugin: &str, code: &str, reason_has: &[&str]) {
 }
 
 #[test]
-fn a_plugin_loads_and_its_component_is_listed_with_the_plugin_as_source() {
+fn a_plugin_component_is_listed_from_its_verified_spec_and_plugins_list_loads_it() {
     let p = Project::new();
     package_echo(&p, "echo", |_| {});
     let comps = p.components();
     let echo = row(&comps, "test.echo");
     assert_eq!(echo["source"], ECHO);
     assert_eq!(echo["runnable"], true);
+    assert_eq!(echo["library_check"], "at_load", "{echo:#}");
+    assert_eq!(
+        row(&comps, "filesystem.csv_extractor").get("library_check"),
+        None,
+        "built-ins carry no library check"
+    );
     assert!(
-        p.loaded("osiris-test-echo"),
-        "the library was really loaded"
+        !p.loaded("osiris-test-echo"),
+        "components list needs only the spec: the library is not loaded"
     );
     let rows = p.plugins_list();
+    assert!(
+        p.loaded("osiris-test-echo"),
+        "plugins list loads the library for real"
+    );
     let r = row(&rows, ECHO);
     assert_eq!(r["status"], "loaded", "{r:#}");
     assert_eq!(r["code"], Value::Null);
@@ -272,13 +286,49 @@ fn a_signed_plugin_loads_under_require_signatures() {
     assert_eq!(v["signature"]["status"], "valid");
 }
 
+/// A pipeline: CSV -> CSV, no plugin component.
+fn csv_only_pipeline() -> &'static str {
+    r#"oml_version: "0.1.0"
+name: copy-orders
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      path: data/orders.csv
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [extract]
+    config:
+      path: out/copy.csv
+"#
+}
+
+/// The project's `data/orders.csv`, and the two pipelines: `echo.yaml` (uses `test.echo`), `copy.yaml` (does not).
+fn write_pipelines(p: &Project) {
+    std::fs::create_dir_all(p.root.join("data")).unwrap();
+    std::fs::copy(
+        repo_root().join("tests/data/run/orders.csv"),
+        p.root.join("data/orders.csv"),
+    )
+    .unwrap();
+    std::fs::write(p.root.join("echo.yaml"), echo_pipeline()).unwrap();
+    std::fs::write(p.root.join("copy.yaml"), csv_only_pipeline()).unwrap();
+}
+
+/// Issue "verify cheaply, load lazily": one byte of a signed plugin's library changes. Listing components reads
+/// only the signed spec (the component is listed, no plugin code runs); a run that uses the component is refused
+/// with PLUGIN-E010 before the library is loaded; a run that does not use it never reads it; `plugins list` and
+/// `plugins verify` check the library and refuse it.
 #[test]
-fn refuses_a_library_changed_after_signing() {
+fn a_library_changed_after_signing_is_refused_where_it_would_be_loaded() {
     let p = Project::new();
     let dir = package_echo(&p, "echo", |_| {});
     let (key, public) = p.keygen("k");
     p.sign(&dir, &key, "acme");
     p.config(&trust_config(&public, "acme", None, true));
+    write_pipelines(&p);
     let lib = dir.join(format!(
         "{}osiris_test_echo{}",
         std::env::consts::DLL_PREFIX,
@@ -289,7 +339,71 @@ fn refuses_a_library_changed_after_signing() {
     bytes[at] ^= 0x01;
     std::fs::write(&lib, &bytes).unwrap();
     let actual = package::sha256_hex(&bytes);
-    assert_refused(&p, ECHO, "PLUGIN-E010", &[&actual, "reinstall"]);
+
+    // components list: listed from the signed spec, library not loaded, nothing refused
+    let comps = p.components();
+    let echo = row(&comps, "test.echo");
+    assert_eq!(echo["source"], ECHO, "{echo:#}");
+    assert_eq!(echo["library_check"], "at_load", "{echo:#}");
+    let out = p.with_dir(&["components", "list"]);
+    assert!(
+        !stderr(&out).contains("PLUGIN-E010"),
+        "components list does not read the library: {}",
+        stderr(&out)
+    );
+    assert!(!p.loaded("osiris-test-echo"), "no plugin code ran");
+
+    // a run that uses it: refused before loading, naming the step's component and the hash
+    let out = p.with_dir(&["run", "echo.yaml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    for part in ["PLUGIN-E010", "test.echo", &actual, "reinstall"] {
+        assert!(err.contains(part), "run error lacks `{part}`: {err}");
+    }
+    assert!(!p.root.join("out/result.csv").exists());
+    assert!(
+        !p.loaded("osiris-test-echo"),
+        "the changed library never ran"
+    );
+
+    // a run that does not use it: succeeds, and the plugin is not loaded
+    let out = p.with_dir(&["run", "copy.yaml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("out/copy.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        std::fs::read_to_string(p.root.join("data/orders.csv"))
+            .unwrap()
+            .lines()
+            .count()
+    );
+    assert!(!p.loaded("osiris-test-echo"));
+
+    // plugins list and plugins verify check the library
+    let rows = p.plugins_list();
+    let r = row(&rows, ECHO);
+    assert_eq!(r["status"], "rejected", "{r:#}");
+    assert_eq!(r["code"], "PLUGIN-E010", "{r:#}");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&actual) && reason.contains("reinstall"),
+        "{reason}"
+    );
+    assert!(!p.loaded("osiris-test-echo"));
     let out = p.osiris(&[
         "plugins",
         "verify",
@@ -300,6 +414,64 @@ fn refuses_a_library_changed_after_signing() {
     assert_eq!(out.status.code(), Some(2));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["code"], "PLUGIN-E010");
+}
+
+/// The same package with its library intact: the run that uses the plugin loads it, the other run does not.
+#[test]
+fn a_run_loads_only_the_plugins_its_pipeline_uses() {
+    let p = Project::new();
+    package_echo(&p, "echo", |_| {});
+    write_pipelines(&p);
+    let out = p.with_dir(&["run", "copy.yaml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        !p.loaded("osiris-test-echo"),
+        "a pipeline without plugin components loads no plugin"
+    );
+    let out = p.with_dir(&["run", "echo.yaml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(p.loaded("osiris-test-echo"));
+}
+
+#[test]
+fn a_spec_changed_after_signing_is_refused_without_loading() {
+    let p = Project::new();
+    let dir = package_echo(&p, "echo", |_| {});
+    let spec = dir.join("test.echo.spec.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, format!("{text}\n# changed\n")).unwrap();
+    assert_refused(
+        &p,
+        ECHO,
+        "PLUGIN-E010",
+        &["test.echo.spec.yaml", "reinstall"],
+    );
+}
+
+/// The registry refuses the plugin's (hashed) spec: PLUGIN-E013 everywhere, and its library is never loaded,
+/// not even by `plugins list` (specs are validated before any library is read).
+#[test]
+fn a_plugin_shipping_an_invalid_spec_is_refused_before_loading() {
+    let p = Project::new();
+    let spec = p.root.join("bad.spec.yaml");
+    let text = std::fs::read_to_string(repo_root().join("tests/plugins/echo/spec.yaml")).unwrap();
+    std::fs::write(&spec, format!("{text}bogus_key: 1\n")).unwrap();
+    package_echo(&p, "echo", |i| {
+        i.specs = vec![("test.echo".into(), spec.clone())]
+    });
+    assert_refused(&p, ECHO, "PLUGIN-E013", &["SPEC-E011", "bogus_key"]);
 }
 
 #[test]
@@ -459,22 +631,27 @@ fn several_plugins_load_side_by_side_in_one_process() {
     let comps = p.components();
     assert_eq!(row(&comps, "test.echo")["source"], ECHO);
     assert_eq!(row(&comps, "test.echo55")["source"], "osiris-test-arrow55");
+    let rows = p.plugins_list();
+    assert!(rows.iter().all(|r| r["status"] == "loaded"), "{rows:#?}");
     assert!(p.loaded("osiris-test-echo") && p.loaded("osiris-test-arrow55"));
     // one process loaded both: the same pid in both markers
     let pid = |c: &str| std::fs::read_to_string(p.markers.join(format!("{c}.loaded"))).unwrap();
     assert_eq!(pid("osiris-test-echo"), pid("osiris-test-arrow55"));
-    let rows = p.plugins_list();
-    assert!(rows.iter().all(|r| r["status"] == "loaded"), "{rows:#?}");
 }
 
 #[test]
 fn a_plugin_that_fails_to_load_is_reported_and_the_rest_still_works() {
     let p = Project::new();
+    // badabi's own spec: echo's, renamed
+    let spec = p.root.join("badabi.spec.yaml");
+    let echo_spec =
+        std::fs::read_to_string(repo_root().join("tests/plugins/echo/spec.yaml")).unwrap();
+    std::fs::write(&spec, echo_spec.replace("test.echo", "test.badabi")).unwrap();
     package_echo(&p, "badabi", |i| {
         i.name = "osiris-test-badabi".into();
         i.entry = test_plugin_entry("badabi");
         i.library = build_test_plugin("badabi");
-        i.specs[0].0 = "test.badabi".into();
+        i.specs = vec![("test.badabi".into(), spec.clone())];
     });
     package_echo(&p, "echo", |_| {});
     let rows = p.plugins_list();
@@ -482,9 +659,12 @@ fn a_plugin_that_fails_to_load_is_reported_and_the_rest_still_works() {
     assert_eq!(bad["status"], "rejected", "{bad:#}");
     assert_eq!(bad["code"], "PLUGIN-E011");
     assert_eq!(row(&rows, ECHO)["status"], "loaded");
+    // components list reads specs only: the load failure shows where the library is loaded (above, or a run)
     let comps = p.components();
     assert_eq!(row(&comps, "test.echo")["source"], ECHO);
-    assert!(!comps.iter().any(|c| c["name"] == "test.badabi"));
+    let bad = row(&comps, "test.badabi");
+    assert_eq!(bad["source"], "osiris-test-badabi");
+    assert_eq!(bad["library_check"], "at_load");
 }
 
 #[test]
@@ -569,7 +749,9 @@ fn doctor_shows_every_directory_file_and_check() {
         "user data dir",
         "ok   abi:",
         "ok   signature: no signature file",
-        "ok   hashes:",
+        "ok   spec hashes: 1 spec file(s) match the manifest",
+        "ok   library hash:",
+        "ok   load:",
         "accepted, loaded",
         "rejected PLUGIN-E004",
         "stray.so",

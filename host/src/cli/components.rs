@@ -90,6 +90,10 @@ struct Row<'a> {
     description: &'a str,
     runnable: bool,
     source: &'a str,
+    /// For a plugin's component: `"at_load"`. Listing read only the plugin's manifest, signature and spec files;
+    /// its library is hashed (and loaded) when a command runs the component, or by `osiris plugins list`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    library_check: Option<&'static str>,
     #[serde(skip)]
     title: &'a str,
 }
@@ -137,6 +141,10 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
             },
             runnable: s.runnable,
             source: s.source.label(),
+            library_check: match s.source {
+                Source::Plugin { .. } => Some("at_load"),
+                Source::Builtin => None,
+            },
         })
         .collect();
     match a.format {

@@ -188,7 +188,13 @@ fn doctor(g: &Global, a: DoctorArgs) -> CmdResult {
         );
         return Ok(Exit::Ok);
     }
-    let modules = ModuleSet::load(g)?;
+    // Loads only the plugins offering a component of a family being checked.
+    let families: std::collections::BTreeSet<&str> =
+        targets.iter().map(|(f, _)| f.as_str()).collect();
+    let modules = ModuleSet::load_where(g, |name| {
+        name.split_once('.')
+            .is_some_and(|(f, _)| families.contains(f))
+    })?;
     let redactor = Arc::new(Redactor::new(Strategy::Mask, MASK));
     redactor.add_secrets(conns.literal_secrets());
     let mut results = Vec::new();

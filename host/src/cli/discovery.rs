@@ -60,7 +60,12 @@ fn run_one(g: &Global, a: RunArgs) -> CmdResult {
     })?;
     redactor.add_secrets(&resolved.secret_values);
     let reference = format!("@{}.{}", resolved.family, resolved.alias);
-    let modules = ModuleSet::load(g)?;
+    // Loads only the plugins offering an extractor of this family (the components `pick_component` chooses from).
+    let family = resolved.family.clone();
+    let modules = ModuleSet::load_where(g, |name| {
+        name.split_once('.')
+            .is_some_and(|(f, role)| f == family && role.ends_with("extractor"))
+    })?;
     let (component, provider) = discovery::pick_component(&modules, &resolved.family)?;
     let registry = crate::registry::build_registry(g);
     let (version, spec_fp) = match registry.get(&component) {

@@ -1,16 +1,22 @@
 //! The plugin host: finds OCP packages, runs the trust checks, and only then loads them.
 //!
-//! Flow (see docs/adr/0005-ocp-package-and-trust.md):
+//! Flow (see docs/adr/0005-ocp-package-and-trust.md and docs/adr/0007-verify-specs-eagerly-load-libraries-lazily.md):
 //! 1. [`discovery`]: directories in precedence order, package directories found in each.
 //! 2. [`package`] + [`policy`]: read each sidecar manifest, then check ABI, target, host version, allowlist,
-//!    signature ([`signing`]) and the SHA-256 of the library and spec bytes, in that order.
+//!    signature ([`signing`]) and the SHA-256 of each spec file, in that order. None of this reads the library.
 //! 3. conflicts: a component claimed by a built-in or by two plugins refuses the plugins involved.
-//! 4. [`load`]: `dlopen` of the verified bytes, cross-check of the module's self-report, spec validation by the
-//!    registry.
+//! 4. only for a plugin a command is about to execute ([`Report::load_where`]): the SHA-256 of the library
+//!    bytes, then [`load`]: `dlopen` of exactly those bytes and a cross-check of the module's self-report
+//!    against the verified manifest and spec files.
 //!
-//! **Invariant:** no code of a plugin runs before steps 1–3 accept it: until then only files are read.
+//! Commands that need only specs (`components list`, `compile`, `oml validate`, ...) stop after step 3 and
+//! register the verified spec files ([`extend_registry`]); the runner, discovery and `connections doctor` load
+//! the plugins they execute; `plugins list` and `plugins doctor` load every accepted plugin ([`load_for_cli`]).
+//!
+//! **Invariant:** no code of a plugin runs before steps 1–4 accept it: until then only files are read, and the
+//! bytes hashed in step 4 are the bytes loaded.
 //! **Invariant:** a refused or broken plugin never fails the command; it is reported, and only a pipeline that
-//! needs one of its components fails (the component is then unknown).
+//! needs one of its components fails (the component is then unknown, or the run names the refusal).
 
 pub mod codes;
 pub mod config;
@@ -24,7 +30,7 @@ pub use codes::Code;
 
 use discovery::{Entry, Origin, SearchDir};
 use package::Manifest;
-use policy::{CheckLine, PackageFiles, Settings};
+use policy::{CheckLine, Settings, VerifiedSpec};
 use serde::Serialize;
 use signing::SigStatus;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,7 +45,8 @@ pub enum Status {
     Rejected,
     Shadowed,
     Disabled,
-    /// Passed the pre-load checks, not loaded (only seen by `verify`/`inspect`, never after [`Report::load`]).
+    /// Passed every check that needs no library (steps 1–3), not loaded. `plugins list` never shows it: it loads
+    /// every accepted plugin; `plugins verify` shows it for a package whose library hash matched too.
     Accepted,
 }
 
@@ -85,8 +92,9 @@ pub struct Candidate {
     pub checks: Vec<CheckLine>,
     #[serde(skip)]
     pub manifest: Option<Manifest>,
+    /// The spec files that matched the manifest (check 4b), while the candidate is accepted or loaded.
     #[serde(skip)]
-    files: Option<PackageFiles>,
+    specs: Option<Vec<VerifiedSpec>>,
 }
 
 impl Candidate {
@@ -100,7 +108,7 @@ impl Candidate {
         };
         self.code = Some(code);
         self.reason = Some(reason);
-        self.files = None;
+        self.specs = None;
     }
 
     fn who(&self) -> String {
@@ -123,7 +131,7 @@ impl Candidate {
     }
 }
 
-/// A plugin that passed every check and is loaded.
+/// A plugin that passed every check, library hash included, and is loaded.
 pub struct LoadedPlugin {
     pub name: String,
     pub version: String,
@@ -176,7 +184,8 @@ impl Inputs {
     }
 }
 
-/// Steps 1–2: finds candidates and runs the pre-load checks. Reads files only.
+/// Steps 1–2: finds candidates and runs the checks that need no library (manifest, ABI, target, host version,
+/// allowlist, signature, spec hashes). Reads manifests, signatures and spec files; never a library.
 pub fn discover(inputs: &Inputs, settings: &Settings) -> Report {
     let disabled_by = if inputs.disabled_by_flag {
         Some("--disable-plugins".to_string())
@@ -316,7 +325,7 @@ fn blank_candidate(path: &Path, d: &SearchDir) -> Candidate {
         origin: d.origin,
         checks: Vec::new(),
         manifest: None,
-        files: None,
+        specs: None,
     }
 }
 
@@ -353,7 +362,8 @@ fn read_candidate(dir: &Path, d: &SearchDir) -> Candidate {
     c
 }
 
-/// The pre-load checks, in order; the first failure refuses the candidate.
+/// The checks that need no library, in order; the first failure refuses the candidate. The library's hash is
+/// checked by [`Candidate::check_library`] where the library is loaded (or on request: `plugins verify`).
 fn run_checks(c: &mut Candidate, s: &Settings) {
     let Some(m) = c.manifest.clone() else { return };
     let sig = policy::check_signature(&c.package_dir, &m, s);
@@ -409,25 +419,94 @@ fn run_checks(c: &mut Candidate, s: &Settings) {
         ok: true,
         detail: sig.detail,
     });
-    match policy::read_and_hash(&c.package_dir, &m) {
-        Ok(files) => {
+    match policy::read_and_hash_specs(&c.package_dir, &m) {
+        Ok(specs) => {
             c.checks.push(CheckLine {
-                check: "hashes",
+                check: "spec hashes",
                 ok: true,
-                detail: format!(
-                    "library and {} spec file(s) match the manifest",
-                    files.specs.len()
-                ),
+                detail: format!("{} spec file(s) match the manifest", specs.len()),
             });
-            c.files = Some(files);
+            c.specs = Some(specs);
         }
         Err((code, reason)) => {
             c.checks.push(CheckLine {
-                check: "hashes",
+                check: "spec hashes",
                 ok: false,
                 detail: format!("{code}: {reason}"),
             });
             c.refuse(code, reason);
+        }
+    }
+}
+
+impl Candidate {
+    /// Check 4c: reads the library once and compares its SHA-256 with the (signed) manifest. Returns the bytes to
+    /// load; refuses the candidate on a mismatch.
+    fn check_library(&mut self) -> Option<policy::PackageFiles> {
+        let (Some(m), Some(specs)) = (self.manifest.clone(), self.specs.clone()) else {
+            return None;
+        };
+        match policy::read_and_hash_library(&self.package_dir, &m, specs) {
+            Ok(files) => {
+                self.checks.push(CheckLine {
+                    check: "library hash",
+                    ok: true,
+                    detail: format!(
+                        "`{}` matches the manifest (sha256 {})",
+                        m.library, files.library_sha256
+                    ),
+                });
+                Some(files)
+            }
+            Err((code, reason)) => {
+                self.checks.push(CheckLine {
+                    check: "library hash",
+                    ok: false,
+                    detail: format!("{code}: {reason}"),
+                });
+                self.refuse(code, reason);
+                None
+            }
+        }
+    }
+
+    /// Step 4 for an accepted candidate: library hash, then `dlopen` of exactly the hashed bytes and the
+    /// cross-check of the module's self-report.
+    fn load(&mut self) -> Option<LoadedPlugin> {
+        let m = self.manifest.clone()?;
+        let files = self.check_library()?;
+        match load::load_verified(&m, &files) {
+            Ok(module) => {
+                self.checks.push(CheckLine {
+                    check: "load",
+                    ok: true,
+                    detail: "loaded; name, version, abi and specs match the verified manifest"
+                        .to_string(),
+                });
+                self.status = Status::Loaded;
+                let components = files
+                    .specs
+                    .iter()
+                    .map(|(name, path, text)| {
+                        (name.clone(), path.display().to_string(), text.clone())
+                    })
+                    .collect();
+                Some(LoadedPlugin {
+                    name: m.name.clone(),
+                    version: m.version.clone(),
+                    module,
+                    components,
+                })
+            }
+            Err((code, reason)) => {
+                self.checks.push(CheckLine {
+                    check: "load",
+                    ok: false,
+                    detail: format!("{code}: {reason}"),
+                });
+                self.refuse(code, reason);
+                None
+            }
         }
     }
 }
@@ -515,58 +594,32 @@ impl Report {
         }
     }
 
-    /// Step 4: loads every accepted candidate from its verified bytes and cross-checks its self-report.
+    /// Step 4 for every accepted candidate (`plugins list`, `plugins doctor`).
     pub fn load_accepted(&mut self) {
+        self.load_where(|_| true);
+    }
+
+    /// Step 4 for the accepted candidates providing at least one component `wanted` selects: checks each one's
+    /// library hash and loads exactly the bytes hashed. The others are left accepted and their libraries unread.
+    pub fn load_where(&mut self, wanted: impl Fn(&str) -> bool) {
         for c in &mut self.candidates {
-            if c.status != Status::Accepted {
+            if c.status != Status::Accepted || !c.components.iter().any(|n| wanted(n)) {
                 continue;
             }
-            let (Some(m), Some(files)) = (c.manifest.clone(), c.files.take()) else {
-                continue;
-            };
-            match load::load_verified(&m, &files) {
-                Ok(module) => {
-                    c.checks.push(CheckLine {
-                        check: "load",
-                        ok: true,
-                        detail: "loaded; name, version, abi and specs match the verified manifest"
-                            .to_string(),
-                    });
-                    c.status = Status::Loaded;
-                    let components = files
-                        .specs
-                        .iter()
-                        .map(|(name, path, text)| {
-                            (name.clone(), path.display().to_string(), text.clone())
-                        })
-                        .collect();
-                    self.loaded.push(LoadedPlugin {
-                        name: m.name.clone(),
-                        version: m.version.clone(),
-                        module,
-                        components,
-                    });
-                }
-                Err((code, reason)) => {
-                    c.checks.push(CheckLine {
-                        check: "load",
-                        ok: false,
-                        detail: format!("{code}: {reason}"),
-                    });
-                    c.refuse(code, reason);
-                }
+            if let Some(l) = c.load() {
+                self.loaded.push(l);
             }
         }
     }
 
-    /// Marks a loaded plugin rejected after the fact (its spec failed registry validation). Its module stays
-    /// mapped (plugins are never unloaded) but none of its components is registered.
-    pub fn reject_loaded(&mut self, name: &str, code: Code, reason: String) {
+    /// Refuses an accepted or loaded plugin after the fact (its spec failed registry validation). A loaded module
+    /// stays mapped (plugins are never unloaded) but none of its components is registered or run.
+    pub fn reject(&mut self, name: &str, code: Code, reason: String) {
         self.loaded.retain(|l| l.name != name);
         if let Some(c) = self
             .candidates
             .iter_mut()
-            .find(|c| c.status == Status::Loaded && c.name == name)
+            .find(|c| matches!(c.status, Status::Loaded | Status::Accepted) && c.name == name)
         {
             c.checks.push(CheckLine {
                 check: "spec",
@@ -577,12 +630,11 @@ impl Report {
         }
     }
 
-    /// The loaded module providing `component`.
-    pub fn module_for(&self, component: &str) -> Option<Arc<osiris_plugin_sdk::host::Module>> {
+    /// The loaded plugin providing `component`.
+    pub fn loaded_for(&self, component: &str) -> Option<&LoadedPlugin> {
         self.loaded
             .iter()
             .find(|l| l.components.iter().any(|(n, _, _)| n == component))
-            .map(|l| l.module.clone())
     }
 
     /// The refused candidate that would have provided `component`, so a pipeline needing it can say why.
@@ -631,7 +683,7 @@ fn differs_from_builtin_spec(c: &Candidate, component: &str) -> bool {
     shipped.is_none_or(|x| !x.spec_sha256.eq_ignore_ascii_case(&builtin))
 }
 
-/// Inspect/verify a single package directory without loading it: manifest, pre-load checks, hashes.
+/// Verifies a single package directory without loading it: every pre-load check, the library hash included.
 pub fn check_package(path: &Path, settings: &Settings) -> Candidate {
     let dir = package_dir_of(path);
     let d = SearchDir {
@@ -657,6 +709,10 @@ pub fn check_package(path: &Path, settings: &Settings) -> Candidate {
     if c.status == Status::Accepted {
         run_checks(&mut c, settings);
     }
+    if c.status == Status::Accepted {
+        // The bytes are dropped: nothing is loaded here.
+        let _ = c.check_library();
+    }
     c
 }
 
@@ -671,9 +727,11 @@ pub fn package_dir_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Reads `plugins:` from osiris.yaml, discovers, checks, resolves conflicts against `builtins` and loads.
-/// Refusals are in the report; only an unreadable osiris.yaml is an error.
-pub fn load(
+/// Steps 1–3 for a command: reads `plugins:` from osiris.yaml, discovers, runs the checks that need no library
+/// and resolves conflicts against `builtins`. Reads no library and loads nothing: a command that executes a
+/// plugin's driver calls [`Report::load_where`] for the components it runs. Refusals are in the report; only an
+/// unreadable osiris.yaml is an error.
+pub fn verify(
     g: &crate::cli::Global,
     builtins: &BTreeSet<String>,
 ) -> Result<Report, crate::exit::Fail> {
@@ -681,63 +739,72 @@ pub fn load(
         .map_err(|e| crate::exit::Fail::new(crate::exit::Exit::Config, format!("error: {e}")))?;
     let mut report = discover(&Inputs::from_global(g), &settings);
     report.resolve_conflicts(builtins);
-    report.load_accepted();
     Ok(report)
 }
 
-/// Loads the plugins (refusing components in `linked`, the built-ins with a linked driver) and adds their
-/// components to `reg`: each plugin's specs are validated by the registry first (all or nothing per plugin),
-/// then registered as runnable with the plugin as their source. Returns the report; prints nothing.
+/// Verifies the plugins (refusing components in `linked`, the built-ins with a linked driver) and adds their
+/// verified spec files to `reg`, without reading or loading any library: each plugin's specs are validated by
+/// the registry (all or nothing per plugin), then registered as runnable with the plugin as their source. The
+/// library is checked (hash) and loaded only by a command that runs one of its components. Returns the report;
+/// prints nothing.
 pub fn extend_registry(
     g: &crate::cli::Global,
     reg: &mut crate::registry::Registry,
     linked: &[&str],
 ) -> Result<Report, crate::exit::Fail> {
-    use crate::registry::Source;
     let builtins: BTreeSet<String> = linked.iter().map(|s| s.to_string()).collect();
-    let mut report = load(g, &builtins)?;
+    let mut report = verify(g, &builtins)?;
+    register_specs(&mut report, reg);
+    Ok(report)
+}
+
+/// Adds the verified specs of every accepted or loaded candidate to `reg`; a plugin whose specs the registry
+/// refuses is refused (`PLUGIN-E013`) and none of its components is registered.
+fn register_specs(report: &mut Report, reg: &mut crate::registry::Registry) {
+    use crate::registry::Source;
     let mut refused = Vec::new();
-    for l in &report.loaded {
-        let source = Source::Plugin {
-            name: l.name.clone(),
-            version: l.version.clone(),
-        };
-        let mut scratch = reg.clone();
-        let mut problems = Vec::new();
-        for (_, label, text) in &l.components {
-            if let Err(diags) = scratch.load_spec_text(label, text, source.clone()) {
-                problems.extend(diags);
-            }
+    for c in &report.candidates {
+        if !matches!(c.status, Status::Accepted | Status::Loaded) {
+            continue;
         }
-        if problems.is_empty() {
-            for (name, _, _) in &l.components {
-                scratch.set_runnable(name, source.clone());
-            }
-            *reg = scratch;
-        } else {
+        let (Some(m), Some(specs)) = (&c.manifest, &c.specs) else {
+            continue;
+        };
+        let source = Source::Plugin {
+            name: m.name.clone(),
+            version: m.version.clone(),
+        };
+        let texts: Vec<(String, &str)> = specs
+            .iter()
+            .map(|(_, path, text)| (path.display().to_string(), text.as_str()))
+            .collect();
+        if let Err(problems) = reg.load_specs_all_or_nothing(&texts, &source) {
             let detail: Vec<String> = problems
                 .iter()
                 .map(|d| d.render(None).trim_end().to_string())
                 .collect();
             refused.push((
-                l.name.clone(),
+                m.name.clone(),
                 format!(
                     "plugin {} {} ships component specs the registry refuses: report this to its publisher; none of its \
                      components is available:\n{}",
-                    l.name,
-                    l.version,
+                    m.name,
+                    m.version,
                     detail.join("\n")
                 ),
             ));
+        } else {
+            for (name, _, _) in specs {
+                reg.set_runnable(name, source.clone());
+            }
         }
     }
     for (name, reason) in refused {
-        report.reject_loaded(&name, Code::SpecInvalid, reason);
+        report.reject(&name, Code::SpecInvalid, reason);
     }
-    Ok(report)
 }
 
-/// Prints refusals and shadowing (not `disabled`) on stderr as diagnostics; used where plugins are loaded on
+/// Prints refusals and shadowing (not `disabled`) on stderr as diagnostics; used where plugins are verified on
 /// the way to another result (`components list`, `compile`, `run`).
 pub fn print_problems(g: &crate::cli::Global, report: &Report) {
     if g.quiet {
@@ -757,8 +824,57 @@ pub fn print_problems(g: &crate::cli::Global, report: &Report) {
     }
 }
 
-/// The report the `plugins` commands show: the same decisions `build_registry` makes.
+/// The report the `plugins` commands show: the decisions `build_registry` makes, then the library check and load
+/// of every plugin still accepted (what a run needing it would do), so a changed library shows up here as
+/// `PLUGIN-E010` although `components list` reads only its specs.
 pub fn load_for_cli(g: &crate::cli::Global) -> Result<Report, crate::exit::Fail> {
     let mut reg = crate::registry::Registry::builtin();
-    extend_registry(g, &mut reg, crate::registry::linked_components())
+    let mut report = extend_registry(g, &mut reg, crate::registry::linked_components())?;
+    report.load_accepted();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::registry::{Registry, Source};
+
+    const ECHO_SPEC: &str = include_str!("../../../tests/plugins/echo/spec.yaml");
+
+    #[test]
+    fn a_plugins_specs_are_registered_all_or_nothing() {
+        let mut reg = Registry::builtin();
+        let source = Source::Plugin {
+            name: "acme".into(),
+            version: "1.0.0".into(),
+        };
+        let csv = reg.get("filesystem.csv_extractor").unwrap().clone();
+        let changed = csv
+            .text
+            .replacen("\nversion:", "\nx-note: changed\nversion:", 1);
+        assert_ne!(changed, *csv.text);
+        let refused = reg.load_specs_all_or_nothing(
+            &[
+                ("echo.spec.yaml".to_string(), ECHO_SPEC),
+                ("csv.spec.yaml".to_string(), changed.as_str()),
+            ],
+            &source,
+        );
+        let problems = refused.unwrap_err();
+        assert!(
+            problems.iter().any(|d| d.code == "SPEC-E038"),
+            "{problems:#?}"
+        );
+        assert!(
+            reg.get("test.echo").is_none(),
+            "the plugin's valid spec is taken out again"
+        );
+        assert_eq!(
+            reg.get("filesystem.csv_extractor").unwrap().source,
+            Source::Builtin
+        );
+
+        reg.load_specs_all_or_nothing(&[("echo.spec.yaml".to_string(), ECHO_SPEC)], &source)
+            .unwrap();
+        assert_eq!(reg.get("test.echo").unwrap().source, source);
+    }
 }

@@ -1,4 +1,5 @@
-//! The pre-load checks, in their fixed order: ABI, target, host version, allowlist, signature, file hashes.
+//! The pre-load checks, in their fixed order: ABI, target, host version, allowlist, signature, spec hashes, and
+//! (only where the library is loaded or explicitly checked) the library hash.
 //! Everything here reads files; nothing here loads a library.
 
 use super::codes::Code;
@@ -123,14 +124,18 @@ pub struct CheckLine {
     pub detail: String,
 }
 
-/// The files a package needs, read once: the library bytes that are hashed and later loaded, and the specs.
+/// A spec file whose SHA-256 matched the manifest: `(component, spec file path, text)`.
+pub type VerifiedSpec = (String, PathBuf, String);
+
+/// What loading a package needs, each file read once: the library bytes that were hashed (and are the ones
+/// loaded) and the verified spec files.
 #[derive(Debug, Clone)]
 pub struct PackageFiles {
     pub library_path: PathBuf,
     pub library: Vec<u8>,
     pub library_sha256: String,
-    /// `(component, spec file path, text)` in manifest order.
-    pub specs: Vec<(String, PathBuf, String)>,
+    /// In manifest order.
+    pub specs: Vec<VerifiedSpec>,
 }
 
 /// Checks the manifest's own consistency (fields present and safe), before any policy check.
@@ -342,33 +347,11 @@ pub fn check_signature(dir: &Path, m: &Manifest, s: &Settings) -> SigCheck {
     signing::check(dir, m, &s.trusted_keys, s.require_signatures)
 }
 
-/// Check 4b: reads the library and spec files once and compares their SHA-256 with the manifest.
-/// The returned bytes are the ones later loaded.
-pub fn read_and_hash(dir: &Path, m: &Manifest) -> Result<PackageFiles, Refusal> {
+/// Check 4b (needs no library): reads every spec file and compares its SHA-256 with the manifest. The manifest's
+/// hashes are covered by the signature (check 4a), so a spec that passes is the one the publisher signed.
+pub fn read_and_hash_specs(dir: &Path, m: &Manifest) -> Result<Vec<VerifiedSpec>, Refusal> {
     let who = format!("{} {}", m.name, m.version);
-    let library_path = dir.join(&m.library);
-    let library = std::fs::read(&library_path).map_err(|e| {
-        (
-            Code::ManifestInvalid,
-            format!(
-                "plugin {who}: cannot read its library `{}`: {e}: reinstall the plugin",
-                library_path.display()
-            ),
-        )
-    })?;
-    let library_sha256 = sha256_hex(&library);
-    if !library_sha256.eq_ignore_ascii_case(&m.library_sha256) {
-        return Err((
-            Code::HashMismatch,
-            format!(
-                "library `{}` of plugin {who} has sha256 {library_sha256}, but its manifest says {}: the file changed \
-                 after packaging (corrupted or tampered); reinstall the plugin from its publisher",
-                library_path.display(),
-                m.library_sha256.to_ascii_lowercase()
-            ),
-        ));
-    }
-    let mut specs = Vec::new();
+    let mut specs = Vec::with_capacity(m.components.len());
     for c in &m.components {
         let path = dir.join(&c.spec);
         let bytes = std::fs::read(&path).map_err(|e| {
@@ -395,12 +378,52 @@ pub fn read_and_hash(dir: &Path, m: &Manifest) -> Result<PackageFiles, Refusal> 
         })?;
         specs.push((c.name.clone(), path, text));
     }
+    Ok(specs)
+}
+
+/// Check 4c (only where the library is about to be loaded, or checked on request): reads the library once and
+/// compares its SHA-256 with the manifest. The returned bytes are the ones later loaded; `specs` are the spec
+/// files check 4b verified, which the loaded module is cross-checked against.
+pub fn read_and_hash_library(
+    dir: &Path,
+    m: &Manifest,
+    specs: Vec<VerifiedSpec>,
+) -> Result<PackageFiles, Refusal> {
+    let who = format!("{} {}", m.name, m.version);
+    let library_path = dir.join(&m.library);
+    let library = std::fs::read(&library_path).map_err(|e| {
+        (
+            Code::ManifestInvalid,
+            format!(
+                "plugin {who}: cannot read its library `{}`: {e}: reinstall the plugin",
+                library_path.display()
+            ),
+        )
+    })?;
+    let library_sha256 = sha256_hex(&library);
+    if !library_sha256.eq_ignore_ascii_case(&m.library_sha256) {
+        return Err((
+            Code::HashMismatch,
+            format!(
+                "library `{}` of plugin {who} has sha256 {library_sha256}, but its manifest says {}: the file changed \
+                 after packaging (corrupted or tampered); reinstall the plugin from its publisher",
+                library_path.display(),
+                m.library_sha256.to_ascii_lowercase()
+            ),
+        ));
+    }
     Ok(PackageFiles {
         library_path,
         library,
         library_sha256,
         specs,
     })
+}
+
+/// Checks 4b and 4c together: every file of the package against the manifest (`plugins sign`).
+pub fn read_and_hash(dir: &Path, m: &Manifest) -> Result<PackageFiles, Refusal> {
+    let specs = read_and_hash_specs(dir, m)?;
+    read_and_hash_library(dir, m, specs)
 }
 
 #[cfg(test)]

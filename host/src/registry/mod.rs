@@ -64,14 +64,17 @@ pub fn linked_components() -> &'static [&'static str] {
     })
 }
 
-/// The registry the commands use: built-in specs, with linked-in components marked runnable.
+/// The registry the commands use: built-in specs, with linked-in components marked runnable, and the verified
+/// specs of plugins (no plugin library is read or loaded).
 pub fn build_registry(global: &crate::cli::Global) -> Registry {
     let mut reg = Registry::builtin();
     for name in linked_components() {
         reg.set_runnable(name, Source::Builtin);
     }
-    // Plugins that pass their trust checks add their components (source = plugin name); a refused plugin is
-    // reported on stderr and never stops the command.
+    // Plugins that pass every check that needs no library (manifest, signature, spec hashes; see
+    // `plugins::extend_registry`) add their verified spec files (source = plugin name). No library is read or
+    // loaded here: the library hash is checked where a driver runs. A refused plugin is reported on stderr and
+    // never stops the command.
     match crate::plugins::extend_registry(global, &mut reg, linked_components()) {
         Ok(report) => crate::plugins::print_problems(global, &report),
         Err(fail) => {
@@ -155,7 +158,8 @@ pub struct ComponentSpec {
     /// `sha256:<hex>` of the canonical JSON of `raw` (sorted keys, no whitespace).
     pub fingerprint: String,
     pub source: Source,
-    /// A driver exists for it (linked in, or a loaded plugin).
+    /// A driver exists for it: linked in, or in a plugin that passed the checks that need no library (its
+    /// library is hashed and loaded when a command runs the component).
     pub runnable: bool,
 }
 
@@ -439,7 +443,38 @@ impl Registry {
         Ok(entry)
     }
 
-    /// Marks a component runnable: a driver for it is linked in or loaded from `source`.
+    /// Validates and adds one plugin's specs, all or nothing: when any spec is refused, the specs of this call
+    /// already added are taken out again and every problem is returned. (No copy of the registry: listing many
+    /// plugins stays linear in their number.)
+    pub fn load_specs_all_or_nothing(
+        &mut self,
+        specs: &[(String, &str)],
+        source: &Source,
+    ) -> Result<(), Vec<Diagnostic>> {
+        let mut added = Vec::new();
+        let mut problems = Vec::new();
+        for (label, text) in specs {
+            let before = self.specs.len();
+            match self.load_spec_text(label, text, source.clone()) {
+                Ok(spec) => {
+                    let name = spec.name.clone();
+                    if self.specs.len() > before {
+                        added.push(name);
+                    }
+                }
+                Err(diags) => problems.extend(diags),
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        for name in added {
+            self.specs.remove(&name);
+        }
+        Err(problems)
+    }
+
+    /// Marks a component runnable: a driver for it is linked in or provided by the plugin `source`.
     pub fn set_runnable(&mut self, name: &str, source: Source) {
         if let Some(spec) = self.specs.get_mut(name) {
             spec.runnable = true;

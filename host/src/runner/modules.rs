@@ -1,11 +1,12 @@
 //! Which plugin module runs which component: the linked-in first-party plugins (through the same entry a
-//! loaded cdylib exports) and, unless disabled, the third-party plugins the plugin host loaded after its
-//! trust checks.
+//! loaded cdylib exports) and, unless disabled, the third-party plugins the plugin host verified. A plugin is
+//! loaded (library hash, then `dlopen` of the hashed bytes) only when a component of it is asked for, so a run
+//! loads exactly the plugins its steps use.
 
 use crate::exit::{Exit, Fail};
 use osiris_plugin_sdk::host::Module;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The plugins linked into this binary, loaded once per process through `Module::from_static`.
 pub fn linked_modules() -> &'static [Arc<Module>] {
@@ -51,32 +52,35 @@ pub struct Provider {
 /// component name -> provider.
 #[derive(Clone, Default)]
 pub struct ModuleSet {
+    /// Linked modules, and plugins loaded up front by [`ModuleSet::load_where`].
     by_component: BTreeMap<String, Provider>,
-    /// Why a component has no provider, when a plugin for it was refused.
-    refusals: BTreeMap<String, String>,
+    /// The verified plugins (steps 1–3 of the plugin host; no library read yet): [`ModuleSet::provider`] loads the
+    /// one offering a component on first use, and names its refusal when it has none.
+    plugins: Option<Arc<Mutex<crate::plugins::Report>>>,
 }
 
 impl ModuleSet {
-    /// Linked modules first; then loaded plugins for components no linked module offers.
+    /// Linked modules, and the plugins that pass every check needing no library; none is loaded yet: the first
+    /// [`ModuleSet::provider`] call for one of a plugin's components checks its library hash and loads it. The
+    /// runner's preflight asks for every step's provider before any step runs, so a run loads exactly the plugins
+    /// its manifest uses, and a refusal fails the run before anything started.
     pub fn load(g: &crate::cli::Global) -> Result<ModuleSet, Fail> {
-        let mut set = ModuleSet::default();
-        for m in linked_modules() {
-            let label = format!("{} {} (built-in)", m.plugin_name(), m.plugin_version());
-            for c in m.components() {
-                set.by_component.insert(
-                    c.name.to_string(),
-                    Provider {
-                        module: m.clone(),
-                        label: label.clone(),
-                    },
-                );
-            }
-        }
+        ModuleSet::load_where(g, |_| false)
+    }
+
+    /// As [`ModuleSet::load`], and loads now the plugins providing a component `wanted` selects, so that
+    /// [`ModuleSet::components`] lists them (discovery and `connections doctor` choose among a family's
+    /// components).
+    pub fn load_where(
+        g: &crate::cli::Global,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<ModuleSet, Fail> {
+        let mut set = ModuleSet::linked_only();
         if g.disable_plugins {
             return Ok(set);
         }
-        let builtins = linked_component_names();
-        let report = crate::plugins::load(g, &builtins)?;
+        let mut report = crate::plugins::verify(g, &linked_component_names())?;
+        report.load_where(&wanted);
         for l in &report.loaded {
             for (name, _, _) in &l.components {
                 set.by_component
@@ -87,15 +91,7 @@ impl ModuleSet {
                     });
             }
         }
-        for c in &report.candidates {
-            if let Some(d) = c.diagnostic() {
-                for name in &c.components {
-                    set.refusals
-                        .entry(name.clone())
-                        .or_insert_with(|| d.message.clone());
-                }
-            }
-        }
+        set.plugins = Some(Arc::new(Mutex::new(report)));
         Ok(set)
     }
 
@@ -116,20 +112,36 @@ impl ModuleSet {
         set
     }
 
-    /// Every runnable component with its provider, sorted by name.
+    /// Every component with a loaded provider (linked, or a plugin loaded by [`ModuleSet::load_where`]), sorted
+    /// by name.
     pub fn components(&self) -> impl Iterator<Item = (&String, &Provider)> {
         self.by_component.iter()
     }
 
-    /// The provider of `component`, or an error naming the step and what to do.
+    /// The provider of `component`, loading the verified plugin offering it on first use (library hash, load,
+    /// cross-check), or an error naming the step, the plugin's refusal if any, and what to do.
     pub fn provider(&self, step: &str, component: &str) -> Result<Provider, Fail> {
         if let Some(p) = self.by_component.get(component) {
             return Ok(p.clone());
         }
-        let why = match self.refusals.get(component) {
-            Some(r) => format!("\n  = note: a plugin offering it was refused: {r}"),
-            None => String::new(),
-        };
+        let mut why = String::new();
+        if let Some(plugins) = &self.plugins {
+            let mut report = plugins.lock().unwrap_or_else(|e| e.into_inner());
+            report.load_where(|n| n == component);
+            if let Some(l) = report.loaded_for(component) {
+                return Ok(Provider {
+                    module: l.module.clone(),
+                    label: format!("{} {}", l.name, l.version),
+                });
+            }
+            if let Some(c) = report.refusal_for(component)
+                && let (Some(code), Some(reason)) = (c.code, &c.reason)
+            {
+                why = format!(
+                    "\n  = note: a plugin offering it was refused: error[{code}]: {reason}"
+                );
+            }
+        }
         Err(Fail::new(
             Exit::Run,
             format!(
