@@ -3,8 +3,14 @@
 
 Subcommands:
   machine                       print the machine description as JSON
-  run  --rows F --name N --runs R [--warmup W] [--target-ms T] [--cwd D] -- CMD...
-                                run CMD W times (discarded), then R times; append one row (JSON line) to F
+  run  --rows F --name N --runs R [--warmup W] [--section S] [--cwd D]
+       [--setup SH] [--verify SH] [--rows-per-run N]
+       [--target-ms T] [--baseline NAME] [--target-ratio X] [--target-rss-mb M] -- CMD...
+                                run CMD W times (discarded), then R times; append one row (JSON line) to F.
+                                SH is a bash command run before (--setup) or after (--verify) every run,
+                                warm-ups included, outside the timing; a non-zero exit aborts the benchmark.
+                                --baseline NAME: report median / NAME's median (NAME measured earlier);
+                                --target-ratio X: the target for that ratio.
   report --rows F --machine M --out-dir D --command C
                                 print the table and write D/report.md and D/report.json
 
@@ -116,6 +122,17 @@ def run_once(cmd, cwd, rss_file):
     return wall * 1000.0, kib / 1024.0  # ms, MB
 
 
+def hook(kind, sh, cwd, name, k):
+    """Runs a --setup or --verify bash command outside the timing; a failure aborts the benchmark."""
+    if not sh:
+        return
+    p = subprocess.run(["bash", "-c", sh], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True)
+    if p.returncode != 0:
+        out = (p.stdout + p.stderr).decode(errors="replace").rstrip()
+        when = "before" if kind == "setup" else "after"
+        fail(f"{name}: the {kind} command {when} run {k} exited with {p.returncode}:\n{out}")
+
+
 def percentile(sorted_vals, q):
     # Nearest-rank percentile: the smallest value with at least q% of the samples at or below it.
     k = max(0, min(len(sorted_vals) - 1, -(-len(sorted_vals) * q // 100) - 1))
@@ -131,47 +148,86 @@ def cmd_run(a):
     walls, rss = [], []
     with tempfile.TemporaryDirectory(prefix="osiris-bench-rss.") as tmp:
         rss_file = os.path.join(tmp, "maxrss") if src == "gnu-time" else None
-        for _ in range(a.warmup):
-            run_once(a.cmd, a.cwd, rss_file)
-        for _ in range(a.runs):
+        for k in range(1, a.warmup + a.runs + 1):
+            hook("setup", a.setup, a.cwd, a.name, k)
             w, r = run_once(a.cmd, a.cwd, rss_file)
-            walls.append(w)
-            rss.append(r)
+            hook("verify", a.verify, a.cwd, a.name, k)
+            if k > a.warmup:
+                walls.append(w)
+                rss.append(r)
     walls.sort()
     shown = " ".join(a.cmd)
     for ab in a.abbrev:
         path, _, name = ab.partition("=")
         if path:
             shown = shown.replace(path, name)
+    median = statistics.median(walls)
     row = {
+        "section": a.section,
         "benchmark": a.name,
         "command": shown,
         "runs": a.runs,
         "warmup": a.warmup,
-        "median_ms": round(statistics.median(walls), 2),
+        "median_ms": round(median, 2),
         "p90_ms": round(percentile(walls, 90), 2),
         "min_ms": round(walls[0], 2),
         "max_ms": round(walls[-1], 2),
         "peak_rss_mb": round(max(rss), 1),
         "rss_source": src,
+        "rows": a.rows_per_run,
+        "rows_per_s": None if a.rows_per_run is None else round(a.rows_per_run / (median / 1000.0)),
+        "verified": bool(a.verify),
+        "baseline": a.baseline,
+        "baseline_label": a.baseline_label,
         "target_ms": a.target_ms,
-        "target_met": None if a.target_ms is None else statistics.median(walls) < a.target_ms,
+        "target_ratio": a.target_ratio,
+        "target_rss_mb": a.target_rss_mb,
     }
     with open(a.rows, "a") as f:
         f.write(json.dumps(row) + "\n")
+    rate = "" if row["rows_per_s"] is None else f", {row['rows_per_s']:,} rows/s"
     print(
-        f"  {a.name}: median {row['median_ms']} ms, p90 {row['p90_ms']} ms, "
+        f"  {a.name}: median {fmt_ms(row['median_ms'])}, p90 {fmt_ms(row['p90_ms'])}{rate}, "
         f"peak RSS {row['peak_rss_mb']} MB",
         file=sys.stderr,
     )
 
 
-def fmt_target(row):
-    if row["target_ms"] is None:
-        return "-", "-"
-    t = row["target_ms"]
-    t = int(t) if float(t).is_integer() else t
-    return f"< {t} ms", "yes" if row["target_met"] else "**no**"
+def fmt_ms(ms):
+    return f"{ms:.2f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def fmt_num(x):
+    return int(x) if float(x).is_integer() else x
+
+
+def judge(row, by_name):
+    """Fills ratio / target / met from the row's targets; the ratio needs the baseline row."""
+    ratio = None
+    base = by_name.get(row.get("baseline")) if row.get("baseline") else None
+    if base is not None and base["median_ms"] > 0:
+        ratio = row["median_ms"] / base["median_ms"]
+    targets, met = [], []
+    if row.get("target_ms") is not None:
+        targets.append(f"< {fmt_num(row['target_ms'])} ms")
+        met.append(("time", row["median_ms"] < row["target_ms"]))
+    if row.get("target_ratio") is not None:
+        targets.append(f"<= {fmt_num(row['target_ratio'])}x {row.get('baseline_label') or row.get('baseline')}")
+        met.append(("ratio", ratio is not None and ratio <= row["target_ratio"]))
+    if row.get("target_rss_mb") is not None:
+        targets.append(f"<= {fmt_num(row['target_rss_mb'])} MB RSS")
+        met.append(("RSS", row["peak_rss_mb"] <= row["target_rss_mb"]))
+    row["ratio"] = None if ratio is None else round(ratio, 3)
+    row["target"] = ", ".join(targets) if targets else None
+    row["target_met"] = None if not met else all(ok for _, ok in met)
+    yes = lambda ok: "yes" if ok else "**no**"  # noqa: E731
+    if not met:
+        row["met_text"] = "-"
+    elif len(met) == 1:
+        row["met_text"] = yes(met[0][1])
+    else:
+        row["met_text"] = ", ".join(f"{what} {yes(ok)}" for what, ok in met)
+    return row
 
 
 def cmd_report(a):
@@ -182,20 +238,25 @@ def cmd_report(a):
         for line in f:
             if line.strip():
                 rows.append(json.loads(line))
-    header = ["benchmark", "median ms", "p90 ms", "min ms", "max ms", "peak RSS MB", "target", "met"]
+    by_name = {r["benchmark"]: r for r in rows}
+    for r in rows:
+        judge(r, by_name)
+    header = ["section", "benchmark", "median", "p90", "min", "max", "rows/s", "peak RSS MB", "ratio", "target", "met"]
     table = []
     for r in rows:
-        target, met = fmt_target(r)
         table.append(
             [
+                r.get("section") or "-",
                 r["benchmark"],
-                f"{r['median_ms']:.2f}",
-                f"{r['p90_ms']:.2f}",
-                f"{r['min_ms']:.2f}",
-                f"{r['max_ms']:.2f}",
+                fmt_ms(r["median_ms"]),
+                fmt_ms(r["p90_ms"]),
+                fmt_ms(r["min_ms"]),
+                fmt_ms(r["max_ms"]),
+                "-" if r.get("rows_per_s") is None else f"{r['rows_per_s']:,}",
                 f"{r['peak_rss_mb']:.1f}",
-                target,
-                met,
+                "-" if r.get("ratio") is None else f"{r['ratio']:.2f}x",
+                r.get("target") or "-",
+                r["met_text"],
             ]
         )
     widths = [max(len(h), *(len(t[i]) for t in table)) if table else len(h) for i, h in enumerate(header)]
@@ -207,8 +268,8 @@ def cmd_report(a):
     for t in table:
         print(line(t))
 
-    runs = rows[0]["runs"] if rows else 0
-    warm = rows[0]["warmup"] if rows else 0
+    runs = sorted({(r["runs"], r["warmup"]) for r in rows})
+    runs_text = "; ".join(f"{n} run(s) after {w} warm-up run(s)" for n, w in runs)
     md = [
         "# osiris benchmark report",
         "",
@@ -220,13 +281,15 @@ def cmd_report(a):
         "Load average before measuring (1/5/15 min): "
         + ", ".join(str(x) for x in mach["load_average_before"])
         + "  ",
-        f"Each row: median of {runs} runs after {warm} warm-up run(s); wall time per process "
-        "(spawn to reap, from Python); peak RSS of the process, the largest over the runs "
+        f"Each row: median wall time per process (spawn to reap) of its measured runs ({runs_text}); "
+        "peak RSS of the process, the largest over the runs "
         + (
-            "(GNU time `%M`)."
+            "(GNU time `%M`; for a shell pipeline, the largest single process in it)."
             if all(r.get("rss_source") == "gnu-time" for r in rows)
             else "(`wait4` ru_maxrss: includes the harness's own RSS as a floor)."
-        ),
+        )
+        + " `ratio` is the median over the median of the row named in `target`. Rows marked verified had their "
+        "output checked (count and checksum) after every run.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
@@ -237,7 +300,8 @@ def cmd_report(a):
     md.append("Commands measured:")
     md.append("")
     for r in rows:
-        md.append(f"- {r['benchmark']}: `{r['command']}`")
+        extra = " (verified after every run)" if r.get("verified") else ""
+        md.append(f"- {r['benchmark']}: `{r['command']}`{extra}")
     md.append("")
     os.makedirs(a.out_dir, exist_ok=True)
     with open(os.path.join(a.out_dir, "report.md"), "w") as f:
@@ -256,7 +320,15 @@ def main():
     r.add_argument("--name", required=True)
     r.add_argument("--runs", type=int, required=True)
     r.add_argument("--warmup", type=int, default=1)
+    r.add_argument("--section", default=None)
     r.add_argument("--target-ms", type=float, default=None)
+    r.add_argument("--baseline", default=None, metavar="NAME")
+    r.add_argument("--baseline-label", default=None, metavar="TEXT", help="short name of the baseline in the table")
+    r.add_argument("--target-ratio", type=float, default=None)
+    r.add_argument("--target-rss-mb", type=float, default=None)
+    r.add_argument("--rows-per-run", type=int, default=None)
+    r.add_argument("--setup", default=None, metavar="SH")
+    r.add_argument("--verify", default=None, metavar="SH")
     r.add_argument("--cwd", default=None)
     r.add_argument(
         "--abbrev",
