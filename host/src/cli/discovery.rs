@@ -155,11 +155,15 @@ fn render_text(d: &discovery::Discovered) -> String {
             } else {
                 "~"
             };
+            let rows = if t["row_count_estimate"].is_null() {
+                "unknown".to_string()
+            } else {
+                format!("{approx}{}", s(&t["row_count_estimate"]))
+            };
             out.push_str(&format!(
-                "\n{} {}  {approx}{} rows  primary key: {}\n",
+                "\n{} {}  {rows} rows  primary key: {}\n",
                 s(&t["kind"]),
                 s(&t["name"]),
-                s(&t["row_count_estimate"]),
                 if pk.is_empty() {
                     "none".to_string()
                 } else {
