@@ -15,6 +15,7 @@ pub mod abi;
 pub mod channel;
 mod context;
 mod driver;
+mod exit;
 mod export;
 mod panic;
 mod stream;
@@ -30,6 +31,7 @@ pub use driver::{
     BatchStream, Component, Context, ContextBackend, Driver, ErrorKind, Level, PluginError,
     Streams, take_input,
 };
+pub use exit::on_process_exit;
 pub use stream::{PANIC_CODE, POISONED_CODE};
 
 pub use arrow_array;

@@ -156,10 +156,41 @@ fn pools() -> &'static Mutex<HashMap<Key, Arc<Pool>>> {
     POOLS.get_or_init(Default::default)
 }
 
-/// The pool for these settings; the first call also starts the background sweep of expired idle sessions.
+/// How long the process may wait at exit for idle sessions to say goodbye.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
+/// At process exit: ends every idle session politely (`COM_QUIT`, so the server counts no aborted client and
+/// logs no aborted connection) and waits up to [`EXIT_WAIT`] for them.
+pub fn close_idle_sessions() {
+    let Some(rt) = RT.get() else { return };
+    let all: Vec<Arc<Pool>> = pools()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let conns: Vec<Conn> = all
+        .iter()
+        .flat_map(|p| std::mem::take(&mut *p.idle.lock().unwrap_or_else(|e| e.into_inner())))
+        .map(|i| i.conn)
+        .collect();
+    if conns.is_empty() {
+        return;
+    }
+    rt.block_on(async {
+        let quits = conns.into_iter().map(|c| async move {
+            let _ = c.disconnect().await;
+        });
+        let _ = tokio::time::timeout(EXIT_WAIT, futures_util::future::join_all(quits)).await;
+    });
+}
+
+/// The pool for these settings; the first call also starts the background sweep of expired idle sessions
+/// and arranges for idle sessions to be closed politely when the process exits.
 fn pool_for(s: &Settings) -> Arc<Pool> {
     static SWEEPER: OnceLock<()> = OnceLock::new();
     SWEEPER.get_or_init(|| {
+        osiris_plugin_sdk::on_process_exit(close_idle_sessions);
         let Ok(rt) = runtime() else { return };
         rt.spawn(async {
             loop {

@@ -166,10 +166,47 @@ fn pools() -> &'static Mutex<HashMap<Key, Arc<Pool>>> {
     POOLS.get_or_init(Default::default)
 }
 
-/// The pool for these settings; the first call also starts the background sweep of expired idle sessions.
+/// How long the process may wait at exit for idle sessions to say goodbye.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
+/// At process exit: ends every idle session politely (a Terminate message, so the server does not log a lost
+/// client) and waits up to [`EXIT_WAIT`] for their sockets to close.
+pub fn close_idle_sessions() {
+    let Some(rt) = RT.get() else { return };
+    let all: Vec<Arc<Pool>> = pools()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let mut tasks = Vec::new();
+    for p in all {
+        let idle = std::mem::take(&mut *p.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        for i in idle {
+            let Session { client, task } = i.session;
+            drop(client); // the connection task sends Terminate and ends
+            tasks.push(task);
+        }
+    }
+    if tasks.is_empty() {
+        return;
+    }
+    rt.block_on(async {
+        let _ = tokio::time::timeout(EXIT_WAIT, async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
+    });
+}
+
+/// The pool for these settings; the first call also starts the background sweep of expired idle sessions
+/// and arranges for idle sessions to be closed politely when the process exits.
 fn pool_for(s: &Settings) -> Arc<Pool> {
     static SWEEPER: OnceLock<()> = OnceLock::new();
     SWEEPER.get_or_init(|| {
+        osiris_plugin_sdk::on_process_exit(close_idle_sessions);
         let Ok(rt) = runtime() else { return };
         rt.spawn(async {
             loop {
