@@ -246,6 +246,28 @@ fn discovery_csv_directory() {
     assert_eq!(files, ["a.csv", "b.csv"]);
     assert_eq!(v["result"]["tables"][0]["size_bytes"], 6);
     assert_eq!(discover(tmp.path(), &["@filesystem.t"])["cached"], true);
+
+    // A cached description never outlives its files: a rewritten file, a new file and a removed file each
+    // miss the cache; a file discovery does not describe (notes.txt) does not.
+    std::fs::write(csvs.join("notes.txt"), "still not a csv").unwrap();
+    assert_eq!(discover(tmp.path(), &["@filesystem.t"])["cached"], true);
+    std::fs::write(csvs.join("b.csv"), "id,name,score\n1,x,2.5\n").unwrap();
+    let v = discover(tmp.path(), &["@filesystem.t"]);
+    assert_eq!(v["cached"], false, "b.csv was rewritten");
+    let b = &v["result"]["tables"][1];
+    assert_eq!(b["name"], "b.csv");
+    assert_eq!(b["columns"][2]["name"], "score", "{b:#}");
+    std::fs::write(csvs.join("c.csv"), "z\n1\n").unwrap();
+    assert_eq!(
+        discover(tmp.path(), &["@filesystem.t"])["cached"],
+        false,
+        "c.csv was added"
+    );
+    std::fs::remove_file(csvs.join("a.csv")).unwrap();
+    let v = discover(tmp.path(), &["@filesystem.t"]);
+    assert_eq!(v["cached"], false, "a.csv was removed");
+    assert_eq!(v["result"]["tables"].as_array().unwrap().len(), 2);
+    assert_eq!(discover(tmp.path(), &["@filesystem.t"])["cached"], true);
 }
 
 #[test]

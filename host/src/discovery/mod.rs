@@ -160,18 +160,75 @@ pub struct KeyMaterial<'a> {
     pub connection: &'a str,
     pub options: &'a Options,
     pub connection_hash: &'a str,
+    /// For a filesystem connection: what is under `base_dir` (see [`files_state`]).
+    pub source_state: Option<&'a str>,
 }
 
 /// sha256 of the canonical JSON of the key material.
 pub fn fingerprint(k: &KeyMaterial) -> String {
-    sha256_canonical(&json!({
+    let mut v = json!({
         "component": k.component,
         "component_version": k.component_version,
         "spec_fingerprint": k.spec_fingerprint,
         "connection": k.connection,
         "options": k.options.canonical(),
         "connection_hash": k.connection_hash,
-    }))
+    });
+    if let Some(state) = k.source_state {
+        v["source_state"] = Value::String(state.to_string());
+    }
+    sha256_canonical(&v)
+}
+
+/// The state of the data files under `base_dir` that a file extractor's discovery describes: sha256 of every
+/// CSV/TSV file's relative path, size and modification time, walked as discovery walks (hidden entries and
+/// symbolic links to directories skipped, 8 levels deep). Any file added, removed, rewritten or touched gives
+/// another state, so a cached description never outlives the files it describes. Only metadata is read.
+pub fn files_state(base_dir: &Path) -> String {
+    fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<String>) {
+        if depth > 8 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            let path = format!("{rel}{name}");
+            if ft.is_dir() {
+                walk(&e.path(), &format!("{path}/"), depth + 1, out);
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            let data = [".csv", ".tsv", ".csv.gz", ".tsv.gz"]
+                .iter()
+                .any(|x| lower.ends_with(x));
+            // `metadata` follows a symbolic link to a file, as reading it would.
+            let Ok(md) = std::fs::metadata(e.path()) else {
+                continue;
+            };
+            if !data || !md.is_file() {
+                continue;
+            }
+            let mtime = md
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            out.push(format!("{path}\t{}\t{mtime}", md.len()));
+        }
+    }
+    let mut lines = Vec::new();
+    walk(base_dir, "", 0, &mut lines);
+    lines.sort();
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
+    )
 }
 
 fn cache_file(project: &Path, fingerprint: &str) -> PathBuf {
@@ -256,6 +313,11 @@ pub struct Request<'a> {
 /// and caches the (masked) result.
 pub fn discover(r: &Request) -> Result<Discovered, Fail> {
     let conn_hash = connection_hash(r.connection_fields, r.secret_values);
+    let state = r.component.starts_with("filesystem.").then(|| {
+        // Without `base_dir`, file paths resolve against the working directory, as in a run.
+        let dir = r.connection_fields.get("base_dir").and_then(Value::as_str);
+        files_state(Path::new(dir.unwrap_or(".")))
+    });
     let fp = fingerprint(&KeyMaterial {
         component: r.component,
         component_version: r.component_version,
@@ -263,6 +325,7 @@ pub fn discover(r: &Request) -> Result<Discovered, Fail> {
         connection: r.reference,
         options: r.options,
         connection_hash: &conn_hash,
+        source_state: state.as_deref(),
     });
     if !r.refresh
         && let Some(hit) = read_cache(r.project, &fp, r.ttl_seconds)
@@ -334,6 +397,7 @@ mod tests {
             connection: "@mysql.t",
             options: &Options { samples },
             connection_hash: conn_hash,
+            source_state: None,
         })
     }
 
