@@ -62,8 +62,9 @@ pub fn runtime() -> Result<&'static Runtime, PluginError> {
     Ok(RT.get_or_init(|| rt))
 }
 
-/// Closes a session: `COM_QUIT` without reading what the server may still be sending (an abandoned result is
-/// not drained), then the socket. Runs in the background on the plugin's runtime.
+/// Closes a clean session politely (`COM_QUIT`, then the socket), in the background on the plugin's runtime.
+/// Only for sessions with nothing in flight: mysql_async reads any unfinished result to its end before it
+/// sends `COM_QUIT`, which for an abandoned multi-million-row result takes seconds.
 fn close(conn: Conn) {
     if std::thread::panicking() {
         return; // mysql_async's drop closes the socket without spawning
@@ -76,6 +77,17 @@ fn close(conn: Conn) {
         }
         Err(_) => drop(conn),
     }
+}
+
+/// Closes a session whose state is unknown (a step that stopped mid-result, a failed reset or ping) at once:
+/// the socket is dropped on a thread outside any runtime, where mysql_async neither drains an unfinished
+/// result nor sends anything. The server sees the client go away.
+fn abandon(conn: Conn) {
+    // Not joined: the thread only drops a socket. Should the spawn fail, the closure (and the session) is
+    // dropped here instead.
+    let _ = std::thread::Builder::new()
+        .name("osiris-mysql-close".into())
+        .spawn(move || drop(conn));
 }
 
 /// Every connection setting, credentials included. Deliberately without `Debug`.
@@ -244,7 +256,7 @@ impl Pooled {
         };
         match tokio::time::timeout(CHECK_TIMEOUT, conn.reset()).await {
             Ok(Ok(true)) => self.pool.put(conn),
-            _ => close(conn),
+            _ => abandon(conn),
         }
     }
 }
@@ -261,7 +273,8 @@ impl Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            close(conn);
+            // Dropped without release: the step stopped, maybe in the middle of a result.
+            abandon(conn);
         }
     }
 }
@@ -285,7 +298,7 @@ pub async fn checkout(s: &Settings, ctx: &Context) -> Result<Pooled, PluginError
             "a pooled connection to {} no longer answers; replacing it",
             s.label
         ));
-        close(conn);
+        abandon(conn);
     }
     open_in(s, ctx, pool).await
 }
@@ -405,5 +418,85 @@ mod tests {
             let idle = pools().lock().unwrap()[&Key::of(&s)].idle.lock().unwrap().len();
             assert_eq!(idle, MAX_IDLE);
         });
+    }
+
+    /// A step that stops in the middle of a huge result (cancelled, failed downstream) drops its session: it
+    /// is closed at once, not drained first (mysql_async reads every remaining row before `COM_QUIT`; here a
+    /// billion rows). Observed through the server's `Rows_sent` (global: the other tests of this binary send
+    /// a handful of rows).
+    #[test]
+    fn a_session_dropped_mid_result_is_closed_at_once() {
+        if !server("a_session_dropped_mid_result_is_closed_at_once") {
+            return;
+        }
+        let m = json!({"host": "127.0.0.1", "port": 3306, "user": "root", "database": "test", "ssl_mode": "disabled"});
+        let s = conn::settings(m.as_object().unwrap()).unwrap();
+        let rt = runtime().unwrap();
+        let sent = || {
+            let out = std::process::Command::new("mariadb")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-uroot",
+                    "-N",
+                    "-e",
+                    "SHOW GLOBAL STATUS LIKE 'Rows_sent'",
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
+        let before = sent();
+        let id = rt.block_on(async {
+            let (mut p, _, id) = take(&s).await;
+            {
+                let mut result = p
+                    .query_iter("SELECT seq FROM seq_1_to_1000000000")
+                    .await
+                    .unwrap();
+                let mut stream = result.stream::<u64>().await.unwrap().unwrap();
+                use futures_util::StreamExt;
+                for _ in 0..10 {
+                    stream.next().await.unwrap().unwrap();
+                }
+            }
+            drop(p);
+            id
+        });
+        // The server sees the session go within seconds (polled from a separate session).
+        let watcher = rt.block_on(conn::connect(&s)).unwrap();
+        let mut watcher = watcher;
+        let gone = rt.block_on(async {
+            for _ in 0..100 {
+                let n: Option<u64> = watcher
+                    .exec_first(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+                        (id,),
+                    )
+                    .await
+                    .unwrap();
+                if n == Some(0) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        });
+        assert!(
+            gone,
+            "connection {id} still on the server 10 s after its session was dropped mid-result"
+        );
+        // Draining would have pulled millions of rows through before `COM_QUIT` (about 1.8M here within the
+        // close timeout); closing at once leaves what fits into the socket buffers (about 10k).
+        let sent = sent() - before;
+        assert!(
+            sent < 200_000,
+            "the server sent {sent} rows after the first 10: the abandoned result was drained"
+        );
     }
 }
