@@ -903,4 +903,60 @@ fn postgres_writer_never_cuts_values_and_casts_through_staging() {
         "write_mode: append",
     ));
     assert_eq!(pg.sql("SELECT x->>1 FROM docs"), "2");
+
+    // char(n) through staging (upsert) keeps the whole value (a bare `::character` would be char(1)).
+    pg.sql("CREATE TABLE cur (id int PRIMARY KEY, x char(3))");
+    ok(&write(
+        "bpchar",
+        "(1, 'USD'), (2, 'EU')",
+        "cur",
+        "write_mode: upsert\nprimary_key: id",
+    ));
+    assert_eq!(
+        pg.sql("SELECT id, rtrim(x) FROM cur ORDER BY id"),
+        "1|USD\n2|EU"
+    );
+
+    // Where COPY would not do what an INSERT does, append goes through staging and an INSERT:
+    // a view (COPY refuses views) ...
+    pg.sql("CREATE TABLE base (id int, x text); CREATE VIEW v_base AS SELECT id, x FROM base");
+    ok(&write("view", "(1, 'a')", "v_base", "write_mode: append"));
+    assert_eq!(pg.sql("SELECT id, x FROM base"), "1|a");
+    // ... a GENERATED ALWAYS identity (an INSERT refuses a value for it, COPY would store it) ...
+    pg.sql("CREATE TABLE ident (id int GENERATED ALWAYS AS IDENTITY, x text)");
+    let o = write("identity", "(42, 'a')", "ident", "write_mode: append");
+    assert_eq!(code(&o), 4, "{:?}", text(&o));
+    assert!(text(&o).1.contains("GENERATED ALWAYS"), "{:?}", text(&o));
+    assert_eq!(pg.sql("SELECT count(*) FROM ident"), "0");
+    // ... and row-level security for a role that does not own the table (COPY refuses it).
+    let role = crate::dbutil::unique("osiris_rls");
+    pg.sql(&format!(
+        "CREATE ROLE {role} LOGIN; CREATE TABLE secured (id int, x text); \
+         ALTER TABLE secured ENABLE ROW LEVEL SECURITY; \
+         CREATE POLICY own ON secured TO {role} USING (true) WITH CHECK (x <> 'forbidden'); \
+         GRANT SELECT, INSERT ON secured TO {role}"
+    ));
+    let conns = std::fs::read_to_string(p.path().join("osiris_connections.yaml")).unwrap();
+    let rls = conns.replacen(
+        "      user: postgres\n",
+        &format!("      user: {role}\n"),
+        1,
+    );
+    std::fs::write(p.path().join("osiris_connections.yaml"), &rls).unwrap();
+    let ok_rls = write("rls", "(1, 'a')", "secured", "write_mode: append");
+    let denied = write(
+        "rls_denied",
+        "(2, 'forbidden')",
+        "secured",
+        "write_mode: append",
+    );
+    std::fs::write(p.path().join("osiris_connections.yaml"), &conns).unwrap();
+    pg.sql(&format!("DROP TABLE secured; DROP ROLE {role}"));
+    ok(&ok_rls);
+    assert_eq!(
+        code(&denied),
+        4,
+        "the policy's check applies: {:?}",
+        text(&denied)
+    );
 }

@@ -160,6 +160,8 @@ struct Job {
 struct TargetCol {
     name: String,
     pg_type: String,
+    /// `GENERATED ALWAYS AS IDENTITY`: an INSERT refuses values for it, COPY would store them.
+    identity_always: bool,
 }
 
 impl Job {
@@ -317,7 +319,8 @@ impl Job {
             && plans
                 .iter()
                 .zip(&targets)
-                .all(|(p, t)| copy_compatible(&p.pg_type, &t.pg_type));
+                .all(|(p, t)| copy_compatible(&p.pg_type, &t.pg_type) && !t.identity_always)
+            && rt.block_on(self.copy_behaves_like_insert(client))?;
         if direct {
             if self.mode == Mode::Replace {
                 rt.block_on(client.batch_execute(&format!("DELETE FROM {target}")))
@@ -403,12 +406,29 @@ impl Job {
         Ok(rows)
     }
 
+    /// Whether COPY into the target does what an INSERT would: a plain or partitioned table (not a view,
+    /// which COPY refuses), without row-level security in force for this role (COPY refuses it) and without
+    /// INSERT rules (COPY ignores them).
+    async fn copy_behaves_like_insert(&self, client: &Client) -> Result<bool, PluginError> {
+        let target = qualified(&self.settings.schema, &self.table);
+        let row = client
+            .query_opt(
+                "SELECT c.relkind IN ('r', 'p') AND NOT row_security_active(c.oid) \
+                 AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type = '3') \
+                 FROM pg_class c WHERE c.oid = to_regclass($1)",
+                &[&target],
+            )
+            .await
+            .map_err(|e| self.err(&e, &format!("inspecting {target}")))?;
+        Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+    }
+
     /// Columns of the target table, or `None` when it does not exist.
     async fn target_columns(&self, client: &Client) -> Result<Option<Vec<TargetCol>>, PluginError> {
         let target = qualified(&self.settings.schema, &self.table);
         let rows = client
             .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attidentity = 'a' \
                  FROM pg_attribute a WHERE a.attrelid = to_regclass($1) \
                  AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&target],
@@ -430,6 +450,7 @@ impl Job {
                 .map(|r| TargetCol {
                     name: r.get(0),
                     pg_type: r.get(1),
+                    identity_always: r.get(2),
                 })
                 .collect(),
         ))
@@ -552,11 +573,13 @@ fn copy_compatible(staged: &str, target: &str) -> bool {
 }
 
 /// The cast applied when moving a staged column into the target. Character types are cast without their
-/// length: an explicit cast to `varchar(n)` would silently cut longer values, the assignment to the column
-/// rejects them instead.
+/// length (`varchar`, `bpchar`): an explicit cast to `varchar(n)` / `char(n)` would silently cut longer
+/// values; the assignment to the column pads or rejects them instead.
 fn cast_type(target: &str) -> String {
+    // Not `character`: without a length it means `character(1)`.
     match base_type(target).as_str() {
-        b @ ("character varying" | "character") => b.to_string(),
+        "character varying" => "varchar".into(),
+        "character" => "bpchar".into(),
         _ => target.to_string(),
     }
 }
@@ -583,7 +606,8 @@ mod type_tests {
         assert!(!copy_compatible("numeric(20,0)", "bigint"));
         assert!(!copy_compatible("text", "jsonb"));
         assert!(!copy_compatible("timestamp", "timestamp with time zone"));
-        assert_eq!(cast_type("character varying(16)"), "character varying");
+        assert_eq!(cast_type("character varying(16)"), "varchar");
+        assert_eq!(cast_type("character(3)"), "bpchar");
         assert_eq!(cast_type("numeric(12,2)"), "numeric(12,2)");
     }
 }
