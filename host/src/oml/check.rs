@@ -475,11 +475,12 @@ pub fn check(file: &str, text: &str, catalog: &dyn Catalog, opts: &Options<'_>) 
                 .iter()
                 .any(|(_, st)| !index_of.contains_key(st.as_str()));
         if d.mode == Some("write") && ups.is_empty() && !miswired {
-            let help = if k > 0 {
+            // The nearest earlier step that produces data (a writer produces none).
+            let producer = (0..k).rev().find(|&j| drafts[j].mode != Some("write"));
+            let help = if let Some(j) = producer {
                 format!(
                     "add `needs: [{}]` or `inputs: {{ df: \"${{{}.df}}\" }}`",
-                    nodes[k - 1].id,
-                    nodes[k - 1].id
+                    nodes[j].id, nodes[j].id
                 )
             } else {
                 "put the writer after the step that produces its data, or wire it with `needs`/`inputs`".to_string()
@@ -490,7 +491,7 @@ pub fn check(file: &str, text: &str, catalog: &dyn Catalog, opts: &Options<'_>) 
                     format!("writer step `{}` has no input", nodes[k].id),
                 )
                 .step(&nodes[k].id)
-                .label("writes nothing: no upstream step", 1)
+                .label("writes nothing: no upstream step produces data", 1)
                 .help(help),
                 &format!("{}/mode", d.ptr),
                 false,
@@ -504,7 +505,24 @@ pub fn check(file: &str, text: &str, catalog: &dyn Catalog, opts: &Options<'_>) 
             inputs.insert("df".into(), ups[0].to_string());
         }
         for (alias, step) in &d.inputs {
-            if !index_of.contains_key(step.as_str()) {
+            let Some(&j) = index_of.get(step.as_str()) else {
+                continue;
+            };
+            if drafts[j].mode == Some("write") {
+                cx.push(
+                    Diagnostic::error(
+                        "OML-E035",
+                        format!("input `{alias}` names writer step `{step}`, which produces no data"),
+                    )
+                    .step(&nodes[k].id)
+                    .label("a writer has no output", alias.chars().count())
+                    .help(format!(
+                        "to run after `{step}`, use `needs: [{step}]`; to read what it wrote, add a reader step \
+                         with `needs: [{step}]` and take its output"
+                    )),
+                    &child(&format!("{}/inputs", d.ptr), alias),
+                    true,
+                );
                 continue;
             }
             match inputs.get(alias) {
