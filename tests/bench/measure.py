@@ -4,7 +4,7 @@
 Subcommands:
   machine                       print the machine description as JSON
   run  --rows F --name N --runs R [--warmup W] [--section S] [--cwd D]
-       [--setup SH] [--verify SH] [--rows-per-run N]
+       [--setup SH] [--verify SH] [--rows-per-run N] [--env K=V ...]
        [--target-ms T] [--baseline NAME] [--target-ratio X] [--target-rss-mb M] -- CMD...
                                 run CMD W times (discarded), then R times; append one row (JSON line) to F.
                                 SH is a bash command run before (--setup) or after (--verify) every run,
@@ -89,14 +89,14 @@ def rss_source():
     return "gnu-time" if os.access(GNU_TIME, os.X_OK) else "wait4"
 
 
-def run_once(cmd, cwd, rss_file):
+def run_once(cmd, cwd, rss_file, env=None):
     full = cmd
     if rss_file is not None:
         full = [GNU_TIME, "-f", "%M", "-o", rss_file, "--"] + cmd
     t0 = time.perf_counter()
     try:
         p = subprocess.Popen(
-            full, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            full, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
     except OSError as e:
         fail(f"cannot start `{full[0]}`: {e}")
@@ -145,12 +145,18 @@ def cmd_run(a):
     if a.runs < 1:
         fail("run: --runs must be at least 1")
     src = rss_source()
+    env = None
+    if a.env:
+        env = dict(os.environ)
+        for kv in a.env:
+            k, _, v = kv.partition("=")
+            env[k] = v
     walls, rss = [], []
     with tempfile.TemporaryDirectory(prefix="osiris-bench-rss.") as tmp:
         rss_file = os.path.join(tmp, "maxrss") if src == "gnu-time" else None
         for k in range(1, a.warmup + a.runs + 1):
             hook("setup", a.setup, a.cwd, a.name, k)
-            w, r = run_once(a.cmd, a.cwd, rss_file)
+            w, r = run_once(a.cmd, a.cwd, rss_file, env)
             hook("verify", a.verify, a.cwd, a.name, k)
             if k > a.warmup:
                 walls.append(w)
@@ -330,6 +336,7 @@ def main():
     r.add_argument("--setup", default=None, metavar="SH")
     r.add_argument("--verify", default=None, metavar="SH")
     r.add_argument("--cwd", default=None)
+    r.add_argument("--env", action="append", default=[], metavar="K=V", help="set K=V for the measured command")
     r.add_argument(
         "--abbrev",
         action="append",
