@@ -229,6 +229,23 @@ pub fn built_cdylib(lib_name: &str) -> std::path::PathBuf {
         })
 }
 
+/// Whether the service a test needs (e.g. a database) listens on `127.0.0.1:port`. When it does not, the test
+/// should return early: this prints a `SKIP` note, or panics when `OSIRIS_REQUIRE_DATABASES=1` (set in CI, so a
+/// service that is down fails the run instead of silently skipping its tests).
+pub fn local_service_available(name: &str, port: u16, test: &str) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok() {
+        return true;
+    }
+    if std::env::var("OSIRIS_REQUIRE_DATABASES").as_deref() == Ok("1") {
+        panic!("{test}: {name} at 127.0.0.1:{port} is unreachable and OSIRIS_REQUIRE_DATABASES=1");
+    }
+    eprintln!(
+        "SKIP {test}: {name} at 127.0.0.1:{port} is unreachable (set OSIRIS_REQUIRE_DATABASES=1 to fail instead)"
+    );
+    false
+}
+
 /// A [`ContextBackend`] that records what a driver logs and measures, with a settable connection and a cancel
 /// switch.
 #[derive(Default)]

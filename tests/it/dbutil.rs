@@ -4,33 +4,15 @@
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 pub const PG_PORT: u16 = 5432;
 pub const MY_PORT: u16 = 3306;
 
-fn reachable(port: u16) -> bool {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-}
-
 /// Whether the server on `port` can be used; fails the test when `OSIRIS_REQUIRE_DATABASES=1` and it cannot.
-pub fn server(name: &str, port: u16, test: &str) -> bool {
-    if reachable(port) {
-        return true;
-    }
-    if std::env::var("OSIRIS_REQUIRE_DATABASES").as_deref() == Ok("1") {
-        panic!("{test}: {name} at 127.0.0.1:{port} is unreachable and OSIRIS_REQUIRE_DATABASES=1");
-    }
-    eprintln!(
-        "SKIP {test}: {name} at 127.0.0.1:{port} is unreachable (set OSIRIS_REQUIRE_DATABASES=1 to fail instead)"
-    );
-    false
-}
+pub use osiris_plugin_sdk::testing::local_service_available as server;
 
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

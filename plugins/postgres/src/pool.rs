@@ -166,6 +166,16 @@ fn pools() -> &'static Mutex<HashMap<Key, Arc<Pool>>> {
     POOLS.get_or_init(Default::default)
 }
 
+/// Every pool made so far (the sweep and the exit hook visit them all).
+fn all_pools() -> Vec<Arc<Pool>> {
+    pools()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect()
+}
+
 /// How long the process may wait at exit for idle sessions to say goodbye.
 const EXIT_WAIT: Duration = Duration::from_secs(1);
 
@@ -173,12 +183,7 @@ const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// client) and waits up to [`EXIT_WAIT`] for their sockets to close.
 pub fn close_idle_sessions() {
     let Some(rt) = RT.get() else { return };
-    let all: Vec<Arc<Pool>> = pools()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
-        .cloned()
-        .collect();
+    let all = all_pools();
     let mut tasks = Vec::new();
     for p in all {
         let idle = std::mem::take(&mut *p.idle.lock().unwrap_or_else(|e| e.into_inner()));
@@ -211,12 +216,7 @@ fn pool_for(s: &Settings) -> Arc<Pool> {
         rt.spawn(async {
             loop {
                 tokio::time::sleep(SWEEP_EVERY).await;
-                let all: Vec<Arc<Pool>> = pools()
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                    .cloned()
-                    .collect();
+                let all = all_pools();
                 for p in all {
                     p.sweep();
                 }
@@ -325,37 +325,11 @@ mod tests {
     //! unless `OSIRIS_REQUIRE_DATABASES=1`.
     use super::*;
     use crate::conn::Flavor;
-    use osiris_plugin_sdk::{ContextBackend, Level};
-    use serde_json::{Value, json};
-
-    #[derive(Default)]
-    struct Metrics(Mutex<Vec<String>>);
-
-    impl ContextBackend for Metrics {
-        fn log(&self, _: Level, _: &str) {}
-        fn metric(&self, name: &str, _: f64, _: Option<&str>) {
-            self.0.lock().unwrap().push(name.to_string());
-        }
-        fn is_cancelled(&self) -> bool {
-            false
-        }
-        fn connection(&self) -> Option<Value> {
-            None
-        }
-    }
+    use osiris_plugin_sdk::testing::TestContext;
+    use serde_json::json;
 
     fn server(test: &str) -> bool {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 5432));
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok() {
-            return true;
-        }
-        if std::env::var("OSIRIS_REQUIRE_DATABASES").as_deref() == Ok("1") {
-            panic!(
-                "{test}: PostgreSQL at 127.0.0.1:5432 is unreachable and OSIRIS_REQUIRE_DATABASES=1"
-            );
-        }
-        eprintln!("SKIP {test}: PostgreSQL at 127.0.0.1:5432 is unreachable");
-        false
+        osiris_plugin_sdk::testing::local_service_available("PostgreSQL", 5432, test)
     }
 
     /// Settings no other test uses (the application name is part of the pool key).
@@ -368,7 +342,7 @@ mod tests {
 
     /// Checks out a session and returns it with where it came from and its backend pid.
     async fn take(s: &Settings) -> (Pooled, &'static str, i32) {
-        let m = Arc::new(Metrics::default());
+        let m = TestContext::new();
         let p = checkout(s, &Context::new(m.clone())).await.unwrap();
         let pid: i32 = p
             .client()
@@ -376,7 +350,8 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        let from = match m.0.lock().unwrap().as_slice() {
+        let names: Vec<String> = m.metrics().into_iter().map(|(n, _, _)| n).collect();
+        let from = match names.as_slice() {
             [one] if one == "connections_opened" => "opened",
             [one] if one == "connections_reused" => "reused",
             other => panic!("one connection metric per checkout, got {other:?}"),

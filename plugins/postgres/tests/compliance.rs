@@ -9,11 +9,9 @@ use osiris_plugin_sdk::arrow_schema::{DataType, Field, Schema};
 use osiris_plugin_sdk::host::Module;
 use osiris_plugin_sdk::serde_json::{Value, json};
 use osiris_plugin_sdk::testing::{self, Case, Compliance, Outcome, checks};
-use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 const PORT: u16 = 5432;
 
@@ -29,19 +27,7 @@ fn module() -> Arc<Module> {
 
 /// Whether the server can be used; fails the test when `OSIRIS_REQUIRE_DATABASES=1` and it cannot.
 fn server(test: &str) -> bool {
-    let addr: SocketAddr = ([127, 0, 0, 1], PORT).into();
-    if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok() {
-        return true;
-    }
-    if std::env::var("OSIRIS_REQUIRE_DATABASES").as_deref() == Ok("1") {
-        panic!(
-            "{test}: PostgreSQL at 127.0.0.1:{PORT} is unreachable and OSIRIS_REQUIRE_DATABASES=1"
-        );
-    }
-    eprintln!(
-        "SKIP {test}: PostgreSQL at 127.0.0.1:{PORT} is unreachable (set OSIRIS_REQUIRE_DATABASES=1 to fail instead)"
-    );
-    false
+    osiris_plugin_sdk::testing::local_service_available("PostgreSQL", PORT, test)
 }
 
 fn psql(db: &str, sql: &str) -> String {
