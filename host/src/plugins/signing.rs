@@ -813,7 +813,7 @@ mod tests {
         );
         assert!(check_component_scope(&m, Some(&shop), &trusted).is_ok());
         // an unscoped key may provide any family nobody reserves, but not a reserved one
-        assert!(check_component_scope(&m, Some(&any), &[any.clone()]).is_ok());
+        assert!(check_component_scope(&m, Some(&any), std::slice::from_ref(&any)).is_ok());
         assert!(check_component_scope(&m, Some(&any), &[any.clone(), shop.clone()]).is_err());
         // unsigned: the same
         assert!(check_component_scope(&m, None, &[]).is_ok());
