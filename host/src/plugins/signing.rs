@@ -126,7 +126,8 @@ pub fn read_secret_key(path: &Path) -> Result<SigningKey, String> {
 pub fn keygen(out: &Path) -> Result<(PathBuf, VerifyingKey), String> {
     let public_path = pub_path(out);
     for p in [out, public_path.as_path()] {
-        if p.exists() {
+        // `symlink_metadata`: a dangling link counts as existing (it is never written through).
+        if std::fs::symlink_metadata(p).is_ok() {
             return Err(format!(
                 "`{}` already exists; choose another --out or remove the old key first",
                 p.display()
@@ -142,8 +143,15 @@ pub fn keygen(out: &Path) -> Result<(PathBuf, VerifyingKey), String> {
     write_private(out, encoded.as_bytes())
         .map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
     let public = key.verifying_key();
-    std::fs::write(&public_path, format!("{}\n", encode_public(&public)))
-        .map_err(|e| format!("cannot write `{}`: {e}", public_path.display()))?;
+    {
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&public_path)
+            .and_then(|mut f| f.write_all(format!("{}\n", encode_public(&public)).as_bytes()))
+            .map_err(|e| format!("cannot write `{}`: {e}", public_path.display()))?;
+    }
     Ok((public_path, public))
 }
 
@@ -776,6 +784,15 @@ mod tests {
         assert_eq!(parse_public_key(&text).unwrap(), public);
         assert!(secret_key_permission_problem(&out).is_none());
         assert!(keygen(&out).unwrap_err().contains("already exists"));
+        // a dangling link at either path is never written through (issue 13)
+        #[cfg(unix)]
+        {
+            let target = dir.path().join("target");
+            let out2 = dir.path().join("k2");
+            std::os::unix::fs::symlink(&target, pub_path(&out2)).unwrap();
+            assert!(keygen(&out2).unwrap_err().contains("already exists"));
+            assert!(!target.exists() && !out2.exists());
+        }
     }
 
     #[test]
