@@ -920,6 +920,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
+#[cfg(unix)]
 fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -988,6 +989,7 @@ fn install_refuses_a_manifest_name_that_leaves_the_plugin_dir_and_changes_nothin
 /// Issue 13, finding 1: `install` replaces only an installed package of the same plugin; it refuses (PLUGIN-E018)
 /// to delete a directory of that name that is not one, a link to elsewhere, or to write through a linked
 /// plugin directory (`.osiris -> elsewhere` in a cloned repository).
+#[cfg(unix)]
 #[test]
 fn install_replaces_only_its_own_package_and_never_writes_through_links() {
     let p = Project::new();
@@ -1048,6 +1050,7 @@ fn install_replaces_only_its_own_package_and_never_writes_through_links() {
 
 /// Issue 13, finding 1: `plugins remove` takes a plugin name of the grammar (PLUGIN-E017) and removes only a real
 /// package directory of that name, never a link (PLUGIN-E018).
+#[cfg(unix)]
 #[test]
 fn remove_refuses_names_and_links_that_leave_the_plugin_dir() {
     let p = Project::new();
@@ -1075,6 +1078,7 @@ fn remove_refuses_names_and_links_that_leave_the_plugin_dir() {
 
 /// Issue 13, finding 8: `plugins sign` replaces an `osiris-plugin.sig` that is a symbolic link with a new file;
 /// the file it pointed to is untouched, and the new signature verifies.
+#[cfg(unix)]
 #[test]
 fn sign_replaces_a_linked_signature_file_without_writing_through_it() {
     let p = Project::new();
@@ -1105,6 +1109,7 @@ fn sign_replaces_a_linked_signature_file_without_writing_through_it() {
 /// Issue 13, findings 1 and 8: `plugins pack` writes every file of the package as a new file (links in the
 /// output directory are replaced, not followed), refuses an output directory that is a link (PLUGIN-E018) and
 /// a crate name outside the grammar (PLUGIN-E017).
+#[cfg(unix)]
 #[test]
 fn pack_never_writes_through_links() {
     let p = Project::new();
@@ -1350,6 +1355,7 @@ fn an_older_build_never_shadows_a_newer_validly_signed_one_unless_pinned() {
 
 /// Issue 13, finding 6: a plugin directory, package or package file that every user can write is refused
 /// (PLUGIN-E021) before any plugin code runs, and `install` will not install into such a directory.
+#[cfg(unix)]
 #[test]
 fn plugin_files_others_can_write_are_refused() {
     let p = Project::new();
@@ -1398,6 +1404,7 @@ fn plugin_files_others_can_write_are_refused() {
 
 /// Issue 13, finding 6: like ssh, osiris warns about an `osiris.yaml` (the trust policy) or a secrets file that
 /// group or others can write, and stays quiet when only the owner can.
+#[cfg(unix)]
 #[test]
 fn a_config_or_secrets_file_others_can_write_is_warned_about() {
     let p = Project::new();
