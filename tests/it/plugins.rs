@@ -1400,6 +1400,16 @@ fn plugin_files_others_can_write_are_refused() {
     );
     chmod(&lib, 0o644);
     assert_eq!(row(&p.plugins_list(), ECHO)["status"], "loaded");
+
+    // owned by another user (who could rewrite it): refused too, as ssh and git do; needs root to set up
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
+        std::os::unix::fs::chown(&lib, Some(4242), None).unwrap();
+        assert_refused(&p, ECHO, "PLUGIN-E021", &["owned by user 4242"]);
+        std::os::unix::fs::chown(&lib, Some(0), None).unwrap();
+        std::os::unix::fs::chown(&p.plugins, Some(4242), None).unwrap();
+        assert_refused(&p, ECHO, "PLUGIN-E021", &["owned by user 4242"]);
+    }
 }
 
 /// Issue 13, finding 6: like ssh, osiris warns about an `osiris.yaml` (the trust policy) or a secrets file that

@@ -526,12 +526,16 @@ pub fn check_rollback(
 }
 
 /// Why the plugin directory `dir` is unsafe to load from, if it is: others can write to it (mode `o+w`, sticky
-/// bit or not: they could add a package), or an ancestor is writable by others without the sticky bit (they
+/// bit or not: they could add a package; or it is owned by a user other than this one or root), or an ancestor is writable by others without the sticky bit (they
 /// could rename it away and put another in its place).
 #[cfg(unix)]
 pub fn dir_writable_by_others(dir: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(dir).ok()?.permissions().mode();
+    let md = std::fs::metadata(dir).ok()?;
+    if let Some(why) = foreign_owner(dir, &md) {
+        return Some(why);
+    }
+    let mode = md.permissions().mode();
     if mode & 0o002 != 0 {
         return Some(format!(
             "plugin directory `{}` is writable by every user (mode {:o}): anyone on this machine could add or \
@@ -547,6 +551,24 @@ pub fn dir_writable_by_others(dir: &Path) -> Option<String> {
 #[cfg(not(unix))]
 pub fn dir_writable_by_others(_dir: &Path) -> Option<String> {
     None
+}
+
+/// Why `path` is owned by someone who is neither this user nor root (that user can change it), as ssh and git
+/// refuse such files.
+#[cfg(unix)]
+fn foreign_owner(path: &Path, md: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let owner = md.uid();
+    (owner != me && owner != 0).then(|| {
+        format!(
+            "`{}` is owned by user {owner}, neither you (uid {me}) nor root: that user could change what is \
+             loaded; run `chown -R {me} {}` if you trust its content, or reinstall the plugin",
+            path.display(),
+            path.display()
+        )
+    })
 }
 
 #[cfg(unix)]
@@ -573,8 +595,9 @@ fn ancestor_writable_by_others(path: &Path) -> Option<String> {
 }
 
 /// Check 0 (files only): neither the package directory nor any of its files (manifest, signature, library,
-/// specs) may be writable by other users, nor sit in a directory others can write without the sticky bit
-/// (`PLUGIN-E021`). Group-writable files are accepted (shared groups are common).
+/// specs) may be writable by every user or owned by a user other than this one or root, nor sit in a directory
+/// others can write without the sticky bit (`PLUGIN-E021`). Group-writable files are accepted (shared groups are
+/// common).
 #[cfg(unix)]
 pub fn check_permissions(pkg: &Path, m: &Manifest) -> Result<String, Refusal> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -599,6 +622,9 @@ pub fn check_permissions(pkg: &Path, m: &Manifest) -> Result<String, Refusal> {
         let Ok(md) = std::fs::metadata(f) else {
             continue;
         };
+        if let Some(why) = foreign_owner(f, &md) {
+            return refuse(why);
+        }
         let mode = md.permissions().mode();
         if mode & 0o002 != 0 {
             return refuse(format!(
