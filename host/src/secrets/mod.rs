@@ -67,6 +67,7 @@ impl Env {
         let path = project_dir.join(".env");
         let mut dotenv = BTreeMap::new();
         if let Ok(text) = std::fs::read_to_string(&path) {
+            crate::plugins::policy::warn_if_secrets_writable(&path);
             for (i, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -166,6 +167,7 @@ impl Connections {
     }
 
     fn merge_file(&mut self, path: &Path, origin: Origin) -> Result<(), Fail> {
+        crate::plugins::policy::warn_if_secrets_writable(path);
         let text = std::fs::read_to_string(path).map_err(|e| {
             Fail::new(
                 Exit::Config,
