@@ -53,7 +53,7 @@ pub fn run(g: &Global, c: OmlCmd) -> CmdResult {
             if !r.diagnostics.is_empty() {
                 eprintln!("{}", r.render().trim_end());
             }
-            println!("{}", front::summary(r));
+            outln!("{}", front::summary(r));
         }
     }
     Ok(if ok { Exit::Ok } else { Exit::Validation })

@@ -28,7 +28,7 @@ pub fn run(_g: &Global, a: UpgradeArgs) -> CmdResult {
         eprintln!("{label}: nothing to upgrade");
         return Ok(Exit::Ok);
     }
-    print!("{}", upgrade::diff(&label, &text, &up.text));
+    out!("{}", upgrade::diff(&label, &text, &up.text));
     for c in &up.changes {
         eprintln!("{label}:{}: {}", c.line, c.what);
     }

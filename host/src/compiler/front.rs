@@ -198,7 +198,7 @@ pub fn summary(r: &Report) -> String {
 }
 
 pub fn print_json<T: Serialize>(v: &T) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).expect("report serializes")
     );
