@@ -593,3 +593,61 @@ fn connections_doctor_checks_filesystem_connections() {
     assert_eq!(code(&o), 5, "{stderr}");
     assert!(stderr.contains("`gone`"), "lists the aliases: {stderr}");
 }
+
+/// Issue 21: `connections list` said `missing $MYSQL_PASSWORD` for `${MYSQL_PASSWORD:-}`, although the default
+/// (empty) applies when the variable is unset. A reference without a default is still missing.
+#[test]
+fn connections_list_counts_a_reference_with_a_default_as_ready() {
+    let p = project(&[(
+        "osiris_connections.yaml",
+        "version: \"1.0\"\nconnections:\n  mysql:\n    local:\n      default: true\n      host: 127.0.0.1\n      user: root\n      password: ${OSIRIS_IT_UNSET_PASSWORD:-}\n      database: shop\n    strict:\n      host: 127.0.0.1\n      user: root\n      password: ${OSIRIS_IT_UNSET_PASSWORD}\n      database: shop\n",
+    )]);
+    let o = osiris(p.path(), &["connections", "list", "--format", "json"], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let conn = |r: &str| -> Value {
+        v["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["reference"] == r)
+            .unwrap_or_else(|| panic!("{r} in {stdout}"))
+            .clone()
+    };
+    let local = conn("@mysql.local");
+    assert_eq!(local["ready"], true, "{local}");
+    assert_eq!(local["missing_env"], serde_json::json!([]), "{local}");
+    let password = local["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "password")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        password["env"],
+        serde_json::json!([{"name": "OSIRIS_IT_UNSET_PASSWORD", "set": false, "default": true}])
+    );
+    let strict = conn("@mysql.strict");
+    assert_eq!(strict["ready"], false, "{strict}");
+    assert_eq!(
+        strict["missing_env"],
+        serde_json::json!(["OSIRIS_IT_UNSET_PASSWORD"])
+    );
+
+    let o = osiris(p.path(), &["connections", "list"], &[]);
+    let (stdout, _) = text(&o);
+    let line = |r: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(r))
+            .unwrap_or_else(|| panic!("{r} in {stdout}"))
+            .to_string()
+    };
+    assert!(line("@mysql.local").ends_with("(ready)"), "{stdout}");
+    assert!(
+        line("@mysql.strict").ends_with("(missing $OSIRIS_IT_UNSET_PASSWORD)"),
+        "{stdout}"
+    );
+}

@@ -71,9 +71,9 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
             let mut missing = Vec::new();
             for (name, raw) in &conn.fields {
                 let vars = conns.referenced_vars(&raw.value);
-                for (v, set) in &vars {
-                    if !set {
-                        missing.push(v.clone());
+                for v in &vars {
+                    if v.missing() {
+                        missing.push(v.name.clone());
                     }
                 }
                 let secret = is_secret_key(name) || raw.origin == Origin::SecretsFile;
@@ -94,7 +94,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
                     "value": shown,
                     "secret": secret,
                     "origin": raw.origin,
-                    "env": vars.iter().map(|(v, set)| json!({ "name": v, "set": set })).collect::<Vec<_>>(),
+                    "env": vars.iter().map(|v| json!({ "name": v.name, "set": v.set, "default": v.has_default })).collect::<Vec<_>>(),
                 }));
             }
             out.push(json!({
