@@ -651,3 +651,96 @@ fn connections_list_counts_a_reference_with_a_default_as_ready() {
         "{stdout}"
     );
 }
+
+/// Issue 21: a failed step first logged `WARN step `write` failed: ... step=""`: the line about a step carries
+/// its id, and a line about the whole run has no empty `step` field.
+#[test]
+fn a_failed_step_is_logged_with_its_step_id() {
+    let p = project(&[(
+        "p.yaml",
+        &chain("fails", "      path: data/orders.csv", "out/a.csv"),
+    )]);
+    // The writer's target is a directory: it fails.
+    std::fs::create_dir_all(p.path().join("out/a.csv")).unwrap();
+    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 4, "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("step=\"\""),
+        "an empty step field:\n{stderr}"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("failed: no new step starts"))
+        .unwrap_or_else(|| panic!("the failure line in:\n{stderr}"));
+    assert!(
+        line.contains("step=\"write\"") || line.contains("step=write"),
+        "{line}"
+    );
+}
+
+/// Issue 21: when a writer failed half-way, status.json said its extractor `succeeded` with `rows_read: null`.
+/// The extractor was cut short by the failure (`cancelled`) and carries the rows it did read.
+#[test]
+fn status_tells_the_outcome_and_rows_of_an_extractor_cut_short_by_a_failed_writer() {
+    use crate::dbutil::{MY_PORT, MyDb, server};
+    if !server(
+        "MariaDB",
+        MY_PORT,
+        "status_tells_the_outcome_and_rows_of_an_extractor_cut_short_by_a_failed_writer",
+    ) {
+        return;
+    }
+    let my = MyDb::new();
+    // Row 12 is already there: the third batch of five rows fails with a duplicate key.
+    my.sql("CREATE TABLE t (id INT PRIMARY KEY, customer VARCHAR(40), amount DECIMAL(10,2), created_at VARCHAR(40)) ENGINE=InnoDB; INSERT INTO t VALUES (12, 'x', 0, '')");
+    let p = crate::dbutil::project(None, Some(&my));
+    std::fs::create_dir_all(p.path().join("data")).unwrap();
+    std::fs::copy(data("orders.csv"), p.path().join("data/orders.csv")).unwrap();
+    std::fs::write(
+        p.path().join("p.yaml"),
+        r#"oml_version: "0.1.0"
+name: cut-short
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      path: data/orders.csv
+      batch_size: 5
+  - id: load
+    component: mysql.writer
+    mode: write
+    needs: [extract]
+    config:
+      connection: "@mysql.local"
+      table: t
+      batch_size: 5
+"#,
+    )
+    .unwrap();
+    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 4, "{stdout}\n{stderr}");
+    let status = json(&run_dir(p.path(), "default", "cut-short").join("status.json"));
+    assert_eq!(status["status"], "failed");
+    let load = step(&status, "load");
+    assert_eq!(load["status"], "failed", "{status}");
+    let extract = step(&status, "extract");
+    assert_eq!(extract["status"], "cancelled", "{status}");
+    let read = extract["rows_read"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("rows_read is a number: {status}"));
+    assert!(
+        (10..20).contains(&read),
+        "rows handed to the writer: {status}"
+    );
+    assert_eq!(my.sql("SELECT COUNT(*) FROM t"), "1", "rolled back");
+    // Nothing claims the extractor finished.
+    assert!(
+        events_of(&run_dir(p.path(), "default", "cut-short"), "step_complete")
+            .iter()
+            .all(|e| e["step"] != "extract"),
+        "no step_complete for `extract`"
+    );
+}
