@@ -744,3 +744,69 @@ steps:
         "no step_complete for `extract`"
     );
 }
+
+/// Issue 21: the mysql.extractor spec said `streaming: false` although it streams. It hands on the first batch
+/// while the server is still producing the rest of the result (seen in the server's process list), and its
+/// spec says so.
+#[test]
+fn mysql_extractor_streams_as_its_spec_says() {
+    use crate::dbutil::{MY_PORT, MyDb, server};
+    use osiris_plugin_sdk::Streams;
+    use osiris_plugin_sdk::host::Module;
+    use osiris_plugin_sdk::testing::TestContext;
+    if !server(
+        "MariaDB",
+        MY_PORT,
+        "mysql_extractor_streams_as_its_spec_says",
+    ) {
+        return;
+    }
+    let o = osiris(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["components", "spec", "mysql.extractor", "--format", "json"],
+        &[],
+    );
+    let spec: Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert_eq!(
+        spec["capabilities"]["streaming"], true,
+        "{}",
+        spec["capabilities"]
+    );
+
+    let my = MyDb::new();
+    my.sql("CREATE TABLE seq (id INT PRIMARY KEY); INSERT INTO seq SELECT seq FROM seq_1_to_40");
+    let m = Module::from_static(&osiris_plugin_mysql::OCP_ENTRY).unwrap();
+    let ctx = TestContext::with_connection(serde_json::json!({
+        "host": "127.0.0.1", "port": MY_PORT, "user": "root", "database": my.name, "ssl_mode": "disabled",
+    }));
+    // Rows wider than the server's network buffer, each taking 0.1 s: 4 s for the whole result.
+    let mut out = m
+        .run(
+            "mysql.extractor",
+            "e",
+            &serde_json::json!({
+                "query": "SELECT id, REPEAT('x', 40000) AS pad, SLEEP(0.1) AS s FROM seq",
+                "batch_size": 2,
+            }),
+            ctx.clone(),
+            Streams::new(),
+        )
+        .unwrap();
+    let mut reader = out.remove("df").unwrap();
+    let first = reader.next().expect("a first batch").unwrap();
+    assert_eq!(first.num_rows(), 2);
+    let running = my.sql(&format!(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{}' AND INFO LIKE '%SLEEP(0.1)%' AND ID <> CONNECTION_ID()",
+        my.name
+    ));
+    assert_eq!(
+        running, "1",
+        "the query still runs when the first batch arrives"
+    );
+    assert_eq!(
+        ctx.metric_total("rows_read"),
+        0.0,
+        "not read to the end yet"
+    );
+    drop(reader);
+}
