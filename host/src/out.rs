@@ -3,7 +3,8 @@
 //! `println!` panics when stdout is a pipe whose reader has gone (`osiris runs list | head -3`: "failed printing
 //! to stdout: Broken pipe", exit 101). Here a closed pipe is not an error: the rest of the output is dropped
 //! and the command finishes as it would have, with its own exit code. Any other write error is reported once
-//! on stderr and makes a successful command exit 1 (see [`failure`]).
+//! on stderr and makes a successful command exit 1 (see [`failure`]). Diagnostics on stderr go through
+//! [`errln!`], which ignores a closed stderr the same way.
 //!
 //! Invariant: no code of the `osiris` binary prints to stdout with `print!`/`println!` (clippy's
 //! `disallowed-macros`, host/clippy.toml).
@@ -84,5 +85,13 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {
         $crate::out::write(format_args!($($arg)*), false)
+    };
+}
+
+/// `eprintln!` that ignores a closed stderr (`osiris run p.yaml 2>&1 | head`): diagnostics have nowhere else to
+/// go, and the exit code still tells what happened.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::out::eline(&format!($($arg)*))
     };
 }

@@ -337,3 +337,25 @@ fn a_closed_pipe_ends_the_output_quietly() {
         assert!(stderr.is_empty(), "{args:?}: quiet, got:\n{stderr}");
     }
 }
+
+/// `osiris compile p.yaml 2>&1 | head -1`: a closed stderr does not turn a validation error into a panic; the
+/// exit code is the one the command has with a stderr that reads everything.
+#[test]
+fn a_closed_stderr_does_not_change_the_exit_code() {
+    let p = bad_project();
+    for args in [
+        &["compile", "malformed.yaml"][..],
+        &["oml", "validate", "malformed.yaml"],
+        &["upgrade", "malformed.yaml"],
+        &["run", "missing.yaml"],
+        &["runs", "show", "nope"],
+        &["components", "validate", "malformed.yaml"],
+    ] {
+        let expected = code(&osiris(p.path(), args, &[]));
+        assert_eq!(expected, 2, "{args:?}");
+        let mut child = spawn(p.path(), args);
+        drop(child.stderr.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(code(&o), expected, "{args:?}: {:?}", text(&o));
+    }
+}

@@ -70,7 +70,7 @@ pub fn run(g: &Global, a: CompileArgs) -> CmdResult {
         });
     } else {
         front::eprint_report(&report);
-        eprintln!(
+        errln!(
             "compiled `{}` ({} steps, manifest {})",
             plan.name,
             plan.steps.len(),

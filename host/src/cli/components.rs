@@ -186,7 +186,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
                 outln!("{}", line(row));
             }
             if rows.is_empty() {
-                eprintln!("no component matches");
+                errln!("no component matches");
             }
         }
     }
@@ -329,7 +329,7 @@ fn validate(g: &Global, a: ValidateArgs) -> CmdResult {
         warnings += report.diagnostics.iter().filter(|d| !d.is_error()).count();
         if a.format == Format::Text {
             for d in &report.diagnostics {
-                eprintln!("{}", d.render(Some(text)));
+                errln!("{}", d.render(Some(text)));
             }
             let status = if report.has_errors() { "invalid" } else { "ok" };
             let name = report.name.clone().unwrap_or_else(|| "?".to_string());
@@ -346,7 +346,7 @@ fn validate(g: &Global, a: ValidateArgs) -> CmdResult {
         Format::Json => outln!("{}", to_json(&results)?),
         Format::Text => {
             let level = format!("{:?}", a.level).to_lowercase();
-            eprintln!(
+            errln!(
                 "{} spec{} checked at level `{level}`: {errors} error{}, {warnings} warning{}",
                 targets.len(),
                 if targets.len() == 1 { "" } else { "s" },

@@ -41,7 +41,7 @@ pub fn run(_g: &Global, a: InitArgs) -> CmdResult {
     } else {
         format!("cd {} && ", a.path.display())
     };
-    eprintln!(
+    errln!(
         "next: {cd}osiris compile pipelines/quickstart.yaml && osiris run pipelines/quickstart.yaml"
     );
     Ok(Exit::Ok)

@@ -51,7 +51,7 @@ pub fn run(g: &Global, c: OmlCmd) -> CmdResult {
     } else {
         for r in &reports {
             if !r.diagnostics.is_empty() {
-                eprintln!("{}", r.render().trim_end());
+                errln!("{}", r.render().trim_end());
             }
             outln!("{}", front::summary(r));
         }

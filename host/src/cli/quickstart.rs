@@ -26,7 +26,7 @@ pub fn run(g: &Global, a: QuickstartArgs) -> CmdResult {
         })?;
         let written = super::init::write_project(&dir, false)?;
         if a.format == Format::Text {
-            eprintln!(
+            errln!(
                 "created project `{}` ({} files)",
                 dir.display(),
                 written.len()

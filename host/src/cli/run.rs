@@ -318,7 +318,7 @@ pub fn report(o: &Outcome, format: Format, project: &Path, prefix: &Path) -> Exi
         v["run_dir"] = json!(shown);
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         if let Some(e) = &o.error {
-            eprintln!("{}", e.trim_end());
+            errln!("{}", e.trim_end());
         }
         return o.exit;
     }
@@ -338,10 +338,10 @@ pub fn report(o: &Outcome, format: Format, project: &Path, prefix: &Path) -> Exi
         outln!("run directory: {shown}");
     } else {
         if let Some(e) = &o.error {
-            eprintln!("{}", e.trim_end());
+            errln!("{}", e.trim_end());
         }
-        eprintln!("{line}");
-        eprintln!("run directory: {shown}");
+        errln!("{line}");
+        errln!("run directory: {shown}");
     }
     o.exit
 }

@@ -178,8 +178,8 @@ pub fn eprint_report(r: &Report) {
     if r.diagnostics.is_empty() {
         return;
     }
-    eprintln!("{}", r.render().trim_end());
-    eprintln!("{}", summary(r));
+    errln!("{}", r.render().trim_end());
+    errln!("{}", summary(r));
 }
 
 pub fn summary(r: &Report) -> String {
