@@ -251,10 +251,15 @@ fn bad_input_exits_with_a_documented_code_and_never_panics() {
 #[test]
 fn json_failures_are_json_objects_naming_the_problem() {
     let p = bad_project();
-    for (args, exit, says) in [
-        (&["runs", "show", "nope"][..], 2, "no run `nope`"),
-        (&["connections", "doctor", "@mysql.nope"], 5, "mysql"),
-        (&["discovery", "run", "@nope.x"], 5, "nope"),
+    for (args, exit, says, code_) in [
+        (
+            &["runs", "show", "nope"][..],
+            2,
+            "no run `nope`",
+            Some("RUN-E007"),
+        ),
+        (&["connections", "doctor", "@mysql.nope"], 5, "mysql", None),
+        (&["discovery", "run", "@nope.x"], 5, "nope", None),
     ] {
         let mut args = args.to_vec();
         args.extend(["--format", "json"]);
@@ -270,6 +275,9 @@ fn json_failures_are_json_objects_naming_the_problem() {
             v["error"]["text"].as_str().unwrap().starts_with("error"),
             "{v}"
         );
+        if let Some(c) = code_ {
+            assert_eq!(v["error"]["code"], c, "{v}");
+        }
         // The text is on stderr as before.
         assert!(text(&o).1.contains(says), "{args:?}");
     }

@@ -191,7 +191,7 @@ fn show(g: &Global, a: ShowArgs) -> CmdResult {
             return Err(Fail::new(
                 Exit::Validation,
                 format!(
-                    "error: no run `{}` in {}\n  = help: {hint}`osiris runs list` shows the recorded runs",
+                    "error[RUN-E007]: no run `{}` in {}\n  = help: {hint}`osiris runs list` shows the recorded runs",
                     a.run_id,
                     index_path(&project).display()
                 ),
@@ -202,7 +202,7 @@ fn show(g: &Global, a: ShowArgs) -> CmdResult {
             return Err(Fail::new(
                 Exit::Validation,
                 format!(
-                    "error: `{}` is the start of several run ids: {}\n  = help: give more of the id",
+                    "error[RUN-E007]: `{}` is the start of several run ids: {}\n  = help: give more of the id",
                     a.run_id,
                     several
                         .iter()
