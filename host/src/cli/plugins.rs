@@ -9,14 +9,6 @@ use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 
-/// `println!` that ignores a closed stdout (`osiris plugins list | head`) instead of panicking.
-macro_rules! outln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
-    }};
-}
-
 #[derive(clap::Subcommand, Debug)]
 pub enum PluginsCmd {
     /// One row per plugin found, loaded or not, with its status, code and signature.
