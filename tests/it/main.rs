@@ -1,5 +1,6 @@
 mod authoring;
 mod bulk;
+mod cancel;
 mod compile;
 mod components;
 mod csv;
