@@ -623,3 +623,62 @@ pub fn ident(name: &str) -> String {
 pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", ident(schema), ident(table))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn timeout_of(m: Value) -> Result<Duration, PluginError> {
+        settings(Flavor::Postgres, m.as_object().unwrap()).map(|s| s.connect_timeout)
+    }
+
+    /// Issue 21: the limit that keeps a silent server from hanging a step comes from `connect_timeout`, then
+    /// from a DSN's `connect_timeout`, else 15 s; libpq's "0 = no limit" is not honoured.
+    #[test]
+    fn connect_timeout_comes_from_the_field_then_the_dsn_then_the_default() {
+        let base = json!({"host": "h", "user": "u"});
+        assert_eq!(timeout_of(base.clone()).unwrap(), DEFAULT_CONNECT_TIMEOUT);
+        let mut m = base.clone();
+        m["connect_timeout"] = json!(2);
+        assert_eq!(timeout_of(m).unwrap(), Duration::from_secs(2));
+        let mut m = base.clone();
+        m["connect_timeout"] = json!("7");
+        assert_eq!(timeout_of(m).unwrap(), Duration::from_secs(7));
+        let dsn = |t: &str| json!({"dsn": format!("postgresql://u@h/db?connect_timeout={t}")});
+        assert_eq!(timeout_of(dsn("4")).unwrap(), Duration::from_secs(4));
+        assert_eq!(timeout_of(dsn("0")).unwrap(), DEFAULT_CONNECT_TIMEOUT);
+        let mut m = dsn("4");
+        m["connect_timeout"] = json!(9);
+        assert_eq!(timeout_of(m).unwrap(), Duration::from_secs(9));
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!("soon"),
+            json!(true),
+            json!(3601),
+        ] {
+            let mut m = base.clone();
+            m["connect_timeout"] = bad.clone();
+            let e = timeout_of(m).unwrap_err();
+            assert_eq!(e.code, "POSTGRES-CONFIG", "{bad}");
+            assert!(
+                e.message.contains("`connect_timeout`"),
+                "{bad}: {}",
+                e.message
+            );
+        }
+    }
+
+    /// The driver's own limit (TCP connect) gets the same value.
+    #[test]
+    fn the_driver_config_carries_the_limit_too() {
+        let m = json!({"host": "h", "user": "u", "connect_timeout": 3});
+        let s = settings(Flavor::Postgres, m.as_object().unwrap()).unwrap();
+        assert_eq!(
+            s.config.get_connect_timeout(),
+            Some(&Duration::from_secs(3))
+        );
+    }
+}
