@@ -17,7 +17,7 @@ pub enum Exit {
     Run = 4,
     /// 5: configuration or secrets missing.
     Config = 5,
-    /// 130: cancelled (Ctrl-C).
+    /// 130: cancelled (Ctrl-C or SIGTERM).
     Cancelled = 130,
 }
 

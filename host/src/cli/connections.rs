@@ -4,7 +4,7 @@
 //! `unknown_database` apart.
 
 use super::{Format, Global};
-use crate::exit::{CmdResult, Exit};
+use crate::exit::{CmdResult, Exit, Fail};
 use crate::runner::modules::{ModuleSet, OneShotCtx};
 use crate::secrets::{Connections, LoadOptions, Origin, Redactor, Strategy, is_secret_key};
 use osiris_plugin_sdk::{ContextBackend, ErrorKind};
@@ -221,13 +221,28 @@ fn doctor(g: &Global, a: DoctorArgs) -> CmdResult {
         candidates.sort_by_key(|(name, _)| (!name.ends_with(".extractor"), name.to_string()));
         let mut outcome = None;
         for (component, provider) in &candidates {
+            let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let ctx: Arc<dyn ContextBackend> = Arc::new(OneShotCtx {
                 connection: resolved.fields.clone(),
                 redactor: redactor.clone(),
+                cancel: cancel.clone(),
             });
             let started = std::time::Instant::now();
             let config = json!({ "connection": reference });
-            match provider.module.doctor(component, &config, ctx) {
+            let (module, name) = (provider.module.clone(), component.to_string());
+            let checked = crate::runner::cancel::interruptible(cancel, move || {
+                module.doctor(&name, &config, ctx)
+            })
+            .map_err(|sig| {
+                Fail::new(
+                    Exit::Cancelled,
+                    format!(
+                        "error: cancelled ({}): `connections doctor` stopped while checking `{reference}`",
+                        sig.label()
+                    ),
+                )
+            })?;
+            match checked {
                 Err(e) if e.kind == ErrorKind::Unsupported => continue,
                 Ok(v) => {
                     let latency = v

@@ -26,7 +26,7 @@ Exit codes:
   3    compile error
   4    run error (a step failed)
   5    configuration or secrets missing
-  130  cancelled (Ctrl-C)";
+  130  cancelled (Ctrl-C or SIGTERM)";
 
 #[derive(Parser, Debug)]
 #[command(

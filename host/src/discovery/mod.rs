@@ -339,14 +339,26 @@ pub fn discover(r: &Request) -> Result<Discovered, Fail> {
         // File extractors discover a path: the connection's base_dir itself.
         config["path"] = Value::String(".".into());
     }
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ctx: Arc<dyn ContextBackend> = Arc::new(OneShotCtx {
         connection: r.connection_fields.clone(),
         redactor: r.redactor.clone(),
+        cancel: cancel.clone(),
     });
-    let raw = r
-        .provider
-        .module
-        .discover(r.component, &config, ctx)
+    let (module, component) = (r.provider.module.clone(), r.component.to_string());
+    let call = move || module.discover(&component, &config, ctx);
+    let raw = crate::runner::cancel::interruptible(cancel, call)
+        .map_err(|sig| {
+            Fail::new(
+                Exit::Cancelled,
+                format!(
+                    "error: cancelled ({}): discovery of `{}` with `{}` stopped before it finished; nothing was cached",
+                    sig.label(),
+                    r.reference,
+                    r.component
+                ),
+            )
+        })?
         .map_err(|e| {
             let (exit, what) = if e.kind == osiris_plugin_sdk::ErrorKind::Unsupported {
                 (Exit::Validation, "does not support discovery")

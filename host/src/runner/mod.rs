@@ -8,6 +8,9 @@
 //!   fed through a bounded channel, all readers started together (see docs/adr/0006-runner-streaming.md).
 //! - A step failure stops scheduling and cancels the running steps (they see `ctx.is_cancelled()`); the run
 //!   ends with exit 4 naming step, component, plugin and the (masked) driver error.
+//! - SIGINT (Ctrl-C) and SIGTERM cancel the run the same way; a step that has not returned [`cancel::GRACE`]
+//!   later (blocked inside its driver) is abandoned, so the run always ends, with status `cancelled`, exit 130
+//!   and the rows counted so far.
 //! - `--retries N` re-runs a failed step with exponential backoff when its component declares it safe
 //!   (extractors; writers with `capabilities.transactions`), re-reading the connection's secrets first.
 //! - Everything written or printed passes through one [`Redactor`] holding every secret value of this run.
@@ -15,6 +18,7 @@
 //! Invariant: the run directory holds no secret value: cfg files are secret-free by construction (the compiler
 //! keeps `@family.alias` references) and every other byte goes through the redactor.
 
+pub mod cancel;
 pub mod manifest;
 pub mod modules;
 pub mod progress;
@@ -54,7 +58,7 @@ pub struct RunOptions {
     pub modules: ModuleSet,
     /// component -> JSON Pointers of its secret config fields (from the registry's secret map).
     pub secret_pointers: BTreeMap<String, Vec<String>>,
-    /// Set by Ctrl-C; seen by drivers through `ctx.is_cancelled()`.
+    /// Set by SIGINT (Ctrl-C), SIGTERM or a failed step; seen by drivers through `ctx.is_cancelled()`.
     pub cancel: Arc<AtomicBool>,
     /// `--retries N`: attempts after the first, for retry-safe steps.
     pub retries: u32,
@@ -452,6 +456,10 @@ pub fn execute(opts: RunOptions) -> Result<Outcome, Fail> {
             if let Some(p) = progress {
                 p.stop();
             }
+            if sched.abandoned {
+                // Dropping the runtime would wait for the abandoned driver calls.
+                rt.shutdown_background();
+            }
             result
         }
     };
@@ -754,7 +762,10 @@ struct Scheduler<'a> {
     cut_short: BTreeSet<String>,
     in_flight: usize,
     stopping: bool,
-    cancelled: bool,
+    /// The signal that cancelled the run.
+    cancelled: Option<cancel::Signal>,
+    /// Steps still running when the run stopped waiting for them (see [`cancel::GRACE`]).
+    abandoned: bool,
     first_failure: Option<(Exit, Option<String>, String)>,
     tx: UnboundedSender<Ev>,
     rx: UnboundedReceiver<Ev>,
@@ -807,7 +818,8 @@ impl<'a> Scheduler<'a> {
             cut_short: BTreeSet::new(),
             in_flight: 0,
             stopping: false,
-            cancelled: false,
+            cancelled: None,
+            abandoned: false,
             first_failure: None,
             tx,
             rx,
@@ -887,7 +899,9 @@ impl<'a> Scheduler<'a> {
     }
 
     async fn run(&mut self) -> (RunStatus, Option<(Exit, Option<String>, String)>) {
-        let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+        let mut signals = cancel::Signals::new().ok();
+        // When the run stops waiting for steps that ignore the cancellation.
+        let mut give_up: Option<tokio::time::Instant> = None;
         loop {
             if !self.stopping {
                 self.launch_ready();
@@ -927,19 +941,48 @@ impl<'a> Scheduler<'a> {
                     Some(ev) => self.handle(ev),
                     None => break,
                 },
-                _ = &mut ctrl_c, if !self.cancelled => {
-                    self.cancelled = true;
+                sig = cancel::next(&mut signals) => {
+                    if self.cancelled.is_some() {
+                        self.log.log("WARN", None, &format!("{} again: not waiting for running steps", sig.label()));
+                        self.abandon();
+                        break;
+                    }
+                    self.cancelled = Some(sig);
                     self.stopping = true;
                     self.cancel.store(true, Ordering::Relaxed);
-                    self.log.log("WARN", None, "cancelled (Ctrl-C): stopping running steps");
-                    self.log.event("run_cancel", None, json!({}));
+                    self.log.log("WARN", None, &format!("cancelled ({}): stopping running steps", sig.label()));
+                    self.log.event("run_cancel", None, json!({ "signal": sig.name() }));
+                    give_up = Some(tokio::time::Instant::now() + cancel::GRACE);
+                }
+                _ = tokio::time::sleep_until(give_up.unwrap_or_else(tokio::time::Instant::now)), if give_up.is_some() => {
+                    self.abandon();
+                    break;
                 }
             }
         }
-        // Streams nobody will read: release them (their producers are not complete).
-        self.available.clear();
+        if self.abandoned {
+            // Streams of abandoned steps: releasing them would call into drivers that may be blocked.
+            for (_, a) in std::mem::take(&mut self.available) {
+                std::mem::forget(a);
+            }
+        } else {
+            // Streams nobody will read: release them (their producers are not complete).
+            self.available.clear();
+        }
         while let Ok(ev) = self.rx.try_recv() {
-            self.handle(ev);
+            match ev {
+                Ev::RunReturned {
+                    step,
+                    result: Ok(outputs),
+                    ..
+                } if self.abandoned => {
+                    self.in_flight -= 1;
+                    self.returned.insert(step.clone());
+                    std::mem::forget(outputs);
+                    self.cancelled_step(&step);
+                }
+                ev => self.handle(ev),
+            }
         }
         let ids: Vec<String> = self.state.keys().cloned().collect();
         for id in ids {
@@ -954,22 +997,25 @@ impl<'a> Scheduler<'a> {
                 }
                 _ => {}
             }
+            if self.state[&id] == St::Cancelled {
+                self.rows_so_far(&id);
+            }
             self.finish_stats(&id);
         }
-        let status = if self.cancelled {
+        let status = if self.cancelled.is_some() {
             RunStatus::Cancelled
         } else if self.first_failure.is_some() || self.state.values().any(|s| *s != St::Done) {
             RunStatus::Failed
         } else {
             RunStatus::Succeeded
         };
-        let failure = match (status, self.first_failure.take()) {
-            (RunStatus::Cancelled, _) => Some((
+        let failure = match (status, self.first_failure.take(), self.cancelled) {
+            (RunStatus::Cancelled, _, Some(sig)) => Some((
                 Exit::Cancelled,
                 None,
-                "error: the run was cancelled".to_string(),
+                format!("error: the run was cancelled ({})", sig.label()),
             )),
-            (_, f) => f,
+            (_, f, _) => f,
         };
         (status, failure)
     }
@@ -1437,6 +1483,51 @@ impl<'a> Scheduler<'a> {
             text.push_str(&format!("\n  = help: {h}"));
         }
         text
+    }
+
+    /// Stops waiting for the steps still running: they did not return within [`cancel::GRACE`] of the
+    /// cancellation (or a second signal came), so they are blocked where the cancel flag does not reach.
+    fn abandon(&mut self) {
+        self.abandoned = true;
+        let running: Vec<String> = self
+            .state
+            .iter()
+            .filter(|(_, s)| matches!(s, St::Running | St::Produced))
+            .map(|(id, _)| format!("`{id}`"))
+            .collect();
+        if !running.is_empty() {
+            self.log.log(
+                "WARN",
+                None,
+                &format!(
+                    "not waiting for step(s) {} any longer: they did not stop within {} ms of the cancellation",
+                    running.join(", "),
+                    cancel::GRACE.as_millis()
+                ),
+            );
+        }
+        self.log
+            .event("run_abandon", None, json!({ "steps": running }));
+    }
+
+    /// A cancelled source step whose driver did not report `rows_read` (it reports when its stream ends):
+    /// the rows the host received from it so far are what it read, recorded in the stats and `metrics.jsonl`.
+    fn rows_so_far(&self, step: &str) {
+        let s = self.step(step);
+        let st = &self.stats[step];
+        if !self.compiled.upstreams(s).is_empty()
+            || StepStats::get(&st.rows_read).is_some()
+            || st
+                .started
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
+        {
+            return;
+        }
+        let rows = st.live_rows.load(Ordering::Relaxed) as f64;
+        *st.rows_read.lock().unwrap_or_else(|e| e.into_inner()) = Some(rows);
+        self.log.metric(Some(step), "rows_read", rows, Some("rows"));
     }
 
     /// A step stopped because the run is stopping (another step failed, or Ctrl-C): not a failure of its own.

@@ -157,10 +157,11 @@ impl ModuleSet {
 }
 
 /// The context of a one-off driver call outside a run (`doctor`, `discover`): the resolved connection, no
-/// metrics, never cancelled; logs go to tracing, masked.
+/// metrics, cancelled by SIGINT/SIGTERM (see [`super::cancel::interruptible`]); logs go to tracing, masked.
 pub struct OneShotCtx {
     pub connection: serde_json::Value,
     pub redactor: Arc<crate::secrets::Redactor>,
+    pub cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl osiris_plugin_sdk::ContextBackend for OneShotCtx {
@@ -175,7 +176,7 @@ impl osiris_plugin_sdk::ContextBackend for OneShotCtx {
     }
     fn metric(&self, _: &str, _: f64, _: Option<&str>) {}
     fn is_cancelled(&self) -> bool {
-        false
+        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
     }
     fn connection(&self) -> Option<serde_json::Value> {
         Some(self.connection.clone())

@@ -47,6 +47,31 @@ pub struct Settings {
     pub ssl: Ssl,
     /// `host:port/database`, for messages.
     pub label: String,
+    /// The longest connecting (TCP, TLS, handshake, session setup) may take: `connect_timeout`, default 15 s.
+    pub connect_timeout: Duration,
+}
+
+/// How long connecting may take when the connection does not say.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `connect_timeout`: whole seconds, 1 to 3600.
+fn connect_timeout_field(m: &Map<String, Value>) -> Result<Duration, PluginError> {
+    let bad = |got: String| {
+        cfg_err(format!(
+            "`connect_timeout` must be a whole number of seconds from 1 to 3600, got {got}"
+        ))
+        .with_help("e.g. `connect_timeout: 15` (the default)")
+    };
+    let secs = match m.get("connect_timeout") {
+        None | Some(Value::Null) => return Ok(DEFAULT_CONNECT_TIMEOUT),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(n.to_string()))?,
+        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| bad(format!("`{s}`")))?,
+        Some(other) => return Err(bad(other.to_string())),
+    };
+    if !(1..=3600).contains(&secs) {
+        return Err(bad(secs.to_string()));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 fn cfg_err(msg: impl Into<String>) -> PluginError {
@@ -100,6 +125,7 @@ pub fn settings(m: &Map<String, Value>) -> Result<Settings, PluginError> {
         },
     };
     let label = format!("{host}:{port}/{}", database.as_deref().unwrap_or(""));
+    let connect_timeout = connect_timeout_field(m)?;
     Ok(Settings {
         host,
         port,
@@ -108,6 +134,7 @@ pub fn settings(m: &Map<String, Value>) -> Result<Settings, PluginError> {
         database,
         ssl,
         label,
+        connect_timeout,
     })
 }
 
@@ -131,7 +158,7 @@ fn opts(s: &Settings, ssl: Option<SslOpts>) -> Opts {
         .into()
 }
 
-/// Connects (15 s timeout). `preferred` tries TLS first and falls back to a plain connection when the server
+/// Connects within `s.connect_timeout` (default 15 s). `preferred` tries TLS first and falls back to a plain connection when the server
 /// offers none.
 pub async fn connect(s: &Settings) -> Result<Conn, PluginError> {
     let ssl = match s.ssl {
@@ -176,16 +203,23 @@ impl Attempt {
             Attempt::Timeout => PluginError::new(
                 ErrorKind::Connection,
                 "timeout",
-                format!("connecting to MySQL at {} timed out", s.label),
+                format!(
+                    "connecting to MySQL at {} timed out after {} s: no answer from the server",
+                    s.label,
+                    s.connect_timeout.as_secs()
+                ),
             )
-            .with_help("check `host`, `port` and firewalls between here and the server"),
+            .with_help(
+                "check `host`, `port` and firewalls between here and the server (is a MySQL server \
+                 listening there?); `connect_timeout` of the connection sets the limit in seconds (default 15)",
+            ),
             Attempt::Driver(e) => connect_error(s, &e),
         }
     }
 }
 
-async fn try_connect(_s: &Settings, opts: Opts) -> Result<Conn, Attempt> {
-    match tokio::time::timeout(Duration::from_secs(15), Conn::new(opts)).await {
+async fn try_connect(s: &Settings, opts: Opts) -> Result<Conn, Attempt> {
+    match tokio::time::timeout(s.connect_timeout, Conn::new(opts)).await {
         Err(_) => Err(Attempt::Timeout),
         Ok(Err(e)) => Err(Attempt::Driver(e)),
         Ok(Ok(c)) => Ok(c),

@@ -24,7 +24,7 @@
 use crate::conn::{self, Settings, Ssl};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use osiris_plugin_sdk::{Context, PluginError};
+use osiris_plugin_sdk::{Context, ErrorKind, PluginError};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -303,6 +303,16 @@ pub async fn checkout(s: &Settings, ctx: &Context) -> Result<Pooled, PluginError
     open_in(s, ctx, pool).await
 }
 
+/// Resolves once the host has cancelled the step (checked every [`CANCEL_POLL`]).
+async fn cancelled(ctx: &Context) {
+    while !ctx.is_cancelled() {
+        tokio::time::sleep(CANCEL_POLL).await;
+    }
+}
+
+/// How often a connection attempt checks for cancellation.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
 /// Always a new session (a connection check must really connect), released into the pool afterwards like
 /// any other. Must run on [`runtime`].
 pub async fn open(s: &Settings, ctx: &Context) -> Result<Pooled, PluginError> {
@@ -310,7 +320,18 @@ pub async fn open(s: &Settings, ctx: &Context) -> Result<Pooled, PluginError> {
 }
 
 async fn open_in(s: &Settings, ctx: &Context, pool: Arc<Pool>) -> Result<Pooled, PluginError> {
-    let conn = conn::connect(s).await?;
+    // Connecting may take up to `connect_timeout`: stop waiting as soon as the host cancels (Ctrl-C, or
+    // another step failed).
+    let conn = tokio::select! {
+        r = conn::connect(s) => r?,
+        _ = cancelled(ctx) => {
+            return Err(PluginError::new(
+                ErrorKind::Cancelled,
+                "CANCELLED",
+                format!("connecting to {} was cancelled", s.label),
+            ));
+        }
+    };
     ctx.metric("connections_opened", 1.0, Some("connections"));
     ctx.debug(&format!("opened a connection to {}", s.label));
     Ok(Pooled {

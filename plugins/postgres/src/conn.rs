@@ -84,6 +84,38 @@ pub struct Settings {
     /// Where the settings came from, for messages (`host:port/database`, never a secret).
     pub label: String,
     pub flavor: Flavor,
+    /// The longest a connection may take, TCP connect, TLS and startup handshake and session setup together
+    /// (`connect_timeout`, default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Duration,
+}
+
+/// How long opening a session may take when the connection does not say (MySQL's limit too).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `connect_timeout`: whole seconds, at least 1 (as libpq's parameter of the same name).
+fn connect_timeout_field(
+    flavor: Flavor,
+    m: &Map<String, Value>,
+) -> Result<Option<Duration>, PluginError> {
+    let bad = |got: String| {
+        cfg_err(
+            flavor,
+            format!(
+                "`connect_timeout` must be a whole number of seconds from 1 to 3600, got {got}"
+            ),
+        )
+        .with_help("e.g. `connect_timeout: 15` (the default)")
+    };
+    let secs = match m.get("connect_timeout") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(n.to_string()))?,
+        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| bad(format!("`{s}`")))?,
+        Some(other) => return Err(bad(other.to_string())),
+    };
+    if !(1..=3600).contains(&secs) {
+        return Err(bad(secs.to_string()));
+    }
+    Ok(Some(Duration::from_secs(secs)))
 }
 
 fn cfg_err(flavor: Flavor, msg: impl Into<String>) -> PluginError {
@@ -96,6 +128,7 @@ fn cfg_err(flavor: Flavor, msg: impl Into<String>) -> PluginError {
 
 /// Builds the connection settings from the merged fields.
 pub fn settings(flavor: Flavor, m: &Map<String, Value>) -> Result<Settings, PluginError> {
+    let explicit_timeout = connect_timeout_field(flavor, m)?;
     let schema = str_field(m, "schema").unwrap_or("public").to_string();
     let dsn_field = match flavor {
         Flavor::Postgres => "dsn",
@@ -151,7 +184,15 @@ pub fn settings(flavor: Flavor, m: &Map<String, Value>) -> Result<Settings, Plug
         })?;
         let tls = explicit_tls.or(tls_in_dsn).unwrap_or(default_tls);
         let mut config = config;
-        finish(&mut config);
+        // The field wins over the connection string's `connect_timeout`; 0 there means "no limit" to libpq,
+        // which is exactly the hang the limit exists for, so it gets the default.
+        let timeout = explicit_timeout
+            .or(config
+                .get_connect_timeout()
+                .copied()
+                .filter(|t| !t.is_zero()))
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        finish(&mut config, timeout);
         let label = label_of(&config);
         return Ok(Settings {
             config,
@@ -159,6 +200,7 @@ pub fn settings(flavor: Flavor, m: &Map<String, Value>) -> Result<Settings, Plug
             schema,
             label,
             flavor,
+            connect_timeout: timeout,
         });
     }
     let mut config = Config::new();
@@ -226,7 +268,8 @@ pub fn settings(flavor: Flavor, m: &Map<String, Value>) -> Result<Settings, Plug
     if let Some(pw) = m.get("password").and_then(Value::as_str) {
         config.password(pw);
     }
-    finish(&mut config);
+    let timeout = explicit_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    finish(&mut config, timeout);
     let label = label_of(&config);
     Ok(Settings {
         config,
@@ -234,13 +277,13 @@ pub fn settings(flavor: Flavor, m: &Map<String, Value>) -> Result<Settings, Plug
         schema,
         label,
         flavor,
+        connect_timeout: timeout,
     })
 }
 
-fn finish(config: &mut Config) {
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(15));
-    }
+fn finish(config: &mut Config, timeout: Duration) {
+    // The driver's own limit covers only the TCP connect; `connect` bounds the whole handshake.
+    config.connect_timeout(timeout);
     config.application_name("osiris");
 }
 
@@ -267,9 +310,25 @@ fn label_of(config: &Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
-/// Opens a session. Its connection task is spawned on the current runtime, which must be the plugin's
+/// Opens a session within `s.connect_timeout`: TCP connect, TLS, the startup and authentication exchange and the
+/// session setup all count, so a server that accepts the connection and never answers is a `timeout` error,
+/// not a hang. Its connection task is spawned on the current runtime, which must be the plugin's
 /// [`crate::pool::runtime`] (the session may outlive the step). The session time zone is UTC.
 pub async fn connect(s: &Settings) -> Result<Session, PluginError> {
+    match tokio::time::timeout(s.connect_timeout, connect_unbounded(s)).await {
+        Ok(r) => r,
+        Err(_) => Err(timeout(what(s.flavor), s)),
+    }
+}
+
+fn what(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::Postgres => "PostgreSQL",
+        Flavor::Supabase => "Supabase PostgreSQL",
+    }
+}
+
+async fn connect_unbounded(s: &Settings) -> Result<Session, PluginError> {
     let mut config = s.config.clone();
     let session = match s.tls {
         Tls::Disable => {
@@ -315,10 +374,7 @@ where
 /// Classifies a failed connection attempt: the code tells `refused`, `auth_failed`, `timeout`,
 /// `unknown_database` and `tls` apart (anything else is `connect_failed`).
 pub fn connect_error(s: &Settings, e: &tokio_postgres::Error) -> PluginError {
-    let what = match s.flavor {
-        Flavor::Postgres => "PostgreSQL",
-        Flavor::Supabase => "Supabase PostgreSQL",
-    };
+    let what = what(s.flavor);
     if let Some(db) = e.as_db_error() {
         let code = db.code();
         if *code == SqlState::INVALID_PASSWORD
@@ -406,9 +462,16 @@ fn timeout(what: &str, s: &Settings) -> PluginError {
     PluginError::new(
         ErrorKind::Connection,
         "timeout",
-        format!("connecting to {what} at {} timed out", s.label),
+        format!(
+            "connecting to {what} at {} timed out after {} s: no answer from the server",
+            s.label,
+            s.connect_timeout.as_secs()
+        ),
     )
-    .with_help("check `host`, `port` and firewalls between here and the server")
+    .with_help(
+        "check `host`, `port` and firewalls between here and the server (is a PostgreSQL server listening \
+         there?); `connect_timeout` of the connection sets the limit in seconds (default 15)",
+    )
 }
 
 /// A server error during a statement: integrity violations are data errors; missing objects config errors.
@@ -559,4 +622,63 @@ pub fn ident(name: &str) -> String {
 /// `"schema"."table"`.
 pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", ident(schema), ident(table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn timeout_of(m: Value) -> Result<Duration, PluginError> {
+        settings(Flavor::Postgres, m.as_object().unwrap()).map(|s| s.connect_timeout)
+    }
+
+    /// Issue 21: the limit that keeps a silent server from hanging a step comes from `connect_timeout`, then
+    /// from a DSN's `connect_timeout`, else 15 s; libpq's "0 = no limit" is not honoured.
+    #[test]
+    fn connect_timeout_comes_from_the_field_then_the_dsn_then_the_default() {
+        let base = json!({"host": "h", "user": "u"});
+        assert_eq!(timeout_of(base.clone()).unwrap(), DEFAULT_CONNECT_TIMEOUT);
+        let mut m = base.clone();
+        m["connect_timeout"] = json!(2);
+        assert_eq!(timeout_of(m).unwrap(), Duration::from_secs(2));
+        let mut m = base.clone();
+        m["connect_timeout"] = json!("7");
+        assert_eq!(timeout_of(m).unwrap(), Duration::from_secs(7));
+        let dsn = |t: &str| json!({"dsn": format!("postgresql://u@h/db?connect_timeout={t}")});
+        assert_eq!(timeout_of(dsn("4")).unwrap(), Duration::from_secs(4));
+        assert_eq!(timeout_of(dsn("0")).unwrap(), DEFAULT_CONNECT_TIMEOUT);
+        let mut m = dsn("4");
+        m["connect_timeout"] = json!(9);
+        assert_eq!(timeout_of(m).unwrap(), Duration::from_secs(9));
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!("soon"),
+            json!(true),
+            json!(3601),
+        ] {
+            let mut m = base.clone();
+            m["connect_timeout"] = bad.clone();
+            let e = timeout_of(m).unwrap_err();
+            assert_eq!(e.code, "POSTGRES-CONFIG", "{bad}");
+            assert!(
+                e.message.contains("`connect_timeout`"),
+                "{bad}: {}",
+                e.message
+            );
+        }
+    }
+
+    /// The driver's own limit (TCP connect) gets the same value.
+    #[test]
+    fn the_driver_config_carries_the_limit_too() {
+        let m = json!({"host": "h", "user": "u", "connect_timeout": 3});
+        let s = settings(Flavor::Postgres, m.as_object().unwrap()).unwrap();
+        assert_eq!(
+            s.config.get_connect_timeout(),
+            Some(&Duration::from_secs(3))
+        );
+    }
 }

@@ -17,7 +17,7 @@
 //! no `Debug`, and is never formatted into a message.
 
 use crate::conn::{self, Settings};
-use osiris_plugin_sdk::{Context, PluginError};
+use osiris_plugin_sdk::{Context, ErrorKind, PluginError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -302,6 +302,16 @@ pub async fn checkout(s: &Settings, ctx: &Context) -> Result<Pooled, PluginError
     open_in(s, ctx, pool).await
 }
 
+/// Resolves once the host has cancelled the step (checked every [`CANCEL_POLL`]).
+async fn cancelled(ctx: &Context) {
+    while !ctx.is_cancelled() {
+        tokio::time::sleep(CANCEL_POLL).await;
+    }
+}
+
+/// How often a connection attempt checks for cancellation.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
 /// Always a new session (a connection check must really connect), released into the pool afterwards like
 /// any other. Must run on [`runtime`].
 pub async fn open(s: &Settings, ctx: &Context) -> Result<Pooled, PluginError> {
@@ -309,7 +319,18 @@ pub async fn open(s: &Settings, ctx: &Context) -> Result<Pooled, PluginError> {
 }
 
 async fn open_in(s: &Settings, ctx: &Context, pool: Arc<Pool>) -> Result<Pooled, PluginError> {
-    let session = conn::connect(s).await?;
+    // Connecting may take up to `connect_timeout`: stop waiting as soon as the host cancels (Ctrl-C, or
+    // another step failed) instead of holding the step for the rest of it.
+    let session = tokio::select! {
+        r = conn::connect(s) => r?,
+        _ = cancelled(ctx) => {
+            return Err(PluginError::new(
+                ErrorKind::Cancelled,
+                "CANCELLED",
+                format!("connecting to {} was cancelled", s.label),
+            ));
+        }
+    };
     ctx.metric("connections_opened", 1.0, Some("connections"));
     ctx.debug(&format!("opened a connection to {}", s.label));
     Ok(Pooled {
