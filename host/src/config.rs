@@ -219,6 +219,29 @@ mod tests {
     }
 
     #[test]
+    fn the_project_is_the_nearest_osiris_yaml_up_from_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        assert_eq!(find_project_config(&sub), None);
+        std::fs::write(dir.path().join(CONFIG_FILE), "").unwrap();
+        assert_eq!(
+            find_project_config(&sub),
+            Some(dir.path().join(CONFIG_FILE))
+        );
+        std::fs::write(dir.path().join("a").join(CONFIG_FILE), "").unwrap();
+        assert_eq!(
+            find_project_config(&sub),
+            Some(dir.path().join("a").join(CONFIG_FILE)),
+            "the nearest wins"
+        );
+        assert_eq!(
+            find_project_config(&dir.path().join("a")),
+            Some(PathBuf::from(CONFIG_FILE))
+        );
+    }
+
+    #[test]
     fn reads_every_section() {
         let text = "\
 plugins: { enabled: false, dirs: [plugins], allowlist: [\"a==1.2.3\"], require_signatures: true,

@@ -772,7 +772,7 @@ fn doctor_shows_every_directory_file_and_check() {
     let text = stdout(&out);
     for expected in [
         &format!("{} [--plugin-dir]: searched", p.plugins.display()),
-        ".osiris/plugins [./.osiris/plugins]: does not exist, skipped",
+        ".osiris/plugins [project .osiris/plugins]: does not exist, skipped",
         "user data dir",
         "ok   abi:",
         "ok   signature: no signature file",
@@ -1099,6 +1099,21 @@ fn relative_paths_of_the_project_resolve_against_its_root_from_a_subdirectory() 
     assert!(!sub.join("out/logs").exists());
     assert!(p.root.join(".osiris/index/runs.jsonl").is_file());
     assert!(p.loaded("osiris-test-echo"));
+
+    // `plugins install` / `remove` default to the project's plugin directory
+    let dist = p.root.join("dist/echo");
+    package::write_package(&dist, &echo_input()).unwrap();
+    let out = p.osiris_in(&sub, &["plugins", "install", dist.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        p.root
+            .join(".osiris/plugins/osiris-test-echo/osiris-plugin.toml")
+            .is_file()
+    );
+    assert!(!sub.join(".osiris").exists());
+    let out = p.osiris_in(&sub, &["plugins", "remove", ECHO], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!p.root.join(".osiris/plugins/osiris-test-echo").exists());
 }
 
 /// Issue 13, finding 3: the machine policy holds for every project: its allowlist narrows the project's, its
@@ -1280,7 +1295,7 @@ fn package_dep_plugin(p: &Project, library: PathBuf) -> PathBuf {
     let echo_spec =
         std::fs::read_to_string(repo_root().join("tests/plugins/echo/spec.yaml")).unwrap();
     std::fs::write(&spec, echo_spec.replace("test.echo", "test.deplugin")).unwrap();
-    let dir = package_echo(&p, "deplugin", |i| {
+    let dir = package_echo(p, "deplugin", |i| {
         i.name = "osiris-test-deplugin".into();
         i.entry = "osiris_ocp_test_deplugin".into();
         i.library = library;

@@ -29,7 +29,7 @@ impl Origin {
             Origin::Flag => "--plugin-dir",
             Origin::Env => "OSIRIS_PLUGIN_PATH",
             Origin::Config => "plugins.dirs",
-            Origin::Project => "./.osiris/plugins",
+            Origin::Project => "project .osiris/plugins",
             Origin::User => "user data dir",
         }
     }
