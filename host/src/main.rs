@@ -1,6 +1,9 @@
 //! The `osiris` command: a thin binary over the library modules below.
 #![allow(dead_code)] // scaffolding: removed once every module is wired
 
+#[macro_use]
+mod out;
+
 mod cli;
 mod compiler;
 mod config;

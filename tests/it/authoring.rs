@@ -216,7 +216,7 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
     std::fs::write(
         project.join("osiris.yaml"),
         format!(
-            "plugins:\n  allowlist: [\"{PLUGIN}==0.1.0\"]\n  trusted_keys:\n    - id: authoring\n      public_key: \"{public}\"\n      scope: \"{FAMILY}-*\"\n"
+            "plugins:\n  allowlist: [\"{PLUGIN}==0.1.0\"]\n  trusted_keys:\n    - id: authoring\n      public_key: \"{public}\"\n      scope: \"{FAMILY}-*\"\n      families: [{FAMILY}]\n"
         ),
     )
     .unwrap();

@@ -336,7 +336,7 @@ fn validation_mode_flag_beats_env_beats_project_config() {
     let (code, err) = check(&[], None);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("warning[OML-W022]") && err.contains("config_warnings.yaml:10:17"),
+        err.contains("warning[OML-W026]") && err.contains("config_warnings.yaml:12:7"),
         "{err}"
     );
     assert_eq!(check(&[], Some("strict")).0, 2);
@@ -350,13 +350,37 @@ fn validation_mode_flag_beats_env_beats_project_config() {
     .unwrap();
     let (code, err) = check(&[], None);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("error[OML-E022]"), "{err}");
+    assert!(err.contains("error[OML-E026]"), "{err}");
     assert_eq!(check(&[], Some("warn")).0, 0, "env beats osiris.yaml");
     assert_eq!(
         check(&[], Some("loud")).0,
         2,
         "an invalid OSIRIS_VALIDATION is a usage error"
     );
+    // Issue 21: a config the component's schema refuses is an error in warn mode too; only off skips it.
+    let errors = data("oml/config_errors.yaml");
+    for mode in ["warn", "strict"] {
+        let o = osiris(tmp.path())
+            .args(["oml", "validate"])
+            .arg(&errors)
+            .args(["--mode", mode])
+            .output()
+            .unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{mode}: {err}");
+        assert!(
+            err.contains("error[OML-E022]") && err.contains("config_errors.yaml:10:17"),
+            "{mode}: {err}"
+        );
+        assert!(!err.contains("OML-W022"), "{err}");
+    }
+    let o = osiris(tmp.path())
+        .args(["oml", "validate"])
+        .arg(&errors)
+        .args(["--mode", "off"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     // Inline secrets are errors in every mode, and their values are never printed.
     for mode in ["off", "warn", "strict"] {
         let o = osiris(&data("compile/err"))
@@ -568,4 +592,156 @@ fn upgrade_rewrites_old_forms_once() {
         "no diagnostics left: {}",
         show(&after)
     );
+}
+
+/// A project on a throw-away PostgreSQL database, with `data/orders.csv` (20 rows) and table `t` holding one
+/// row, for the pipelines of issue 21 below.
+fn orders_to_postgres() -> Option<(crate::dbutil::PgDb, tempfile::TempDir)> {
+    use crate::dbutil::{PG_PORT, PgDb, project, server};
+    if !server(
+        "PostgreSQL",
+        PG_PORT,
+        "issue 21: config errors stop the run",
+    ) {
+        return None;
+    }
+    let pg = PgDb::new();
+    pg.sql("CREATE TABLE t (id bigint, customer text, amount numeric, created_at text); INSERT INTO t VALUES (0, 'before', 0, '')");
+    let p = project(Some(&pg), None);
+    std::fs::create_dir_all(p.path().join("data")).unwrap();
+    std::fs::copy(data("run/orders.csv"), p.path().join("data/orders.csv")).unwrap();
+    Some((pg, p))
+}
+
+/// Runs `oml validate`, `compile` and `run` on `file` in every mode that checks configs, and asserts that each
+/// refuses it with exit 2 and an OML-E022 naming all of `wants`.
+fn refused_everywhere(dir: &Path, file: &str, wants: &[&str]) {
+    for mode in [None, Some("warn"), Some("strict")] {
+        for cmd in [&["oml", "validate"][..], &["compile"], &["run"]] {
+            let mut args: Vec<&str> = cmd.to_vec();
+            args.push(file);
+            if let Some(m) = mode {
+                args.extend(["--mode", m]);
+            }
+            let o = crate::run::osiris(dir, &args, &[]);
+            let (_, err) = crate::run::text(&o);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+            assert!(err.contains("error[OML-E022]"), "{args:?}: {err}");
+            for w in wants {
+                assert!(err.contains(w), "{args:?}: `{w}` in\n{err}");
+            }
+        }
+    }
+}
+
+/// Issue 21: `write_mod: replace` (meant `write_mode`) on postgres.writer, whose schema allows no other field,
+/// ran with warning OML-W022 and appended instead of replacing. It is an error with the did-you-mean in every
+/// mode that checks, for `oml validate`, `compile` and `run`, and nothing is written.
+#[test]
+fn an_unknown_config_field_is_refused_and_nothing_is_written() {
+    let Some((pg, p)) = orders_to_postgres() else {
+        return;
+    };
+    std::fs::write(
+        p.path().join("p.yaml"),
+        r#"oml_version: "0.1.0"
+name: typo
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      path: data/orders.csv
+  - id: load
+    component: postgres.writer
+    mode: write
+    config:
+      connection: "@postgres.local"
+      table: t
+      write_mod: replace
+"#,
+    )
+    .unwrap();
+    refused_everywhere(
+        p.path(),
+        "p.yaml",
+        &[
+            "p.yaml:15:7",
+            "unknown field `write_mod`",
+            "did you mean `write_mode`?",
+        ],
+    );
+    assert_eq!(
+        pg.sql("SELECT count(*) || ':' || min(customer) FROM t"),
+        "1:before"
+    );
+    assert!(!p.path().join("run_logs").exists(), "no run started");
+    assert!(!p.path().join("build").exists(), "nothing compiled");
+}
+
+/// Issue 21: a missing required field, a value of the wrong type and a value out of range in a csv_writer
+/// validated as "ok, 1 warning", and the run failed only after an upstream postgres.writer had committed its
+/// rows. Each is an error before any step runs: the table is unchanged and no file is written.
+#[test]
+fn schema_violations_stop_the_run_before_an_upstream_writer_commits() {
+    let Some((pg, p)) = orders_to_postgres() else {
+        return;
+    };
+    for (what, config, wants) in [
+        (
+            "missing",
+            "      create_dirs: true\n",
+            &["p_missing.yaml:20:5", "missing required field `path`"][..],
+        ),
+        (
+            "type",
+            "      path: out/orders.csv\n      header: no\n",
+            &["p_type.yaml:22:15", "`header`", "boolean"],
+        ),
+        (
+            "length",
+            "      path: out/orders.csv\n      delimiter: \";;\"\n",
+            &["p_length.yaml:22:18", "`delimiter`"],
+        ),
+    ] {
+        let file = format!("p_{what}.yaml");
+        std::fs::write(
+            p.path().join(&file),
+            format!(
+                r#"oml_version: "0.1.0"
+name: bad-{what}
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      path: data/orders.csv
+  - id: load
+    component: postgres.writer
+    mode: write
+    needs: [extract]
+    config:
+      connection: "@postgres.local"
+      table: t
+  - id: export
+    component: filesystem.csv_writer
+    mode: write
+    needs: [extract]
+    config:
+{config}"#
+            ),
+        )
+        .unwrap();
+        refused_everywhere(p.path(), &file, wants);
+        assert_eq!(
+            pg.sql("SELECT count(*) || ':' || min(customer) FROM t"),
+            "1:before",
+            "{what}: the upstream writer did not run"
+        );
+        assert!(!p.path().join("out").exists(), "{what}: no file written");
+        assert!(
+            !p.path().join("run_logs").exists(),
+            "{what}: no run started"
+        );
+    }
 }

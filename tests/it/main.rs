@@ -1,5 +1,6 @@
 mod authoring;
 mod bulk;
+mod cli_exit;
 mod compile;
 mod components;
 mod csv;

@@ -194,13 +194,22 @@ fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
 
 /// `require`: unsigned plugins are refused (the default); otherwise they are allowed (`allow_unsigned: true`).
 fn trust_config(public: &str, id: &str, scope: Option<&str>, require: bool) -> String {
+    format!(
+        "plugins:\n  allow_unsigned: {}\n  trusted_keys:\n{}",
+        !require,
+        key_entry(public, id, scope, None)
+    )
+}
+
+/// One entry of `plugins.trusted_keys`; `families` as YAML, e.g. `[test]`.
+fn key_entry(public: &str, id: &str, scope: Option<&str>, families: Option<&str>) -> String {
     let scope = scope
         .map(|s| format!("\n      scope: \"{s}\""))
         .unwrap_or_default();
-    format!(
-        "plugins:\n  allow_unsigned: {}\n  trusted_keys:\n    - id: {id}\n      public_key: \"{public}\"{scope}\n",
-        !require
-    )
+    let families = families
+        .map(|f| format!("\n      families: {f}"))
+        .unwrap_or_default();
+    format!("    - id: {id}\n      public_key: \"{public}\"{scope}{families}\n")
 }
 
 /// Asserts the refusal: `plugins list` shows it rejected with `code`, no plugin code ran, and
@@ -284,11 +293,9 @@ fn a_signed_plugin_loads_under_require_signatures() {
     let dir = package_echo(&p, "echo", |_| {});
     let (key, public) = p.keygen("acme.key");
     p.sign(&dir, &key, "acme-2026");
-    p.config(&trust_config(
-        &public,
-        "acme-2026",
-        Some("osiris-test-*"),
-        true,
+    p.config(&format!(
+        "plugins:\n  require_signatures: true\n  trusted_keys:\n{}",
+        key_entry(&public, "acme-2026", Some("osiris-test-*"), Some("[test]"))
     ));
     let rows = p.plugins_list();
     let r = row(&rows, ECHO);
@@ -577,7 +584,9 @@ fn refuses_a_host_version_out_of_range() {
 fn refuses_a_plugin_not_on_the_allowlist() {
     let p = Project::new();
     package_echo(&p, "echo", |_| {});
-    p.config("plugins:\n  allow_unsigned: true\n  allowlist: [\"shopify-osiris==1.2.3\", \"osiris-test-echo>=2.0.0\"]\n");
+    p.config(
+        "plugins:\n  allow_unsigned: true\n  allowlist: [\"shopify-osiris==1.2.3\", \"osiris-test-echo>=2.0.0\"]\n",
+    );
     assert_refused(
         &p,
         ECHO,
@@ -585,7 +594,9 @@ fn refuses_a_plugin_not_on_the_allowlist() {
         &["osiris-test-echo>=2.0.0", "0.1.0"],
     );
     // and the seed's exact-pin syntax admits it
-    p.config("plugins:\n  allow_unsigned: true\n  allowlist: [\"shopify-osiris==1.2.3\", \"osiris-test-echo==0.1.0\"]\n");
+    p.config(
+        "plugins:\n  allow_unsigned: true\n  allowlist: [\"shopify-osiris==1.2.3\", \"osiris-test-echo==0.1.0\"]\n",
+    );
     assert_eq!(row(&p.plugins_list(), ECHO)["status"], "loaded");
 }
 
@@ -884,6 +895,609 @@ fn a_plugin_component_runs_in_a_pipeline_like_a_builtin_and_a_refusal_fails_only
     assert!(!p.root.join("out/result.csv").exists());
     let comps = p.components();
     assert!(comps.iter().any(|c| c["name"] == "filesystem.csv_writer"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Issue 13: plugin trust, hardened (confined installs, scoped component families, rollback, permissions, links).
+// ---------------------------------------------------------------------------------------------------------------
+
+/// `osiris ARGS` in the project with extra environment variables.
+fn osiris_env(p: &Project, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
+    cmd.current_dir(&p.root).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OSIRIS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HOME", &p.root)
+        .env("XDG_DATA_HOME", p.root.join("xdg"))
+        .env("OSIRIS_TEST_MARKER_DIR", &p.markers)
+        .env("OSIRIS_POLICY_FILE", p.root.join("machine-policy.yaml"))
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the osiris binary runs")
+}
+
+/// Every file under `dir` (relative path, content), links as `-> target`: a snapshot to prove nothing changed.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let rel = path.strip_prefix(dir).unwrap().to_path_buf();
+            let md = std::fs::symlink_metadata(&path).unwrap();
+            if md.file_type().is_symlink() {
+                out.push((
+                    rel,
+                    format!("-> {}", std::fs::read_link(&path).unwrap().display()),
+                ));
+            } else if md.is_dir() {
+                out.push((rel, "<dir>".into()));
+                stack.push(path);
+            } else {
+                out.push((
+                    rel,
+                    String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Issue 13, finding 1: a package whose manifest `name` is not a plain plugin name (`../x`, an absolute path,
+/// `..`, `.`, a separator, upper case, empty) is refused by `plugins install` with PLUGIN-E017, and nothing
+/// outside the plugin directory changes (before the fix, `..` deleted and replaced the directory above it).
+#[test]
+fn install_refuses_a_manifest_name_that_leaves_the_plugin_dir_and_changes_nothing_outside() {
+    let p = Project::new();
+    let outer = p.root.join("outer");
+    let dir = outer.join("plugins");
+    std::fs::create_dir_all(outer.join("victim")).unwrap();
+    std::fs::write(outer.join("victim/sentinel.txt"), "keep me").unwrap();
+    std::fs::write(outer.join("sentinel.txt"), "keep me too").unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep.txt"), "inside").unwrap();
+    let absolute = outer.join("victim").display().to_string();
+    for (i, name) in [
+        "../victim",
+        absolute.as_str(),
+        "..",
+        ".",
+        "a/../../victim",
+        "Osiris-Test-Echo",
+        "",
+        "echo\nversion: 9.9.9",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pkg = p.root.join(format!("src-{i}"));
+        let mut input = echo_input();
+        input.name = name.to_string();
+        package::write_package(&pkg, &input).unwrap();
+        let before = snapshot(&outer);
+        let out = p.osiris(&[
+            "plugins",
+            "install",
+            pkg.to_str().unwrap(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "name `{name}`: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("PLUGIN-E017"),
+            "name `{name}`: {}",
+            stderr(&out)
+        );
+        assert_eq!(snapshot(&outer), before, "name `{name}` changed files");
+    }
+    assert_eq!(
+        std::fs::read_to_string(outer.join("victim/sentinel.txt")).unwrap(),
+        "keep me"
+    );
+    assert!(!p.loaded("osiris-test-echo"), "no plugin code ran");
+}
+
+/// Issue 13, finding 1: `install` replaces only an installed package of the same plugin; it refuses (PLUGIN-E018)
+/// to delete a directory of that name that is not one, a link to elsewhere, or to write through a linked
+/// plugin directory (`.osiris -> elsewhere` in a cloned repository).
+#[cfg(unix)]
+#[test]
+fn install_replaces_only_its_own_package_and_never_writes_through_links() {
+    let p = Project::new();
+    let pkg = p.root.join("dist/echo");
+    package::write_package(&pkg, &echo_input()).unwrap();
+    let outer = p.root.join("outer");
+    std::fs::create_dir_all(outer.join("precious")).unwrap();
+    std::fs::write(outer.join("precious/data.txt"), "keep").unwrap();
+
+    // a directory of the same name that is not a package of this plugin
+    let dir = p.root.join("project-plugins");
+    std::fs::create_dir_all(dir.join(ECHO)).unwrap();
+    std::fs::write(dir.join(ECHO).join("notes.txt"), "mine").unwrap();
+    let install = |dir: &Path| {
+        p.osiris(&[
+            "plugins",
+            "install",
+            pkg.to_str().unwrap(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
+    };
+    let out = install(&dir);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("PLUGIN-E018"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.join(ECHO).join("notes.txt")).unwrap(),
+        "mine"
+    );
+
+    // a link of the same name, pointing outside
+    std::fs::remove_dir_all(dir.join(ECHO)).unwrap();
+    std::os::unix::fs::symlink(outer.join("precious"), dir.join(ECHO)).unwrap();
+    let before = snapshot(&outer);
+    let out = install(&dir);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("PLUGIN-E018"), "{}", stderr(&out));
+    assert_eq!(snapshot(&outer), before);
+
+    // the default `.osiris/plugins` reached through a link
+    std::os::unix::fs::symlink(&outer, p.root.join(".osiris")).unwrap();
+    let out = p.osiris(&["plugins", "install", pkg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("PLUGIN-E018"), "{}", stderr(&out));
+    assert_eq!(snapshot(&outer), before, "nothing written through the link");
+
+    // and a real install, then a reinstall over it, still work
+    let dir = p.root.join("ok-plugins");
+    for _ in 0..2 {
+        let out = install(&dir);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert!(dir.join(ECHO).join(package::MANIFEST_FILE).is_file());
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "no staging left behind: {left:?}");
+    assert!(!p.loaded("osiris-test-echo"));
+}
+
+/// Issue 13, finding 1: `plugins remove` takes a plugin name of the grammar (PLUGIN-E017) and removes only a real
+/// package directory of that name, never a link (PLUGIN-E018).
+#[cfg(unix)]
+#[test]
+fn remove_refuses_names_and_links_that_leave_the_plugin_dir() {
+    let p = Project::new();
+    let outer = p.root.join("outer");
+    let dir = outer.join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    // a directory outside that looks like a package named `victim`, and `..` itself
+    let mut input = echo_input();
+    input.name = "victim".into();
+    package::write_package(&outer.join("victim"), &input).unwrap();
+    std::os::unix::fs::symlink(outer.join("victim"), dir.join("victim")).unwrap();
+    let before = snapshot(&outer);
+    for (name, code) in [
+        ("..", "PLUGIN-E017"),
+        ("../victim", "PLUGIN-E017"),
+        (outer.join("victim").to_str().unwrap(), "PLUGIN-E017"),
+        ("victim", "PLUGIN-E018"),
+    ] {
+        let out = p.osiris(&["plugins", "remove", name, "--dir", dir.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "`{name}`: {}", stdout(&out));
+        assert!(stderr(&out).contains(code), "`{name}`: {}", stderr(&out));
+        assert_eq!(snapshot(&outer), before, "`{name}` changed files");
+    }
+}
+
+/// Issue 13, finding 8: `plugins sign` replaces an `osiris-plugin.sig` that is a symbolic link with a new file;
+/// the file it pointed to is untouched, and the new signature verifies.
+#[cfg(unix)]
+#[test]
+fn sign_replaces_a_linked_signature_file_without_writing_through_it() {
+    let p = Project::new();
+    let dir = package_echo(&p, "echo", |_| {});
+    let target = p.root.join("authorized_keys");
+    std::fs::write(&target, "ssh-ed25519 AAAA precious\n").unwrap();
+    std::os::unix::fs::symlink(&target, dir.join(package::SIGNATURE_FILE)).unwrap();
+    let (key, public) = p.keygen("k");
+    p.sign(&dir, &key, "acme");
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "ssh-ed25519 AAAA precious\n",
+        "the link's target is untouched"
+    );
+    let md = std::fs::symlink_metadata(dir.join(package::SIGNATURE_FILE)).unwrap();
+    assert!(md.is_file(), "the link was replaced by a regular file");
+    p.config(&trust_config(&public, "acme", None, true));
+    let out = p.osiris(&["plugins", "verify", dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// Issue 13, findings 1 and 8: `plugins pack` writes every file of the package as a new file (links in the
+/// output directory are replaced, not followed), refuses an output directory that is a link (PLUGIN-E018) and
+/// a crate name outside the grammar (PLUGIN-E017).
+#[cfg(unix)]
+#[test]
+fn pack_never_writes_through_links() {
+    let p = Project::new();
+    let krate = p.root.join("crate");
+    std::fs::create_dir_all(&krate).unwrap();
+    std::fs::copy(
+        repo_root().join("tests/plugins/echo/spec.yaml"),
+        krate.join("spec.yaml"),
+    )
+    .unwrap();
+    let cargo_toml = |name: &str| {
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\nname = \"osiris_test_echo\"\n\
+             crate-type = [\"cdylib\", \"rlib\"]\n\n[package.metadata.osiris]\nentry = \"{}\"\n",
+            test_plugin_entry("echo")
+        )
+    };
+    std::fs::write(krate.join("Cargo.toml"), cargo_toml(ECHO)).unwrap();
+    let library = build_test_plugin("echo");
+    let lib_name = library.file_name().unwrap().to_str().unwrap().to_string();
+    let out_dir = p.root.join("dist");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let victims = p.root.join("victims");
+    std::fs::create_dir_all(&victims).unwrap();
+    for f in [
+        package::MANIFEST_FILE,
+        lib_name.as_str(),
+        "test.echo.spec.yaml",
+    ] {
+        std::fs::write(victims.join(f), "precious").unwrap();
+        std::os::unix::fs::symlink(victims.join(f), out_dir.join(f)).unwrap();
+    }
+    let pack = |out: &Path| {
+        p.osiris(&[
+            "plugins",
+            "pack",
+            "--manifest-path",
+            krate.to_str().unwrap(),
+            "--library",
+            library.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let out = pack(&out_dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for f in [
+        package::MANIFEST_FILE,
+        lib_name.as_str(),
+        "test.echo.spec.yaml",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(victims.join(f)).unwrap(),
+            "precious",
+            "{f}"
+        );
+        assert!(
+            std::fs::symlink_metadata(out_dir.join(f))
+                .unwrap()
+                .is_file(),
+            "{f}"
+        );
+    }
+    let out = p.osiris(&["plugins", "verify", out_dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // an output directory that is a link
+    let linked = p.root.join("linked-dist");
+    std::os::unix::fs::symlink(&victims, &linked).unwrap();
+    let before = snapshot(&victims);
+    let out = pack(&linked);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("PLUGIN-E018"), "{}", stderr(&out));
+    assert_eq!(snapshot(&victims), before);
+
+    // a crate name outside the grammar never becomes a package (nor a default `dist/<name>` path)
+    std::fs::write(krate.join("Cargo.toml"), cargo_toml("Evil_Name")).unwrap();
+    let out = pack(&p.root.join("dist2"));
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("PLUGIN-E017"), "{}", stderr(&out));
+    assert!(!p.root.join("dist2").exists());
+}
+
+/// Issue 13, finding 2: a key trusted for `acme-*` plugins with `families: [acme]` signs a plugin that claims
+/// vendor "test"'s component `test.echo`. The claim is refused with PLUGIN-E019 and the test vendor's own signed
+/// plugin keeps its component and loads (before the fix, both were refused as duplicates: a knock-out). The same
+/// holds for an unsigned plugin claiming a family a trusted key reserves.
+#[test]
+fn a_key_cannot_claim_another_vendors_component_family() {
+    let p = Project::new();
+    let echo = package_echo(&p, "echo", |_| {});
+    let evil = package_echo(&p, "evil", |i| i.name = "acme-evil".into());
+    let (test_key, test_pub) = p.keygen("test.key");
+    let (acme_key, acme_pub) = p.keygen("acme.key");
+    p.sign(&echo, &test_key, "test-vendor");
+    p.sign(&evil, &acme_key, "acme-vendor");
+    p.config(&format!(
+        "plugins:\n  require_signatures: true\n  trusted_keys:\n{}{}",
+        key_entry(
+            &test_pub,
+            "test-vendor",
+            Some("osiris-test-*"),
+            Some("[test]")
+        ),
+        key_entry(&acme_pub, "acme-vendor", Some("acme-*"), Some("[acme]"))
+    ));
+    let comps = p.components();
+    assert_eq!(row(&comps, "test.echo")["source"], ECHO, "{comps:#?}");
+    assert!(!p.loaded("osiris-test-echo"));
+    let rows = p.plugins_list();
+    let bad = row(&rows, "acme-evil");
+    assert_eq!(bad["status"], "rejected", "{bad:#}");
+    assert_eq!(bad["code"], "PLUGIN-E019", "{bad:#}");
+    let reason = bad["reason"].as_str().unwrap();
+    for part in [
+        "`test.echo`",
+        "`acme-vendor`",
+        "`acme`",
+        "reserved",
+        "`test-vendor`",
+    ] {
+        assert!(reason.contains(part), "reason lacks {part}: {reason}");
+    }
+    assert_eq!(row(&rows, ECHO)["status"], "loaded", "{rows:#?}");
+    let loads = std::fs::read_to_string(p.markers.join("osiris-test-echo.loaded")).unwrap();
+    assert_eq!(
+        loads.lines().count(),
+        1,
+        "only the legitimate copy ran: {loads}"
+    );
+
+    // unsigned, and unsigned plugins allowed: the reserved family is still out of reach
+    std::fs::remove_dir_all(&evil).unwrap();
+    package_echo(&p, "unsigned", |i| i.name = "someone-else".into());
+    p.config(&format!(
+        "plugins:\n  allow_unsigned: true\n  trusted_keys:\n{}",
+        key_entry(
+            &test_pub,
+            "test-vendor",
+            Some("osiris-test-*"),
+            Some("[test]")
+        )
+    ));
+    std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
+    let rows = p.plugins_list();
+    assert_eq!(
+        row(&rows, "someone-else")["code"],
+        "PLUGIN-E019",
+        "{rows:#?}"
+    );
+    assert_eq!(row(&rows, ECHO)["status"], "loaded", "{rows:#?}");
+    let loads = std::fs::read_to_string(p.markers.join("osiris-test-echo.loaded")).unwrap();
+    assert_eq!(loads.lines().count(), 1, "{loads}");
+
+    // a scoped key without `families` may provide no component, and the config problem says so
+    std::fs::remove_dir_all(p.plugins.join("unsigned")).unwrap();
+    p.config(&format!(
+        "plugins:\n  require_signatures: true\n  trusted_keys:\n{}",
+        key_entry(&test_pub, "test-vendor", Some("osiris-test-*"), None)
+    ));
+    let out = p.with_dir(&["plugins", "list"]);
+    assert!(stderr(&out).contains("no `families`"), "{}", stderr(&out));
+    assert_eq!(row(&p.plugins_list(), ECHO)["code"], "PLUGIN-E019");
+}
+
+/// Issue 13, finding 7: an older signed build earlier in the search path (here `--plugin-dir`) would shadow the
+/// newer signed one installed further down (`OSIRIS_PLUGIN_PATH`): it is refused with PLUGIN-E020 and never
+/// runs, unless `plugins.allowlist` pins that version exactly, which `plugins list` then says. A newer copy
+/// that is not validly signed does not count.
+#[test]
+fn an_older_build_never_shadows_a_newer_validly_signed_one_unless_pinned() {
+    let p = Project::new();
+    let old = package_echo(&p, "echo", |_| {});
+    let newer_dir = p.root.join("installed");
+    let newer = newer_dir.join("echo");
+    let mut input = echo_input();
+    input.version = "0.2.0".into();
+    package::write_package(&newer, &input).unwrap();
+    let (key, public) = p.keygen("k");
+    p.sign(&old, &key, "acme");
+    p.sign(&newer, &key, "acme");
+    p.config(&trust_config(&public, "acme", None, true));
+    let list = || {
+        let out = osiris_env(
+            &p,
+            &[
+                "plugins",
+                "list",
+                "--load",
+                "--format",
+                "json",
+                "--plugin-dir",
+                p.plugins.to_str().unwrap(),
+            ],
+            &[("OSIRIS_PLUGIN_PATH", newer_dir.as_os_str())],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_str::<Vec<Value>>(&stdout(&out)).unwrap()
+    };
+    let rows = list();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(rows[0]["version"], "0.1.0");
+    assert_eq!(rows[0]["status"], "rejected", "{rows:#?}");
+    assert_eq!(rows[0]["code"], "PLUGIN-E020", "{rows:#?}");
+    let reason = rows[0]["reason"].as_str().unwrap();
+    for part in [
+        "0.1.0",
+        "0.2.0",
+        &newer.display().to_string(),
+        "osiris-test-echo==0.1.0",
+    ] {
+        assert!(reason.contains(part), "reason lacks {part}: {reason}");
+    }
+    assert_eq!(rows[1]["status"], "shadowed");
+    assert!(!p.loaded("osiris-test-echo"), "the older build never ran");
+
+    // pinned exactly: it loads, and the list says why the newer one is not used
+    p.config(&format!(
+        "{}  allowlist: [\"osiris-test-echo==0.1.0\"]\n",
+        trust_config(&public, "acme", None, true)
+    ));
+    let rows = list();
+    assert_eq!(rows[0]["status"], "loaded", "{rows:#?}");
+    let note = rows[1]["reason"].as_str().unwrap();
+    assert!(
+        note.contains("pins it exactly") && note.contains("0.2.0"),
+        "{note}"
+    );
+    assert!(p.loaded("osiris-test-echo"));
+
+    // a newer copy whose signature does not verify is no reason to refuse the older one
+    std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
+    p.config(&trust_config(&public, "acme", None, false));
+    std::fs::remove_file(newer.join(package::SIGNATURE_FILE)).unwrap();
+    let rows = list();
+    assert_eq!(rows[0]["status"], "loaded", "{rows:#?}");
+}
+
+/// Issue 13, finding 6: a plugin directory, package or package file that every user can write is refused
+/// (PLUGIN-E021) before any plugin code runs, and `install` will not install into such a directory.
+#[cfg(unix)]
+#[test]
+fn plugin_files_others_can_write_are_refused() {
+    let p = Project::new();
+    let dir = package_echo(&p, "echo", |_| {});
+    chmod(&p.plugins, 0o777);
+    let rows = p.plugins_list();
+    let r = row(&rows, ECHO);
+    assert_eq!(r["code"], "PLUGIN-E021", "{r:#}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("writable by every user"),
+        "{r:#}"
+    );
+    assert!(!p.loaded("osiris-test-echo"));
+    let dist = p.root.join("dist");
+    package::write_package(&dist.join("echo"), &echo_input()).unwrap();
+    let out = p.osiris(&[
+        "plugins",
+        "install",
+        dist.join("echo").to_str().unwrap(),
+        "--dir",
+        p.plugins.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("PLUGIN-E021"), "{}", stderr(&out));
+
+    chmod(&p.plugins, 0o755);
+    let lib = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|f| f.extension().is_some_and(|x| x == "so" || x == "dylib"))
+        .unwrap();
+    chmod(&lib, 0o666);
+    assert_refused(
+        &p,
+        ECHO,
+        "PLUGIN-E021",
+        &["writable by every user", "chmod"],
+    );
+    chmod(&lib, 0o644);
+    assert_eq!(row(&p.plugins_list(), ECHO)["status"], "loaded");
+
+    // owned by another user (who could rewrite it): refused too, as ssh and git do; needs root to set up
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
+        std::os::unix::fs::chown(&lib, Some(4242), None).unwrap();
+        assert_refused(&p, ECHO, "PLUGIN-E021", &["owned by user 4242"]);
+        std::os::unix::fs::chown(&lib, Some(0), None).unwrap();
+        std::os::unix::fs::chown(&p.plugins, Some(4242), None).unwrap();
+        assert_refused(&p, ECHO, "PLUGIN-E021", &["owned by user 4242"]);
+    }
+}
+
+/// Issue 13, finding 6: like ssh, osiris warns about an `osiris.yaml` (the trust policy) or a secrets file that
+/// group or others can write, and stays quiet when only the owner can.
+#[cfg(unix)]
+#[test]
+fn a_config_or_secrets_file_others_can_write_is_warned_about() {
+    let p = Project::new();
+    p.config("plugins:\n  require_signatures: true\n");
+    let conf = p.root.join("osiris.yaml");
+    chmod(&conf, 0o664);
+    let out = p.with_dir(&["plugins", "list"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning[CONF-W001]: configuration file `")
+            && err.contains("osiris.yaml` is writable by group or others (mode 664)")
+            && err.contains("chmod go-w"),
+        "{err}"
+    );
+    assert_eq!(err.matches("CONF-W001").count(), 1, "warned once: {err}");
+    chmod(&conf, 0o644);
+    let out = p.with_dir(&["plugins", "list"]);
+    assert!(!stderr(&out).contains("CONF-W001"), "{}", stderr(&out));
+
+    let secrets = p.root.join("secrets.yaml");
+    std::fs::write(
+        &secrets,
+        "version: \"1.0\"\nconnections:\n  mysql:\n    primary:\n      password: hunter2\n",
+    )
+    .unwrap();
+    chmod(&secrets, 0o666);
+    let out = p.osiris(&[
+        "connections",
+        "list",
+        "--secrets-file",
+        secrets.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "warning[CONF-W002]: secrets file `{}` is writable by group or others (mode 666)",
+            secrets.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2") && !stdout(&out).contains("hunter2"));
+    chmod(&secrets, 0o600);
+    let out = p.osiris(&[
+        "connections",
+        "list",
+        "--secrets-file",
+        secrets.to_str().unwrap(),
+    ]);
+    assert!(!stderr(&out).contains("CONF-W002"), "{}", stderr(&out));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

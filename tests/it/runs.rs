@@ -593,3 +593,220 @@ fn connections_doctor_checks_filesystem_connections() {
     assert_eq!(code(&o), 5, "{stderr}");
     assert!(stderr.contains("`gone`"), "lists the aliases: {stderr}");
 }
+
+/// Issue 21: `connections list` said `missing $MYSQL_PASSWORD` for `${MYSQL_PASSWORD:-}`, although the default
+/// (empty) applies when the variable is unset. A reference without a default is still missing.
+#[test]
+fn connections_list_counts_a_reference_with_a_default_as_ready() {
+    let p = project(&[(
+        "osiris_connections.yaml",
+        "version: \"1.0\"\nconnections:\n  mysql:\n    local:\n      default: true\n      host: 127.0.0.1\n      user: root\n      password: ${OSIRIS_IT_UNSET_PASSWORD:-}\n      database: shop\n    strict:\n      host: 127.0.0.1\n      user: root\n      password: ${OSIRIS_IT_UNSET_PASSWORD}\n      database: shop\n",
+    )]);
+    let o = osiris(p.path(), &["connections", "list", "--format", "json"], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let conn = |r: &str| -> Value {
+        v["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["reference"] == r)
+            .unwrap_or_else(|| panic!("{r} in {stdout}"))
+            .clone()
+    };
+    let local = conn("@mysql.local");
+    assert_eq!(local["ready"], true, "{local}");
+    assert_eq!(local["missing_env"], serde_json::json!([]), "{local}");
+    let password = local["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "password")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        password["env"],
+        serde_json::json!([{"name": "OSIRIS_IT_UNSET_PASSWORD", "set": false, "default": true}])
+    );
+    let strict = conn("@mysql.strict");
+    assert_eq!(strict["ready"], false, "{strict}");
+    assert_eq!(
+        strict["missing_env"],
+        serde_json::json!(["OSIRIS_IT_UNSET_PASSWORD"])
+    );
+
+    let o = osiris(p.path(), &["connections", "list"], &[]);
+    let (stdout, _) = text(&o);
+    let line = |r: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(r))
+            .unwrap_or_else(|| panic!("{r} in {stdout}"))
+            .to_string()
+    };
+    assert!(line("@mysql.local").ends_with("(ready)"), "{stdout}");
+    assert!(
+        line("@mysql.strict").ends_with("(missing $OSIRIS_IT_UNSET_PASSWORD)"),
+        "{stdout}"
+    );
+}
+
+/// Issue 21: a failed step first logged `WARN step `write` failed: ... step=""`: the line about a step carries
+/// its id, and a line about the whole run has no empty `step` field.
+#[test]
+fn a_failed_step_is_logged_with_its_step_id() {
+    let p = project(&[(
+        "p.yaml",
+        &chain("fails", "      path: data/orders.csv", "out/a.csv"),
+    )]);
+    // The writer's target is a directory: it fails.
+    std::fs::create_dir_all(p.path().join("out/a.csv")).unwrap();
+    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 4, "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("step=\"\""),
+        "an empty step field:\n{stderr}"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("failed: no new step starts"))
+        .unwrap_or_else(|| panic!("the failure line in:\n{stderr}"));
+    assert!(
+        line.contains("step=\"write\"") || line.contains("step=write"),
+        "{line}"
+    );
+}
+
+/// Issue 21: when a writer failed half-way, status.json said its extractor `succeeded` with `rows_read: null`.
+/// The extractor was cut short by the failure (`cancelled`) and carries the rows it did read.
+#[test]
+fn status_tells_the_outcome_and_rows_of_an_extractor_cut_short_by_a_failed_writer() {
+    use crate::dbutil::{MY_PORT, MyDb, server};
+    if !server(
+        "MariaDB",
+        MY_PORT,
+        "status_tells_the_outcome_and_rows_of_an_extractor_cut_short_by_a_failed_writer",
+    ) {
+        return;
+    }
+    let my = MyDb::new();
+    // Row 12 is already there: the third batch of five rows fails with a duplicate key.
+    my.sql("CREATE TABLE t (id INT PRIMARY KEY, customer VARCHAR(40), amount DECIMAL(10,2), created_at VARCHAR(40)) ENGINE=InnoDB; INSERT INTO t VALUES (12, 'x', 0, '')");
+    let p = crate::dbutil::project(None, Some(&my));
+    std::fs::create_dir_all(p.path().join("data")).unwrap();
+    std::fs::copy(data("orders.csv"), p.path().join("data/orders.csv")).unwrap();
+    std::fs::write(
+        p.path().join("p.yaml"),
+        r#"oml_version: "0.1.0"
+name: cut-short
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      path: data/orders.csv
+      batch_size: 5
+  - id: load
+    component: mysql.writer
+    mode: write
+    needs: [extract]
+    config:
+      connection: "@mysql.local"
+      table: t
+      batch_size: 5
+"#,
+    )
+    .unwrap();
+    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(code(&o), 4, "{stdout}\n{stderr}");
+    let status = json(&run_dir(p.path(), "default", "cut-short").join("status.json"));
+    assert_eq!(status["status"], "failed");
+    let load = step(&status, "load");
+    assert_eq!(load["status"], "failed", "{status}");
+    let extract = step(&status, "extract");
+    assert_eq!(extract["status"], "cancelled", "{status}");
+    let read = extract["rows_read"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("rows_read is a number: {status}"));
+    assert!(
+        (10..20).contains(&read),
+        "rows handed to the writer: {status}"
+    );
+    assert_eq!(my.sql("SELECT COUNT(*) FROM t"), "1", "rolled back");
+    // Nothing claims the extractor finished.
+    assert!(
+        events_of(&run_dir(p.path(), "default", "cut-short"), "step_complete")
+            .iter()
+            .all(|e| e["step"] != "extract"),
+        "no step_complete for `extract`"
+    );
+}
+
+/// Issue 21: the mysql.extractor spec said `streaming: false` although it streams. It hands on the first batch
+/// while the server is still producing the rest of the result (seen in the server's process list), and its
+/// spec says so.
+#[test]
+fn mysql_extractor_streams_as_its_spec_says() {
+    use crate::dbutil::{MY_PORT, MyDb, server};
+    use osiris_plugin_sdk::Streams;
+    use osiris_plugin_sdk::host::Module;
+    use osiris_plugin_sdk::testing::TestContext;
+    if !server(
+        "MariaDB",
+        MY_PORT,
+        "mysql_extractor_streams_as_its_spec_says",
+    ) {
+        return;
+    }
+    let o = osiris(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["components", "spec", "mysql.extractor", "--format", "json"],
+        &[],
+    );
+    let spec: Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert_eq!(
+        spec["capabilities"]["streaming"], true,
+        "{}",
+        spec["capabilities"]
+    );
+
+    let my = MyDb::new();
+    my.sql("CREATE TABLE seq (id INT PRIMARY KEY); INSERT INTO seq SELECT seq FROM seq_1_to_40");
+    let m = Module::from_static(&osiris_plugin_mysql::OCP_ENTRY).unwrap();
+    let ctx = TestContext::with_connection(serde_json::json!({
+        "host": "127.0.0.1", "port": MY_PORT, "user": "root", "database": my.name, "ssl_mode": "disabled",
+    }));
+    // Rows wider than the server's network buffer, each taking 0.1 s: 4 s for the whole result.
+    let mut out = m
+        .run(
+            "mysql.extractor",
+            "e",
+            &serde_json::json!({
+                "query": "SELECT id, REPEAT('x', 40000) AS pad, SLEEP(0.1) AS s FROM seq",
+                "batch_size": 2,
+            }),
+            ctx.clone(),
+            Streams::new(),
+        )
+        .unwrap();
+    let mut reader = out.remove("df").unwrap();
+    let first = reader.next().expect("a first batch").unwrap();
+    assert_eq!(first.num_rows(), 2);
+    let running = my.sql(&format!(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{}' AND INFO LIKE '%SLEEP(0.1)%' AND ID <> CONNECTION_ID()",
+        my.name
+    ));
+    assert_eq!(
+        running, "1",
+        "the query still runs when the first batch arrives"
+    );
+    assert_eq!(
+        ctx.metric_total("rows_read"),
+        0.0,
+        "not read to the end yet"
+    );
+    drop(reader);
+}

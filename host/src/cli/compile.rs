@@ -24,7 +24,7 @@ pub struct CompileArgs {
 
 #[derive(Serialize)]
 struct Out<'a> {
-    ok: bool,
+    // `ok` comes from the flattened report (it was written twice).
     #[serde(skip_serializing_if = "Option::is_none")]
     dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,7 +42,6 @@ pub fn run(g: &Global, a: CompileArgs) -> CmdResult {
     let Some(plan) = report.plan.as_ref().filter(|_| report.errors() == 0) else {
         if json {
             front::print_json(&Out {
-                ok: false,
                 dir: None,
                 manifest_hash: None,
                 report: front::file_json(&report),
@@ -65,20 +64,19 @@ pub fn run(g: &Global, a: CompileArgs) -> CmdResult {
     )?;
     if json {
         front::print_json(&Out {
-            ok: true,
             dir: Some(shown),
             manifest_hash: Some(output.manifest_hash.clone()),
             report: front::file_json(&report),
         });
     } else {
         front::eprint_report(&report);
-        eprintln!(
+        errln!(
             "compiled `{}` ({} steps, manifest {})",
             plan.name,
             plan.steps.len(),
             &output.manifest_hash[..7]
         );
-        println!("{shown}");
+        outln!("{shown}");
     }
     Ok(Exit::Ok)
 }

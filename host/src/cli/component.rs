@@ -230,17 +230,17 @@ fn new(a: NewArgs) -> CmdResult {
             .map_err(|e| usage(format!("cannot write `{}`: {e}", path.display())))?;
     }
     let component = format!("{family}.{}", role.as_str());
-    println!(
+    outln!(
         "created {} (crate `{project}`, component `{component}`, entry `osiris_ocp_{crate_name}`)",
         dir.display()
     );
-    println!();
-    println!("next:");
-    println!("  cd {}", dir.display());
-    println!("  cargo test");
-    println!("  osiris plugins pack --manifest-path . --out dist/{project}");
-    println!("  osiris plugins sign dist/{project} --key signing.key --key-id <id>");
-    println!("  osiris plugins install dist/{project}");
+    outln!();
+    outln!("next:");
+    outln!("  cd {}", dir.display());
+    outln!("  cargo test");
+    outln!("  osiris plugins pack --manifest-path . --out dist/{project}");
+    outln!("  osiris plugins sign dist/{project} --key signing.key --key-id <id>");
+    outln!("  osiris plugins install dist/{project}");
     Ok(Exit::Ok)
 }
 

@@ -148,7 +148,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
         })
         .collect();
     match a.format {
-        Format::Json => println!("{}", to_json(&rows)?),
+        Format::Json => outln!("{}", to_json(&rows)?),
         Format::Text => {
             let header = ["NAME", "VERSION", "MODES", "RUNNABLE", "SOURCE", "TITLE"];
             let cells: Vec<[String; 6]> = rows
@@ -181,12 +181,12 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
                 }
                 s
             };
-            println!("{}", line(&header.map(String::from)));
+            outln!("{}", line(&header.map(String::from)));
             for row in &cells {
-                println!("{}", line(row));
+                outln!("{}", line(row));
             }
             if rows.is_empty() {
-                eprintln!("no component matches");
+                errln!("no component matches");
             }
         }
     }
@@ -209,8 +209,8 @@ fn spec(g: &Global, a: SpecArgs) -> CmdResult {
     let reg = registry::build_registry(g);
     let spec = lookup(&reg, &a.name)?;
     match a.format {
-        SpecFormat::Yaml => print!("{}", spec.text),
-        SpecFormat::Json => println!("{}", to_json(&spec.raw)?),
+        SpecFormat::Yaml => out!("{}", spec.text),
+        SpecFormat::Json => outln!("{}", to_json(&spec.raw)?),
     }
     Ok(Exit::Ok)
 }
@@ -239,7 +239,7 @@ fn config_example(g: &Global, a: ConfigExampleArgs) -> CmdResult {
             )
         }
     };
-    println!("{comment}\n{}", yaml.trim_end());
+    outln!("{comment}\n{}", yaml.trim_end());
     Ok(Exit::Ok)
 }
 
@@ -329,11 +329,11 @@ fn validate(g: &Global, a: ValidateArgs) -> CmdResult {
         warnings += report.diagnostics.iter().filter(|d| !d.is_error()).count();
         if a.format == Format::Text {
             for d in &report.diagnostics {
-                eprintln!("{}", d.render(Some(text)));
+                errln!("{}", d.render(Some(text)));
             }
             let status = if report.has_errors() { "invalid" } else { "ok" };
             let name = report.name.clone().unwrap_or_else(|| "?".to_string());
-            println!("{status:<8} {name} ({file})");
+            outln!("{status:<8} {name} ({file})");
         }
         results.push(Checked {
             file: file.clone(),
@@ -343,10 +343,10 @@ fn validate(g: &Global, a: ValidateArgs) -> CmdResult {
         });
     }
     match a.format {
-        Format::Json => println!("{}", to_json(&results)?),
+        Format::Json => outln!("{}", to_json(&results)?),
         Format::Text => {
             let level = format!("{:?}", a.level).to_lowercase();
-            eprintln!(
+            errln!(
                 "{} spec{} checked at level `{level}`: {errors} error{}, {warnings} warning{}",
                 targets.len(),
                 if targets.len() == 1 { "" } else { "s" },

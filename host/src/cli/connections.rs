@@ -71,9 +71,9 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
             let mut missing = Vec::new();
             for (name, raw) in &conn.fields {
                 let vars = conns.referenced_vars(&raw.value);
-                for (v, set) in &vars {
-                    if !set {
-                        missing.push(v.clone());
+                for v in &vars {
+                    if v.missing() {
+                        missing.push(v.name.clone());
                     }
                 }
                 let secret = is_secret_key(name) || raw.origin == Origin::SecretsFile;
@@ -94,7 +94,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
                     "value": shown,
                     "secret": secret,
                     "origin": raw.origin,
-                    "env": vars.iter().map(|(v, set)| json!({ "name": v, "set": set })).collect::<Vec<_>>(),
+                    "env": vars.iter().map(|v| json!({ "name": v.name, "set": v.set, "default": v.has_default })).collect::<Vec<_>>(),
                 }));
             }
             out.push(json!({
@@ -114,7 +114,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
             .iter()
             .map(|f| f.display().to_string())
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "files": files, "connections": out }))
                 .unwrap_or_default()
@@ -122,7 +122,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
         return Ok(Exit::Ok);
     }
     if out.is_empty() {
-        println!(
+        outln!(
             "no connections defined (looked for {} in {})",
             crate::secrets::CONNECTIONS_FILE,
             project.display()
@@ -142,7 +142,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
                 .collect();
             format!("missing {}", vars.join(", "))
         };
-        println!(
+        outln!(
             "{}{}  ({state})",
             c["reference"].as_str().unwrap_or_default(),
             if c["default"].as_bool() == Some(true) {
@@ -156,7 +156,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            println!("    {:<20} {value}", f["name"].as_str().unwrap_or_default());
+            outln!("    {:<20} {value}", f["name"].as_str().unwrap_or_default());
         }
     }
     Ok(Exit::Ok)
@@ -181,7 +181,7 @@ fn doctor(g: &Global, a: DoctorArgs) -> CmdResult {
             .collect(),
     };
     if targets.is_empty() {
-        println!(
+        outln!(
             "no connections defined (looked for {} in {})",
             crate::secrets::CONNECTIONS_FILE,
             project.display()
@@ -268,7 +268,7 @@ fn doctor(g: &Global, a: DoctorArgs) -> CmdResult {
         }));
     }
     if a.format == Format::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "ok": exit == Exit::Ok, "connections": results })
@@ -280,17 +280,17 @@ fn doctor(g: &Global, a: DoctorArgs) -> CmdResult {
     for r in &results {
         let reference = r["reference"].as_str().unwrap_or_default();
         match r["ok"].as_bool() {
-            Some(true) => println!(
+            Some(true) => outln!(
                 "{reference:<28} ok      {} ms  ({})",
                 r["latency_ms"],
                 r["component"].as_str().unwrap_or_default()
             ),
-            Some(false) => println!(
+            Some(false) => outln!(
                 "{reference:<28} failed  {}: {}",
                 r["code"].as_str().unwrap_or_default(),
                 r["error"].as_str().unwrap_or_default()
             ),
-            None => println!(
+            None => outln!(
                 "{reference:<28} skipped {}",
                 r["error"].as_str().unwrap_or_default()
             ),

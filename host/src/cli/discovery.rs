@@ -90,7 +90,7 @@ fn run_one(g: &Global, a: RunArgs) -> CmdResult {
         Format::Json => serde_json::to_string_pretty(&d.to_json()).unwrap_or_default(),
         Format::Text => render_text(&d),
     };
-    println!("{}", redactor.text(&text));
+    outln!("{}", redactor.text(&text));
     Ok(Exit::Ok)
 }
 

@@ -34,14 +34,14 @@ pub const PROJECT_FILES: &[(&str, &str)] = &[
 pub fn run(_g: &Global, a: InitArgs) -> CmdResult {
     let written = write_project(&a.path, a.force)?;
     for p in &written {
-        println!("created {}", p.display());
+        outln!("created {}", p.display());
     }
     let cd = if a.path == Path::new(".") {
         String::new()
     } else {
         format!("cd {} && ", a.path.display())
     };
-    eprintln!(
+    errln!(
         "next: {cd}osiris compile pipelines/quickstart.yaml && osiris run pipelines/quickstart.yaml"
     );
     Ok(Exit::Ok)

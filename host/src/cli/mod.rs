@@ -1,8 +1,8 @@
 //! Command-line front end: clap derive, one file per subcommand. stdout carries results, stderr logs and
 //! diagnostics. Every command returns an [`Exit`] so codes stay documented in one place.
 
-use crate::exit::{CmdResult, Exit};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::exit::{CmdResult, Exit, Fail};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 mod compile;
@@ -127,23 +127,54 @@ pub enum Format {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    Exit::Ok
-                }
-                _ => Exit::Validation,
-            };
-            let _ = e.print();
-            return code.into();
+    let exit = run_cli();
+    crate::out::flush();
+    if let Some(e) = crate::out::failure() {
+        crate::out::eline(&format!("error: cannot write to stdout: {e}"));
+        if exit == Exit::Ok {
+            return Exit::Internal.into();
         }
+    }
+    exit.into()
+}
+
+fn run_cli() -> Exit {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = wants_json(&args);
+    let matches = match Cli::command().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => return usage_error(e, json),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e, json),
     };
     let mut cli = cli;
     cli.global.resolve_project();
     init_logging(&cli.global);
-    let result: CmdResult = match cli.command {
+    // A panic is a bug: exit 1 (documented) rather than Rust's 101; the panic hook has printed where it was.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli)))
+        .unwrap_or_else(|_| {
+            Err(Fail::new(
+                Exit::Internal,
+                "error: internal error: osiris panicked (the message is above)\n  = help: this is a bug: please report it with the command line and the message",
+            ))
+        });
+    match result {
+        Ok(exit) => exit,
+        Err(fail) => {
+            crate::out::eline(fail.message.trim_end());
+            // `--format json`: the failure as data on stdout too, unless the command already printed its result.
+            if json && !crate::out::wrote() {
+                outln!("{}", error_json(&fail));
+            }
+            fail.exit
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> CmdResult {
+    match cli.command {
         Command::Init(a) => init::run(&cli.global, a),
         Command::Components(c) => components::run(&cli.global, c),
         Command::Component(c) => component::run(c),
@@ -156,14 +187,76 @@ pub fn main() -> std::process::ExitCode {
         Command::Connections(c) => connections::run(&cli.global, c),
         Command::Runs(c) => runs::run(&cli.global, c),
         Command::Discovery(c) => discovery::run(&cli.global, c),
-    };
-    match result {
-        Ok(exit) => exit.into(),
-        Err(fail) => {
-            eprintln!("{}", fail.message.trim_end());
-            fail.exit.into()
-        }
     }
+}
+
+/// `--format json` (or `--format=json`) is on the command line. Read from the raw arguments so that a usage
+/// error, found before the arguments are parsed, is reported as JSON too.
+fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    let until = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    args[..until].iter().enumerate().any(|(i, a)| {
+        *a == "--format=json" || (*a == "--format" && args.get(i + 1) == Some(&"json"))
+    })
+}
+
+fn usage_error(e: clap::Error, json: bool) -> Exit {
+    use clap::error::ErrorKind;
+    let code = match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Ok,
+        _ => Exit::Validation,
+    };
+    // clap writes help to stdout and errors to stderr; a closed pipe is ignored there too.
+    let _ = e.print();
+    if json && code != Exit::Ok {
+        let text = e.render().to_string();
+        let message = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        outln!(
+            "{}",
+            serde_json::json!({
+                "ok": false,
+                "exit_code": code.code(),
+                "error": { "code": "CLI-E005", "message": message, "help": "see `osiris help` (or `--help` after the command)", "text": text.trim_end() },
+            })
+        );
+    }
+    code
+}
+
+/// A failure as a JSON object: `{"ok": false, "exit_code", "error": {"code", "message", "help", "text"}}`. `code`
+/// is the documented code in `error[CODE]: ...` (null when the message has none).
+pub fn error_json(fail: &Fail) -> serde_json::Value {
+    let text = fail.message.trim_end();
+    let first = text.lines().next().unwrap_or_default();
+    let (code, message) = match first
+        .strip_prefix("error[")
+        .and_then(|r| r.split_once("]: "))
+    {
+        Some((code, m)) => (Some(code.to_string()), m.to_string()),
+        None => (
+            None,
+            first.strip_prefix("error: ").unwrap_or(first).to_string(),
+        ),
+    };
+    let help: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("= help: "))
+        .collect();
+    serde_json::json!({
+        "ok": false,
+        "exit_code": fail.exit.code(),
+        "error": {
+            "code": code,
+            "message": message,
+            "help": if help.is_empty() { serde_json::Value::Null } else { help.join("; ").into() },
+            "text": text,
+        },
+    })
 }
 
 fn init_logging(g: &Global) {

@@ -51,9 +51,9 @@ pub fn run(g: &Global, c: OmlCmd) -> CmdResult {
     } else {
         for r in &reports {
             if !r.diagnostics.is_empty() {
-                eprintln!("{}", r.render().trim_end());
+                errln!("{}", r.render().trim_end());
             }
-            println!("{}", front::summary(r));
+            outln!("{}", front::summary(r));
         }
     }
     Ok(if ok { Exit::Ok } else { Exit::Validation })

@@ -9,14 +9,6 @@ use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 
-/// `println!` that ignores a closed stdout (`osiris plugins list | head`) instead of panicking.
-macro_rules! outln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
-    }};
-}
-
 #[derive(clap::Subcommand, Debug)]
 pub enum PluginsCmd {
     /// One row per plugin found, with its status, code and signature; checks every file, loads nothing
@@ -422,7 +414,8 @@ fn keygen(a: KeygenArgs) -> CmdResult {
     outln!("  trusted_keys:");
     outln!("    - id: {id}");
     outln!("      public_key: {}", signing::encode_public(&public));
-    outln!("      scope: \"*\"          # or a name glob such as \"acme-*\"");
+    outln!("      scope: \"acme-*\"       # plugin names this key may sign (omit: any name)");
+    outln!("      families: [acme]      # component families its plugins may provide (acme.*)");
     Ok(Exit::Ok)
 }
 
@@ -434,12 +427,8 @@ fn sign(a: SignArgs) -> CmdResult {
             format!("error[{}]: {e}", plugins::Code::ManifestInvalid),
         )
     })?;
-    plugins::policy::validate_manifest(&dir, &m).map_err(|e| {
-        Fail::new(
-            Exit::Validation,
-            format!("error[{}]: {e}", plugins::Code::ManifestInvalid),
-        )
-    })?;
+    plugins::policy::validate_manifest(&dir, &m)
+        .map_err(|(code, e)| Fail::new(Exit::Validation, format!("error[{code}]: {e}")))?;
     // Refuse to sign files that do not match the manifest: the signature would vouch for the wrong bytes.
     plugins::policy::read_and_hash(&dir, &m)
         .map_err(|(code, e)| Fail::new(Exit::Validation, format!("error[{code}]: {e}")))?;
@@ -452,6 +441,7 @@ fn sign(a: SignArgs) -> CmdResult {
         .key_id
         .unwrap_or_else(|| signing::default_key_id(&key.verifying_key()));
     let sig = signing::sign(&m, &key, &key_id);
+    // Written as a new file renamed into place: an `osiris-plugin.sig` that is a link is replaced, never followed.
     let path = signing::write_signature(&dir, &sig).map_err(|e| {
         Fail::new(
             Exit::Validation,
@@ -804,6 +794,16 @@ fn pack(a: PackArgs) -> CmdResult {
         .unwrap_or(std::path::Path::new("."))
         .to_path_buf();
     let info = crate_info(&manifest)?;
+    package::check_plugin_name(&info.name).map_err(|why| {
+        Fail::new(
+            Exit::Validation,
+            format!(
+                "error[{}]: `{}`: `[package] name`: {why}",
+                plugins::Code::NameInvalid,
+                manifest.display()
+            ),
+        )
+    })?;
     let spec_path = crate_dir.join("spec.yaml");
     let spec_text = std::fs::read_to_string(&spec_path).map_err(|e| {
         pack_err(format!(
@@ -818,6 +818,16 @@ fn pack(a: PackArgs) -> CmdResult {
             "`{}` has no `name:` (the component name, `family.role`)",
             spec_path.display()
         ))
+    })?;
+    package::check_component_name(&component).map_err(|why| {
+        Fail::new(
+            Exit::Validation,
+            format!(
+                "error[{}]: `{}`: `name`: {why}",
+                plugins::Code::NameInvalid,
+                spec_path.display()
+            ),
+        )
     })?;
     let library = match &a.library {
         Some(l) => l.clone(),
@@ -852,11 +862,17 @@ fn pack(a: PackArgs) -> CmdResult {
         requires: Some(info.requires.clone()),
         specs: vec![(component.clone(), spec_path.clone())],
     };
+    if let Err(e) = package::refuse_symlink(&out) {
+        return Err(unsafe_path(format!(
+            "refusing to pack into `{}`: {e}",
+            out.display()
+        )));
+    }
     let m = package::write_package(&out, &input)
         .map_err(|e| pack_err(format!("cannot write the package `{}`: {e}", out.display())))?;
-    // A signature of earlier bytes would only be refused later: drop it now.
+    // A signature of earlier bytes would only be refused later: drop it now (a link is removed, not followed).
     let sig = out.join(package::SIGNATURE_FILE);
-    if sig.exists() {
+    if std::fs::symlink_metadata(&sig).is_ok() {
         std::fs::remove_file(&sig)
             .map_err(|e| pack_err(format!("cannot remove the stale `{}`: {e}", sig.display())))?;
         eprintln!(
@@ -893,63 +909,165 @@ fn refusal(c: &Candidate, what: &str) -> Fail {
     )
 }
 
+fn unsafe_path(message: String) -> Fail {
+    Fail::new(
+        Exit::Validation,
+        format!("error[{}]: {message}", plugins::Code::PathUnsafe),
+    )
+}
+
+/// The plugin directory `install` and `remove` write in: it must be a directory that is not a symbolic link,
+/// nor reached through one inside the working directory (a cloned repository's `.osiris -> ~/.ssh` must not
+/// redirect an install); to install (`create`), others must not be able to write it.
+fn plugin_dir_for_writing(dir: &std::path::Path, create: bool) -> Result<(), Fail> {
+    let mut walked = PathBuf::new();
+    for part in dir.components() {
+        walked.push(part);
+        if dir.is_relative() || walked == dir {
+            package::refuse_symlink(&walked).map_err(|e| {
+                unsafe_path(format!(
+                    "refusing to write in plugin directory `{}`: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        if create && !walked.exists() {
+            std::fs::create_dir(&walked).map_err(|e| {
+                Fail::new(
+                    Exit::Validation,
+                    format!("error: cannot create `{}`: {e}", walked.display()),
+                )
+            })?;
+        }
+    }
+    if let Some(why) = plugins::policy::dir_writable_by_others(dir).filter(|_| create) {
+        return Err(Fail::new(
+            Exit::Validation,
+            format!(
+                "error[{}]: refusing to use `{}`: {why}",
+                plugins::Code::WritableByOthers,
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// True when `path` is a real directory (not a link) holding the manifest of plugin `name`.
+fn is_package_of(path: &std::path::Path, name: &str) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|md| md.is_dir())
+        && package::read_manifest(path).is_ok_and(|m| m.name == name)
+}
+
 fn install(g: &Global, a: InstallArgs) -> CmdResult {
     let s = settings(g)?;
     // The full policy of osiris.yaml, as a dry run: files are read and hashed, the library is not loaded.
+    // The manifest's names are checked against the name grammar here (PLUGIN-E017).
     let c = plugins::check_package(&a.path, &s);
     if c.status != Status::Accepted {
         return Err(refusal(&c, "install"));
     }
+    let Some(m) = c.manifest.clone() else {
+        return Err(refusal(&c, "install"));
+    };
     let src = plugins::package_dir_of(&a.path);
-    let m = package::read_manifest(&src).map_err(|e| {
-        Fail::new(
-            Exit::Validation,
-            format!("error[{}]: {e}", plugins::Code::ManifestInvalid),
-        )
-    })?;
     let io = |what: &str, p: &std::path::Path, e: std::io::Error| {
         Fail::new(
             Exit::Validation,
             format!("error: cannot {what} `{}`: {e}", p.display()),
         )
     };
-    std::fs::create_dir_all(&a.dir).map_err(|e| io("create", &a.dir, e))?;
-    let dest = a.dir.join(&m.name);
-    if let (Ok(x), Ok(y)) = (std::fs::canonicalize(&src), std::fs::canonicalize(&dest))
-        && x == y
-    {
-        return Err(pack_err(format!(
-            "`{}` is already the installed copy",
-            src.display()
-        )));
-    }
-    // Copy into a staging directory, check the copy again, then swap it in.
-    let staging = a
-        .dir
-        .join(format!(".{}.installing-{}", m.name, std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| io("create", &staging, e))?;
+    plugin_dir_for_writing(&a.dir, true)?;
+    // Copy the files the verified manifest names into a new staging directory (created here, so nothing in it
+    // is a link), check the copy again, then move it into place. The destination's name comes from the staged
+    // copy that passed the checks, never from another read of the source.
+    let staging = a.dir.join(format!(
+        ".installing-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir(&staging).map_err(|e| io("create", &staging, e))?;
     let mut files = vec![MANIFEST_FILE.to_string(), m.library.clone()];
     files.extend(m.components.iter().map(|x| x.spec.clone()));
     if src.join(package::SIGNATURE_FILE).is_file() {
         files.push(package::SIGNATURE_FILE.to_string());
     }
-    let staged = (|| -> Result<(), Fail> {
+    let mut old: Option<PathBuf> = None;
+    let staged = (|| -> Result<PathBuf, Fail> {
         for f in &files {
-            std::fs::copy(src.join(f), staging.join(f)).map_err(|e| io("copy", &src.join(f), e))?;
+            let bytes = std::fs::read(src.join(f)).map_err(|e| io("read", &src.join(f), e))?;
+            package::write_file_in(&staging, f, &bytes).map_err(|e| io("copy", &src.join(f), e))?;
         }
         let again = plugins::check_package(&staging, &s);
-        if again.status != Status::Accepted {
-            return Err(refusal(&again, "install"));
+        let name = match (&again.status, &again.manifest) {
+            (Status::Accepted, Some(v)) if v.name == m.name && v.version == m.version => {
+                v.name.clone()
+            }
+            (Status::Accepted, _) => {
+                return Err(pack_err(format!(
+                    "`{}` changed while it was being installed: nothing was installed; run the install again",
+                    src.display()
+                )));
+            }
+            _ => return Err(refusal(&again, "install")),
+        };
+        package::check_plugin_name(&name).map_err(|why| {
+            Fail::new(
+                Exit::Validation,
+                format!("error[{}]: {why}", plugins::Code::NameInvalid),
+            )
+        })?;
+        let dest = a.dir.join(&name);
+        if let (Ok(x), Ok(y)) = (std::fs::canonicalize(&src), std::fs::canonicalize(&dest))
+            && x == y
+        {
+            return Err(pack_err(format!(
+                "`{}` is already the installed copy",
+                src.display()
+            )));
         }
-        if dest.exists() {
-            std::fs::remove_dir_all(&dest).map_err(|e| io("replace", &dest, e))?;
+        match std::fs::symlink_metadata(&dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("inspect", &dest, e)),
+            Ok(_) if is_package_of(&dest, &name) => {
+                // Moved aside, removed once the new copy is in place.
+                let aside = a.dir.join(format!(
+                    ".replaced-{name}-{}",
+                    staging
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                ));
+                std::fs::rename(&dest, &aside).map_err(|e| io("replace", &dest, e))?;
+                old = Some(aside);
+            }
+            Ok(_) => {
+                return Err(unsafe_path(format!(
+                    "refusing to install {name} into `{}`: it exists and is not an installed package of plugin \
+                     `{name}` (a link, a file, or another directory); nothing was changed\n  help: move it away, or \
+                     install into another `--dir`",
+                    dest.display()
+                )));
+            }
         }
-        std::fs::rename(&staging, &dest).map_err(|e| io("move the package into", &dest, e))
+        std::fs::rename(&staging, &dest).map_err(|e| io("move the package into", &dest, e))?;
+        Ok(dest)
     })();
-    if let Err(e) = staged {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
+    let dest = match staged {
+        Ok(dest) => dest,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            if let Some(aside) = &old {
+                let _ = std::fs::rename(aside, a.dir.join(&m.name));
+            }
+            return Err(e);
+        }
+    };
+    if let Some(aside) = old {
+        let _ = std::fs::remove_dir_all(&aside);
     }
     outln!(
         "installed {} {} ({}) into {} (signature: {})",
@@ -967,10 +1085,24 @@ fn install(g: &Global, a: InstallArgs) -> CmdResult {
 }
 
 fn remove(a: RemoveArgs) -> CmdResult {
-    let bad_name = a.name.is_empty() || a.name.starts_with('.') || a.name.contains(['/', '\\']);
+    package::check_plugin_name(&a.name).map_err(|why| {
+        Fail::new(
+            Exit::Validation,
+            format!(
+                "error[{}]: {why}\n  help: `osiris plugins list` shows the installed names",
+                plugins::Code::NameInvalid
+            ),
+        )
+    })?;
+    plugin_dir_for_writing(&a.dir, false)?;
     let dest = a.dir.join(&a.name);
-    let installed = !bad_name && package::read_manifest(&dest).is_ok_and(|m| m.name == a.name);
-    if !installed {
+    if std::fs::symlink_metadata(&dest).is_ok_and(|md| md.file_type().is_symlink()) {
+        return Err(unsafe_path(format!(
+            "refusing to remove `{}`: it is a symbolic link, not an installed package; nothing was removed",
+            dest.display()
+        )));
+    }
+    if !is_package_of(&dest, &a.name) {
         let names: Vec<String> = std::fs::read_dir(&a.dir)
             .into_iter()
             .flatten()
@@ -988,6 +1120,7 @@ fn remove(a: RemoveArgs) -> CmdResult {
             }
         )));
     }
+    // `remove_dir_all` removes links inside the package, never what they point to.
     std::fs::remove_dir_all(&dest).map_err(|e| {
         Fail::new(
             Exit::Validation,

@@ -26,7 +26,7 @@ pub fn run(g: &Global, a: QuickstartArgs) -> CmdResult {
         })?;
         let written = super::init::write_project(&dir, false)?;
         if a.format == Format::Text {
-            eprintln!(
+            errln!(
                 "created project `{}` ({} files)",
                 dir.display(),
                 written.len()
@@ -77,17 +77,17 @@ pub fn run(g: &Global, a: QuickstartArgs) -> CmdResult {
     }
     let exit = super::run::report(&outcome, a.format, &project, &dir);
     let output = dir.join(OUTPUT);
-    println!("output: {}", output.display());
+    outln!("output: {}", output.display());
     if let Ok(text) = std::fs::read_to_string(OUTPUT) {
         for line in text.lines().take(PREVIEW_LINES) {
-            println!("  {line}");
+            outln!("  {line}");
         }
         let total = text.lines().count();
         if total > PREVIEW_LINES {
-            println!("  ... ({} more lines)", total - PREVIEW_LINES);
+            outln!("  ... ({} more lines)", total - PREVIEW_LINES);
         }
     }
-    println!(
+    outln!(
         "next: edit {}/{PIPELINE} and run `osiris run {PIPELINE}` in {}",
         dir.display(),
         dir.display()

@@ -269,9 +269,9 @@ fn dry_run(
         steps.push(json!({ "id": s.id, "component": s.component, "plugin": p.label, "connection": connection, "inputs": inputs }));
     }
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "ok": true, "dry_run": true, "pipeline": c.manifest.pipeline.id, "steps": steps })).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&json!({ "ok": true, "dry_run": true, "pipeline": c.manifest.pipeline.id, "steps": steps })).unwrap_or_default());
     } else {
-        println!(
+        outln!(
             "dry run of `{}` ({} steps): everything resolves",
             c.manifest.pipeline.id,
             steps.len()
@@ -286,7 +286,7 @@ fn dry_run(
                         .join(", ")
                 })
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "  {:<24} {:<28} {}{}{}",
                 s["id"].as_str().unwrap_or_default(),
                 s["component"].as_str().unwrap_or_default(),
@@ -316,9 +316,9 @@ pub fn report(o: &Outcome, format: Format, project: &Path, prefix: &Path) -> Exi
     if format == Format::Json {
         let mut v = o.summary.clone();
         v["run_dir"] = json!(shown);
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         if let Some(e) = &o.error {
-            eprintln!("{}", e.trim_end());
+            errln!("{}", e.trim_end());
         }
         return o.exit;
     }
@@ -334,14 +334,14 @@ pub fn report(o: &Outcome, format: Format, project: &Path, prefix: &Path) -> Exi
         s["duration_ms"]
     );
     if o.exit == Exit::Ok {
-        println!("{line}");
-        println!("run directory: {shown}");
+        outln!("{line}");
+        outln!("run directory: {shown}");
     } else {
         if let Some(e) = &o.error {
-            eprintln!("{}", e.trim_end());
+            errln!("{}", e.trim_end());
         }
-        eprintln!("{line}");
-        eprintln!("run directory: {shown}");
+        errln!("{line}");
+        errln!("run directory: {shown}");
     }
     o.exit
 }

@@ -117,14 +117,14 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
         runs.truncate(n);
     }
     if a.format == Format::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "runs": runs })).unwrap_or_default()
         );
         return Ok(Exit::Ok);
     }
     if runs.is_empty() {
-        println!(
+        outln!(
             "no runs recorded{} (the index is {})",
             match (&a.pipeline, a.status) {
                 (None, None) => String::new(),
@@ -134,13 +134,20 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
         );
         return Ok(Exit::Ok);
     }
-    println!(
+    outln!(
         "{:<17} {:<10} {:<24} {:<20} {:>6} {:>12} {:>12} {:>10}",
-        "RUN", "STATUS", "PIPELINE", "STARTED", "STEPS", "ROWS READ", "ROWS WRITTEN", "DURATION"
+        "RUN",
+        "STATUS",
+        "PIPELINE",
+        "STARTED",
+        "STEPS",
+        "ROWS READ",
+        "ROWS WRITTEN",
+        "DURATION"
     );
     for r in &runs {
         let started = s(r, "started_at");
-        println!(
+        outln!(
             "{:<17} {:<10} {:<24} {:<20} {:>6} {:>12} {:>12} {:>10}",
             s(r, "run_id"),
             s(r, "status"),
@@ -184,7 +191,7 @@ fn show(g: &Global, a: ShowArgs) -> CmdResult {
             return Err(Fail::new(
                 Exit::Validation,
                 format!(
-                    "error: no run `{}` in {}\n  = help: {hint}`osiris runs list` shows the recorded runs",
+                    "error[RUN-E007]: no run `{}` in {}\n  = help: {hint}`osiris runs list` shows the recorded runs",
                     a.run_id,
                     index_path(&project).display()
                 ),
@@ -195,7 +202,7 @@ fn show(g: &Global, a: ShowArgs) -> CmdResult {
             return Err(Fail::new(
                 Exit::Validation,
                 format!(
-                    "error: `{}` is the start of several run ids: {}\n  = help: give more of the id",
+                    "error[RUN-E007]: `{}` is the start of several run ids: {}\n  = help: give more of the id",
                     a.run_id,
                     several
                         .iter()
@@ -251,27 +258,27 @@ fn show(g: &Global, a: ShowArgs) -> CmdResult {
         v["run_dir"] = json!(dir_shown);
         v["files"] = json!(files);
         v["artifacts"] = json!(artifacts);
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(Exit::Ok);
     }
-    println!(
+    outln!(
         "run {}  {}  (exit {})",
         s(&status, "run_id"),
         s(&status, "status"),
         status["exit_code"]
     );
-    println!(
+    outln!(
         "pipeline {}  profile {}",
         s(&status, "pipeline"),
         s(&status, "profile")
     );
-    println!(
+    outln!(
         "started {}  ended {}  duration {}",
         s(&status, "started_at"),
         s(&status, "ended_at"),
         duration(&status["duration_ms"])
     );
-    println!(
+    outln!(
         "steps {}/{}  rows read {}  rows written {}",
         status["steps_completed"],
         status["steps_total"],
@@ -279,19 +286,25 @@ fn show(g: &Global, a: ShowArgs) -> CmdResult {
         num(&status["rows_written"])
     );
     if let Some(step) = status.get("failed_step").and_then(Value::as_str) {
-        println!("failed step: {step}");
+        outln!("failed step: {step}");
     }
     if let Some(e) = status.get("error").and_then(Value::as_str) {
-        println!("{}", e.trim_end());
+        outln!("{}", e.trim_end());
     }
     if let Some(steps) = status.get("steps").and_then(Value::as_array) {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "  {:<24} {:<28} {:<12} {:>8} {:>12} {:>12} {:>10}",
-            "STEP", "COMPONENT", "STATUS", "ATTEMPTS", "ROWS READ", "ROWS WRITTEN", "DURATION"
+            "STEP",
+            "COMPONENT",
+            "STATUS",
+            "ATTEMPTS",
+            "ROWS READ",
+            "ROWS WRITTEN",
+            "DURATION"
         );
         for st in steps {
-            println!(
+            outln!(
                 "  {:<24} {:<28} {:<12} {:>8} {:>12} {:>12} {:>10}",
                 s(st, "id"),
                 s(st, "component"),
@@ -303,14 +316,14 @@ fn show(g: &Global, a: ShowArgs) -> CmdResult {
             );
         }
     }
-    println!();
+    outln!();
     if dir_exists {
-        println!("run directory: {dir_shown}");
+        outln!("run directory: {dir_shown}");
     } else {
-        println!("run directory: {dir_shown} (no longer exists)");
+        outln!("run directory: {dir_shown} (no longer exists)");
     }
     for f in files.iter().chain(artifacts.iter()) {
-        println!("  {f}");
+        outln!("  {f}");
     }
     Ok(Exit::Ok)
 }

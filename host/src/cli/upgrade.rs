@@ -22,23 +22,23 @@ pub fn run(_g: &Global, a: UpgradeArgs) -> CmdResult {
     let up = upgrade::upgrade(&label, &text)
         .map_err(|d| Fail::new(Exit::Validation, d.render(Some(&text))))?;
     for s in &up.skipped {
-        eprintln!("note: {label}:{}: {}", s.line, s.what);
+        errln!("note: {label}:{}: {}", s.line, s.what);
     }
     if up.changes.is_empty() {
-        eprintln!("{label}: nothing to upgrade");
+        errln!("{label}: nothing to upgrade");
         return Ok(Exit::Ok);
     }
-    print!("{}", upgrade::diff(&label, &text, &up.text));
+    out!("{}", upgrade::diff(&label, &text, &up.text));
     for c in &up.changes {
-        eprintln!("{label}:{}: {}", c.line, c.what);
+        errln!("{label}:{}: {}", c.line, c.what);
     }
     if a.write {
         std::fs::write(&a.file, &up.text).map_err(|e| {
             Fail::new(Exit::Compile, format!("error[OML-E060]: cannot write `{label}`: {e}\n   = help: check the file's permissions"))
         })?;
-        eprintln!("{label}: {} change(s) written", up.changes.len());
+        errln!("{label}: {} change(s) written", up.changes.len());
     } else {
-        eprintln!(
+        errln!(
             "{label}: {} change(s); run again with --write to apply",
             up.changes.len()
         );

@@ -178,8 +178,8 @@ pub fn eprint_report(r: &Report) {
     if r.diagnostics.is_empty() {
         return;
     }
-    eprintln!("{}", r.render().trim_end());
-    eprintln!("{}", summary(r));
+    errln!("{}", r.render().trim_end());
+    errln!("{}", summary(r));
 }
 
 pub fn summary(r: &Report) -> String {
@@ -198,7 +198,7 @@ pub fn summary(r: &Report) -> String {
 }
 
 pub fn print_json<T: Serialize>(v: &T) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).expect("report serializes")
     );

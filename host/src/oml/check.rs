@@ -40,10 +40,10 @@ const STEP_KEYS: &[&str] = &[
 /// How strictly component configs are checked (`--mode`, `OSIRIS_VALIDATION`, `validation.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Mode {
-    /// Config problems are warnings.
+    /// Config-schema violations are errors; findings that cannot change what runs are warnings.
     #[default]
     Warn,
-    /// Config problems and every warning are errors.
+    /// Every warning is an error too.
     Strict,
     /// Config schemas and connection-field rules are not checked (structure, wiring, parameters and inline
     /// secrets still are).
@@ -1377,11 +1377,9 @@ fn check_config(
     if mode != Mode::Off {
         for p in &problems {
             let full = format!("{}/config{}", d.ptr, p.pointer);
-            let diag = if mode == Mode::Warn {
-                Diagnostic::warning("OML-W022", p.message.clone())
-            } else {
-                Diagnostic::error("OML-E022", p.message.clone())
-            };
+            // An error in every mode that checks: a config the schema refuses changes what the step does
+            // (an unknown field is ignored and its default used, a missing one fails mid-run).
+            let diag = Diagnostic::error("OML-E022", p.message.clone());
             let unknown = p.message.starts_with("unknown");
             let label = if unknown {
                 "not a field of this component"
@@ -1694,7 +1692,7 @@ steps:
         assert_eq!(
             codes(&r),
             [
-                "OML-E005", "OML-E104", "OML-E012", "OML-W022", "OML-E013", "OML-E016"
+                "OML-E005", "OML-E104", "OML-E012", "OML-E022", "OML-E013", "OML-E016"
             ],
             "{}",
             r.render()
@@ -1706,18 +1704,19 @@ steps:
         assert!(r.diagnostics[2].help.as_deref().unwrap().contains("needs"));
     }
 
+    /// Issue 21: a config the schema refuses changes what runs, so it is an error in every mode that checks.
     #[test]
-    fn config_problems_follow_the_mode() {
+    fn config_problems_are_errors_unless_checks_are_off() {
         let text = OK.replace(
             "path: out.csv",
             "path: out.csv\n      quoting: sometimes\n      colour: red",
         );
-        let warn = run(&text, Mode::Warn, &[]);
-        assert_eq!(codes(&warn), ["OML-W022", "OML-W022"]);
-        assert!(warn.plan.is_some());
+        for mode in [Mode::Warn, Mode::Strict] {
+            let r = run(&text, mode, &[]);
+            assert_eq!(codes(&r), ["OML-E022", "OML-E022"], "{mode:?}");
+            assert!(r.plan.is_none(), "{mode:?}");
+        }
         let strict = run(&text, Mode::Strict, &[]);
-        assert_eq!(codes(&strict), ["OML-E022", "OML-E022"]);
-        assert!(strict.plan.is_none());
         let colour = &strict.diagnostics[1];
         assert_eq!(
             (colour.line, colour.column),

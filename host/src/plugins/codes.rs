@@ -38,6 +38,17 @@ pub enum Code {
     BuiltinConflict,
     /// A plugin panicked at run time; its module refuses further calls.
     Poisoned,
+    /// A plugin or component name breaks the one name grammar (manifest, allowlist, `plugins remove`, `pack`).
+    NameInvalid,
+    /// A write of `install`, `remove`, `pack` or `sign` would leave its directory (a link, a directory that is
+    /// not a plugin package of that name).
+    PathUnsafe,
+    /// The signing key (or the absence of one) does not allow a component family the plugin claims.
+    ComponentOutOfScope,
+    /// An older build of a plugin would shadow a newer validly signed one (rollback).
+    Rollback,
+    /// The plugin directory, package or one of its files is writable by other users.
+    WritableByOthers,
     /// The library has its own search path or depends on a library outside the system library directories.
     UnsafeDependency,
     /// Warning: the same plugin name in a higher-precedence directory wins.
@@ -49,7 +60,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 20] = [
+    pub const ALL: [Code; 25] = [
         Code::ManifestInvalid,
         Code::AbiMismatch,
         Code::TargetMismatch,
@@ -66,6 +77,11 @@ impl Code {
         Code::DuplicateComponent,
         Code::BuiltinConflict,
         Code::Poisoned,
+        Code::NameInvalid,
+        Code::PathUnsafe,
+        Code::ComponentOutOfScope,
+        Code::Rollback,
+        Code::WritableByOthers,
         Code::UnsafeDependency,
         Code::Shadowed,
         Code::Disabled,
@@ -90,6 +106,11 @@ impl Code {
             Code::DuplicateComponent => "PLUGIN-E014",
             Code::BuiltinConflict => "PLUGIN-E015",
             Code::Poisoned => "PLUGIN-E016",
+            Code::NameInvalid => "PLUGIN-E017",
+            Code::PathUnsafe => "PLUGIN-E018",
+            Code::ComponentOutOfScope => "PLUGIN-E019",
+            Code::Rollback => "PLUGIN-E020",
+            Code::WritableByOthers => "PLUGIN-E021",
             Code::UnsafeDependency => "PLUGIN-E025",
             Code::Shadowed => "PLUGIN-W001",
             Code::Disabled => "PLUGIN-W002",
@@ -116,6 +137,11 @@ impl Code {
             Code::DuplicateComponent => "two plugins provide the same component",
             Code::BuiltinConflict => "plugin component clashes with a built-in",
             Code::Poisoned => "plugin panicked and is poisoned",
+            Code::NameInvalid => "invalid plugin or component name",
+            Code::PathUnsafe => "refusing to write outside the directory",
+            Code::ComponentOutOfScope => "component family outside the signing key's scope",
+            Code::Rollback => "older build of a plugin than a validly signed one found",
+            Code::WritableByOthers => "plugin files writable by other users",
             Code::UnsafeDependency => "plugin library depends on a non-system library",
             Code::Shadowed => "plugin shadowed by a higher-precedence directory",
             Code::Disabled => "plugins disabled",
@@ -149,13 +175,18 @@ mod tests {
     fn codes_are_unique_and_documented() {
         let codes: BTreeSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(codes.len(), Code::ALL.len());
-        let errors = include_str!("../../../docs/plugins.md");
-        for c in Code::ALL {
-            assert!(
-                errors.contains(c.as_str()),
-                "{} is not documented in docs/plugins.md",
-                c.as_str()
-            );
+        for (file, text) in [
+            ("docs/plugins.md", include_str!("../../../docs/plugins.md")),
+            ("docs/errors.md", include_str!("../../../docs/errors.md")),
+        ] {
+            for c in Code::ALL {
+                assert!(
+                    text.contains(&format!("| {} |", c.as_str()))
+                        || text.contains(&format!("| `{}` |", c.as_str())),
+                    "{} is not documented in {file}",
+                    c.as_str()
+                );
+            }
         }
     }
 }

@@ -60,14 +60,22 @@ pub struct TrustedKeyConfig {
     pub id: String,
     /// Base64 of the 32-byte ed25519 public key (the content of `FILE.pub` from `osiris plugins keygen`).
     pub public_key: String,
-    /// Plugin-name glob this key may sign (`acme-*`); absent: any name.
+    /// Plugin-name pattern this key may sign (`acme-*`); absent: any name.
     #[serde(default)]
     pub scope: Option<String>,
+    /// Component families its plugins may provide (`[acme]`: `acme.*`); see `signing::TrustedKey::families`.
+    #[serde(default)]
+    pub families: Option<Vec<String>>,
 }
 
 impl TrustedKeyConfig {
     fn key(&self) -> TrustedKey {
-        TrustedKey::new(&self.id, &self.public_key, self.scope.as_deref())
+        TrustedKey::new(
+            &self.id,
+            &self.public_key,
+            self.scope.as_deref(),
+            self.families.as_deref(),
+        )
     }
 }
 
@@ -254,6 +262,7 @@ pub fn read(path: &Path) -> Result<PluginsConfig, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PluginsConfig::default()),
         Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
     };
+    super::policy::warn_if_config_writable(path);
     let doc: PluginsOnly = serde_yaml::from_str(&text).map_err(|e| {
         let at = e
             .location()

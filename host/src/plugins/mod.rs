@@ -249,9 +249,19 @@ pub fn discover(inputs: &Inputs, settings: &Settings) -> Report {
                 continue;
             }
         };
+        let writable = policy::dir_writable_by_others(&d.path);
         for entry in entries {
             match entry {
-                Entry::Package(p) => report.candidates.push(read_candidate(&p, d)),
+                Entry::Package(p) => {
+                    let mut c = read_candidate(&p, d);
+                    if let (Some(why), Status::Accepted) = (&writable, c.status) {
+                        c.refuse(
+                            Code::WritableByOthers,
+                            format!("plugin {} is refused: {why}", c.who()),
+                        );
+                    }
+                    report.candidates.push(c);
+                }
                 Entry::NotAPackage { path, why } => {
                     let mut c = blank_candidate(&path, d);
                     c.refuse(Code::ManifestInvalid, why);
@@ -306,7 +316,59 @@ pub fn discover(inputs: &Inputs, settings: &Settings) -> Report {
         }
         run_checks(c, settings);
     }
+    check_rollbacks(&mut report, settings);
     report
+}
+
+/// Rollback protection ([`policy::check_rollback`]) for each accepted plugin that shadows other copies of its
+/// name; a pinned older build is noted on the shadowed copies (`plugins list` shows it).
+fn check_rollbacks(report: &mut Report, settings: &Settings) {
+    for w in 0..report.candidates.len() {
+        let c = &report.candidates[w];
+        let Some(m) = c.manifest.as_ref().filter(|_| c.status == Status::Accepted) else {
+            continue;
+        };
+        let shadowed: Vec<usize> = (0..report.candidates.len())
+            .filter(|&i| {
+                let o = &report.candidates[i];
+                o.status == Status::Shadowed && o.name == c.name && o.manifest.is_some()
+            })
+            .collect();
+        if shadowed.is_empty() {
+            continue;
+        }
+        let others: Vec<(&Path, &Manifest)> = shadowed
+            .iter()
+            .filter_map(|&i| {
+                let o = &report.candidates[i];
+                o.manifest.as_ref().map(|m| (o.package_dir.as_path(), m))
+            })
+            .collect();
+        match policy::check_rollback(m, &c.package_dir, &others, settings) {
+            Ok(None) => {}
+            Ok(Some(note)) => {
+                report.candidates[w].checks.push(CheckLine {
+                    check: "rollback",
+                    ok: true,
+                    detail: note.clone(),
+                });
+                for i in shadowed {
+                    if let Some(r) = &mut report.candidates[i].reason {
+                        r.push_str(&format!(" ({note})"));
+                    }
+                }
+            }
+            Err((code, reason)) => {
+                let c = &mut report.candidates[w];
+                c.checks.push(CheckLine {
+                    check: "rollback",
+                    ok: false,
+                    detail: format!("{code}: {reason}"),
+                });
+                c.refuse(code, reason);
+            }
+        }
+    }
 }
 
 fn settings_problems(s: &Settings) -> Vec<String> {
@@ -323,19 +385,7 @@ fn settings_problems(s: &Settings) -> Vec<String> {
         );
     }
     out.extend(s.notes.iter().cloned());
-    for k in &s.trusted_keys {
-        if let Err(why) = &k.key {
-            out.push(format!(
-                "`plugins.trusted_keys` entry `{}`: `public_key` is unusable: {why}",
-                k.id
-            ));
-        }
-        if let Some(scope) = &k.scope
-            && let Err(e) = glob::Pattern::new(scope)
-        {
-            out.push(format!("`plugins.trusted_keys` entry `{}`: scope `{scope}` is not a valid glob ({e}); the key trusts nothing", k.id));
-        }
-    }
+    out.extend(s.trusted_keys.iter().flat_map(|k| k.problems()));
     out
 }
 
@@ -369,19 +419,22 @@ fn blank_candidate(path: &Path, d: &SearchDir) -> Candidate {
 fn read_candidate(dir: &Path, d: &SearchDir) -> Candidate {
     let mut c = blank_candidate(dir, d);
     let m = match package::read_manifest(dir)
+        .map_err(|e| (Code::ManifestInvalid, e))
         .and_then(|m| policy::validate_manifest(dir, &m).map(|()| m))
     {
         Ok(m) => m,
-        Err(why) => {
+        Err((code, why)) => {
             c.checks.push(CheckLine {
                 check: "manifest",
                 ok: false,
                 detail: why.clone(),
             });
-            c.refuse(
-                Code::ManifestInvalid,
-                format!("{why}: fix the manifest or reinstall the plugin"),
-            );
+            let fix = if code == Code::ManifestInvalid {
+                ": fix the manifest or reinstall the plugin"
+            } else {
+                ""
+            };
+            c.refuse(code, format!("{why}{fix}"));
             return c;
         }
     };
@@ -411,7 +464,12 @@ fn run_checks(c: &mut Candidate, s: &Settings) {
         &'static str,
         Box<dyn Fn() -> Result<String, policy::Refusal> + 'a>,
     );
-    let steps: [Check; 5] = [
+    let pkg = c.package_dir.clone();
+    let steps: [Check; 6] = [
+        (
+            "permissions",
+            Box::new(|| policy::check_permissions(&pkg, &m)),
+        ),
         ("abi", Box::new(|| policy::check_abi(&m))),
         ("target", Box::new(|| policy::check_target(&m))),
         (

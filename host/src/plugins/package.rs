@@ -129,6 +129,138 @@ pub fn is_library_name(file_name: &str) -> bool {
         || file_name.ends_with(".dll")
 }
 
+/// Longest plugin name accepted.
+pub const PLUGIN_NAME_MAX: usize = 64;
+/// Longest component name accepted.
+pub const COMPONENT_NAME_MAX: usize = 128;
+
+/// The one grammar for a plugin (package) name, wherever one is read (manifest, allowlist, `plugins remove`,
+/// `plugins pack`): 1 to 64 characters of `a-z`, `0-9`, `-` and `_`, starting with a letter or digit. Such a
+/// name is always a single, normal path component: never empty, `.`, `..`, absolute, or holding a separator.
+pub fn check_plugin_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if first_ok && name.len() <= PLUGIN_NAME_MAX && name.chars().all(ok_char) {
+        Ok(())
+    } else {
+        Err(format!(
+            "plugin name `{}` is not valid: a plugin name is 1 to {PLUGIN_NAME_MAX} characters of `a-z`, `0-9`, `-` \
+             and `_`, starting with a letter or digit (e.g. `acme-shopify`)",
+            name.escape_debug()
+        ))
+    }
+}
+
+/// The one grammar for a component name, the same as `name` in a spec: `family.role`, each part a lower-case
+/// letter followed by `a-z`, `0-9` or `_` (e.g. `shopify.extractor`), at most 128 characters.
+pub fn check_component_name(name: &str) -> Result<(), String> {
+    let part_ok = |p: &str| {
+        p.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    match name.split_once('.') {
+        Some((family, role))
+            if name.len() <= COMPONENT_NAME_MAX && part_ok(family) && part_ok(role) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "component name `{}` is not valid: a component name is `family.role`, each part a lower-case letter \
+             followed by `a-z`, `0-9` or `_` (e.g. `shopify.extractor`)",
+            name.escape_debug()
+        )),
+    }
+}
+
+/// True when `s` names a component family (the part of a component name before the dot).
+pub fn is_family_name(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.len() < COMPONENT_NAME_MAX
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The family of a component name: `shopify` for `shopify.extractor`.
+pub fn component_family(name: &str) -> &str {
+    name.split_once('.').map(|(f, _)| f).unwrap_or(name)
+}
+
+/// True when `s` is a plain file name: one normal path component (no separator, not `.` or `..`, no control
+/// character).
+pub fn is_plain_file_name(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', '\\'])
+        && !s.chars().any(char::is_control)
+}
+
+/// Fails when `path` itself is a symbolic link (the directory a command writes into must be the directory named,
+/// not one a link points to).
+pub fn refuse_symlink(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(md) if md.file_type().is_symlink() => Err(std::io::Error::other(format!(
+            "`{}` is a symbolic link; osiris does not write through links: use the directory it points to, or \
+             replace the link with a directory",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` as the file `name` directly inside `dir`, never through a symbolic link: the bytes go to a new
+/// file created exclusively (`O_CREAT | O_EXCL`, which fails on any existing entry, a link included), which is
+/// then renamed onto `name`. A rename replaces the directory entry itself, so an existing `name` that is a link
+/// is replaced, and whatever it pointed to is left untouched. `name` must be a plain file name.
+pub fn write_file_in(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    if !is_plain_file_name(name) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{}` is not a plain file name", name.escape_debug()),
+        ));
+    }
+    let target = dir.join(name);
+    for _ in 0..64 {
+        let tmp = dir.join(format!(
+            ".{name}.tmp-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut f = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        };
+        let done = f
+            .write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .and_then(|()| {
+                drop(f);
+                std::fs::rename(&tmp, &target)
+            });
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        return Ok(target);
+    }
+    Err(std::io::Error::other(format!(
+        "cannot create a temporary file in `{}`",
+        dir.display()
+    )))
+}
+
 /// What [`write_package`] needs to build a package directory.
 #[derive(Debug, Clone)]
 pub struct PackageInput {
@@ -149,9 +281,12 @@ pub struct PackageInput {
 }
 
 /// Creates (or refreshes) the package directory `dir`: copies the library and spec files in, and writes the
-/// sidecar manifest with their hashes. Returns the manifest written. Does not sign.
+/// sidecar manifest with their hashes. Returns the manifest written. Does not sign. Every file is written with
+/// [`write_file_in`] (never through a link), and `dir` itself must not be a link.
 pub fn write_package(dir: &Path, input: &PackageInput) -> std::io::Result<Manifest> {
+    refuse_symlink(dir)?;
     std::fs::create_dir_all(dir)?;
+    refuse_symlink(dir)?;
     let lib_name = input
         .library
         .file_name()
@@ -164,12 +299,12 @@ pub fn write_package(dir: &Path, input: &PackageInput) -> std::io::Result<Manife
         })?
         .to_string();
     let lib_bytes = std::fs::read(&input.library)?;
-    std::fs::write(dir.join(&lib_name), &lib_bytes)?;
+    write_file_in(dir, &lib_name, &lib_bytes)?;
     let mut components = Vec::new();
     for (component, spec_path) in &input.specs {
         let text = std::fs::read(spec_path)?;
         let file = format!("{component}.spec.yaml");
-        std::fs::write(dir.join(&file), &text)?;
+        write_file_in(dir, &file, &text)?;
         components.push(ComponentEntry {
             name: component.clone(),
             spec: file,
@@ -198,7 +333,7 @@ pub fn write_package(dir: &Path, input: &PackageInput) -> std::io::Result<Manife
 /// Writes `manifest` as `dir/osiris-plugin.toml`.
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
     let text = toml::to_string_pretty(manifest).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join(MANIFEST_FILE), text)
+    write_file_in(dir, MANIFEST_FILE, text.as_bytes()).map(|_| ())
 }
 
 /// Reads and parses `dir/osiris-plugin.toml`.
@@ -206,11 +341,11 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, String> {
     let path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    toml::from_str::<Manifest>(&text).map_err(|e| {
-        format!(
-            "`{}` is not a valid plugin manifest: {}",
-            path.display(),
-            e.message()
-        )
-    })
+    parse_manifest(&text).map_err(|e| format!("`{}` {e}", path.display()))
+}
+
+/// Parses the text of an `osiris-plugin.toml` (a pure function of the text; checks only its shape).
+pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
+    toml::from_str::<Manifest>(text)
+        .map_err(|e| format!("is not a valid plugin manifest: {}", e.message()))
 }

@@ -3,7 +3,10 @@
 //! Everything here reads files; nothing here loads a library.
 
 use super::codes::Code;
-use super::package::{MANIFEST_FILE, Manifest, host_target, sha256_hex};
+use super::package::{
+    MANIFEST_FILE, Manifest, SIGNATURE_FILE, check_component_name, check_plugin_name, host_target,
+    is_plain_file_name, sha256_hex,
+};
 use super::signing::{self, SigCheck, TrustedKey};
 use std::path::{Path, PathBuf};
 
@@ -84,6 +87,23 @@ impl Allowlist {
             .copied()
             .ok_or(same)
     }
+
+    /// The entry that pins `name` to exactly `version` (`name==1.2.3`), if any.
+    pub fn exact_pin(&self, name: &str, version: &semver::Version) -> Option<&AllowEntry> {
+        self.entries.iter().find(|e| {
+            e.name == name
+                && e.req.as_ref().is_ok_and(|r| {
+                    r.comparators.len() == 1 && {
+                        let c = &r.comparators[0];
+                        c.op == semver::Op::Exact
+                            && c.major == version.major
+                            && c.minor == Some(version.minor)
+                            && c.patch == Some(version.patch)
+                            && c.pre == version.pre
+                    }
+                })
+        })
+    }
 }
 
 impl AllowEntry {
@@ -96,6 +116,8 @@ impl AllowEntry {
         let rest = t[split..].trim();
         let req = if name.is_empty() {
             Err("it has no plugin name; write `name`, `name==1.2.3` or `name>=2.0.0`".to_string())
+        } else if let Err(why) = check_plugin_name(&name) {
+            Err(why)
         } else if rest.is_empty() {
             Ok(semver::VersionReq::STAR)
         } else if rest.contains("!=") || rest.contains("~=") {
@@ -148,12 +170,29 @@ pub struct PackageFiles {
     pub specs: Vec<VerifiedSpec>,
 }
 
-/// Checks the manifest's own consistency (fields present and safe), before any policy check.
-pub fn validate_manifest(dir: &Path, m: &Manifest) -> Result<(), String> {
+/// Checks the manifest's own consistency (fields present and safe), before any policy check: the plugin and
+/// component names follow the one name grammar ([`check_plugin_name`], [`check_component_name`]; refused with
+/// `PLUGIN-E017`), file names are plain names inside the package directory. A pure function of the manifest
+/// (`dir` only labels the message).
+pub fn validate_manifest(dir: &Path, m: &Manifest) -> Result<(), Refusal> {
     let manifest = dir.join(MANIFEST_FILE);
-    let bad = |why: String| Err(format!("`{}`: {why}", manifest.display()));
+    let bad = |why: String| {
+        Err((
+            Code::ManifestInvalid,
+            format!("`{}`: {why}", manifest.display()),
+        ))
+    };
+    if let Err(why) = check_plugin_name(&m.name) {
+        return Err((
+            Code::NameInvalid,
+            format!(
+                "`{}`: `name`: {why}: the package is refused (nothing of it is installed or loaded); ask its \
+                 publisher for a package with a valid name",
+                manifest.display()
+            ),
+        ));
+    }
     for (field, value) in [
-        ("name", &m.name),
         ("version", &m.version),
         ("target", &m.target),
         ("entry", &m.entry),
@@ -174,10 +213,10 @@ pub fn validate_manifest(dir: &Path, m: &Manifest) -> Result<(), String> {
             m.version
         ));
     }
-    if !is_plain_file_name(&m.library) {
+    if !is_plain_file_name(&m.library) || reserved_file(&m.library) {
         return bad(format!(
             "`library` = `{}` must be a file name inside the package directory",
-            m.library
+            m.library.escape_debug()
         ));
     }
     if !is_hex64(&m.library_sha256) {
@@ -190,23 +229,25 @@ pub fn validate_manifest(dir: &Path, m: &Manifest) -> Result<(), String> {
     }
     let mut seen = std::collections::BTreeSet::new();
     for c in &m.components {
-        if c.name.trim().is_empty()
-            || c.name
-                .chars()
-                .any(|ch| ch.is_control() || ch.is_whitespace())
-        {
-            return bad(format!(
-                "component name `{}` is empty or contains whitespace",
-                c.name.escape_debug()
+        if let Err(why) = check_component_name(&c.name) {
+            return Err((
+                Code::NameInvalid,
+                format!(
+                    "`{}`: plugin {} {}: {why}: the package is refused; ask its publisher for a fixed package",
+                    manifest.display(),
+                    m.name,
+                    m.version
+                ),
             ));
         }
         if !seen.insert(c.name.as_str()) {
             return bad(format!("component `{}` is listed twice", c.name));
         }
-        if !is_plain_file_name(&c.spec) {
+        if !is_plain_file_name(&c.spec) || reserved_file(&c.spec) || c.spec == m.library {
             return bad(format!(
                 "component `{}`: `spec` = `{}` must be a file name inside the package directory",
-                c.name, c.spec
+                c.name,
+                c.spec.escape_debug()
             ));
         }
         if !is_hex64(&c.spec_sha256) {
@@ -217,21 +258,21 @@ pub fn validate_manifest(dir: &Path, m: &Manifest) -> Result<(), String> {
         }
     }
     semver::VersionReq::parse(&m.osiris.as_requirement()).map_err(|e| {
-        format!(
-            "`{}`: `[osiris]` range `{}` is not a semver requirement ({e})",
-            manifest.display(),
-            m.osiris.as_requirement()
+        (
+            Code::ManifestInvalid,
+            format!(
+                "`{}`: `[osiris]` range `{}` is not a semver requirement ({e})",
+                manifest.display(),
+                m.osiris.as_requirement()
+            ),
         )
     })?;
     Ok(())
 }
 
-fn is_plain_file_name(s: &str) -> bool {
-    !s.is_empty()
-        && s != "."
-        && s != ".."
-        && !s.contains(['/', '\\'])
-        && !s.chars().any(char::is_control)
+/// The manifest and signature file names cannot double as a library or spec.
+fn reserved_file(s: &str) -> bool {
+    s == MANIFEST_FILE || s == SIGNATURE_FILE
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -472,6 +513,245 @@ pub fn read_and_hash(dir: &Path, m: &Manifest) -> Result<PackageFiles, Refusal> 
     read_and_hash_library(dir, m, specs)
 }
 
+/// Rollback protection: a plugin name is never loaded at a lower version than the highest copy of it whose
+/// signature verifies against a trusted, in-scope key, wherever that copy is in the search order, unless
+/// `plugins.allowlist` pins the lower version exactly (`name==1.2.3`). `others` are the other copies found
+/// (shadowed by `winner`), as `(package directory, manifest)`. Reads their signature files, never a library.
+/// `Ok(Some(note))`: the winner is older but pinned; `Err`: refused with `PLUGIN-E020`.
+pub fn check_rollback(
+    winner: &Manifest,
+    winner_dir: &Path,
+    others: &[(&Path, &Manifest)],
+    s: &Settings,
+) -> Result<Option<String>, Refusal> {
+    let Ok(version) = semver::Version::parse(&winner.version) else {
+        return Ok(None);
+    };
+    let mut newest: Option<(semver::Version, &Path, String)> = None;
+    for (dir, m) in others {
+        let Ok(v) = semver::Version::parse(&m.version) else {
+            continue;
+        };
+        if v <= version || newest.as_ref().is_some_and(|(n, _, _)| v <= *n) {
+            continue;
+        }
+        let sig = signing::check(dir, m, &s.trusted_keys, false);
+        if sig.status == signing::SigStatus::Valid && sig.refusal.is_none() {
+            newest = Some((v, *dir, sig.key_id.unwrap_or_default()));
+        }
+    }
+    let Some((v, dir, key)) = newest else {
+        return Ok(None);
+    };
+    if let Some(pin) = s
+        .allowlist
+        .as_ref()
+        .and_then(|a| a.exact_pin(&winner.name, &version))
+    {
+        return Ok(Some(format!(
+            "{} {version} is older than the validly signed {v} in `{}`, and is loaded because `plugins.allowlist` \
+             pins it exactly (`{}`)",
+            winner.name,
+            dir.display(),
+            pin.text
+        )));
+    }
+    Err((
+        Code::Rollback,
+        format!(
+            "plugin {} {version} in `{}` is older than {} {v} in `{}` (signed by trusted key `{key}`): osiris never \
+             loads an older build of a plugin than the newest validly signed one it finds (rollback protection): \
+             remove the older copy, or pin it with `{}=={version}` in `plugins.allowlist` if you need this version",
+            winner.name,
+            winner_dir.display(),
+            winner.name,
+            dir.display(),
+            winner.name
+        ),
+    ))
+}
+
+/// Why the plugin directory `dir` is unsafe to load from, if it is: others can write to it (mode `o+w`, sticky
+/// bit or not: they could add a package; or it is owned by a user other than this one or root), or an ancestor is writable by others without the sticky bit (they
+/// could rename it away and put another in its place).
+#[cfg(unix)]
+pub fn dir_writable_by_others(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let md = std::fs::metadata(dir).ok()?;
+    if let Some(why) = foreign_owner(dir, &md) {
+        return Some(why);
+    }
+    let mode = md.permissions().mode();
+    if mode & 0o002 != 0 {
+        return Some(format!(
+            "plugin directory `{}` is writable by every user (mode {:o}): anyone on this machine could add or \
+             replace a plugin there; run `chmod o-w {}` (and keep it owned by you or root)",
+            dir.display(),
+            mode & 0o7777,
+            dir.display()
+        ));
+    }
+    ancestor_writable_by_others(dir)
+}
+
+#[cfg(not(unix))]
+pub fn dir_writable_by_others(_dir: &Path) -> Option<String> {
+    None
+}
+
+/// Why `path` is owned by someone who is neither this user nor root (that user can change it), as ssh and git
+/// refuse such files.
+#[cfg(unix)]
+fn foreign_owner(path: &Path, md: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let owner = md.uid();
+    (owner != me && owner != 0).then(|| {
+        format!(
+            "`{}` is owned by user {owner}, neither you (uid {me}) nor root: that user could change what is \
+             loaded; run `chown -R {me} {}` if you trust its content, or reinstall the plugin",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+#[cfg(unix)]
+fn ancestor_writable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let canonical = std::fs::canonicalize(path).ok()?;
+    for a in canonical.ancestors().skip(1) {
+        let Ok(md) = std::fs::metadata(a) else {
+            continue;
+        };
+        let mode = md.permissions().mode();
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Some(format!(
+                "`{}` is inside `{}`, which every user can write (mode {:o}, no sticky bit): anyone could replace \
+                 the plugin; move it, or run `chmod o-w {}`",
+                path.display(),
+                a.display(),
+                mode & 0o7777,
+                a.display()
+            ));
+        }
+    }
+    None
+}
+
+/// Check 0 (files only): neither the package directory nor any of its files (manifest, signature, library,
+/// specs) may be writable by every user or owned by a user other than this one or root, nor sit in a directory
+/// others can write without the sticky bit (`PLUGIN-E021`). Group-writable files are accepted (shared groups are
+/// common).
+#[cfg(unix)]
+pub fn check_permissions(pkg: &Path, m: &Manifest) -> Result<String, Refusal> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let who = format!("{} {}", m.name, m.version);
+    let refuse = |why: String| {
+        Err((
+            Code::WritableByOthers,
+            format!("plugin {who} is refused: {why}"),
+        ))
+    };
+    if let Some(why) = ancestor_writable_by_others(pkg) {
+        return refuse(why);
+    }
+    let mut files: Vec<PathBuf> = vec![
+        pkg.to_path_buf(),
+        pkg.join(MANIFEST_FILE),
+        pkg.join(SIGNATURE_FILE),
+        pkg.join(&m.library),
+    ];
+    files.extend(m.components.iter().map(|c| pkg.join(&c.spec)));
+    for f in &files {
+        let Ok(md) = std::fs::metadata(f) else {
+            continue;
+        };
+        if let Some(why) = foreign_owner(f, &md) {
+            return refuse(why);
+        }
+        let mode = md.permissions().mode();
+        if mode & 0o002 != 0 {
+            return refuse(format!(
+                "`{}` is writable by every user (mode {:o}): anyone on this machine could change what is loaded; \
+                 run `chmod -R o-w {}`, then reinstall the plugin from its publisher",
+                f.display(),
+                mode & 0o7777,
+                pkg.display()
+            ));
+        }
+    }
+    Ok("package directory and files writable only by their owner and group".to_string())
+}
+
+#[cfg(not(unix))]
+pub fn check_permissions(_pkg: &Path, _m: &Manifest) -> Result<String, Refusal> {
+    Ok("file permissions not checked on this platform".to_string())
+}
+
+/// Warning code: `osiris.yaml` (the trust policy) is writable by group or others.
+pub const CONFIG_WRITABLE: &str = "CONF-W001";
+/// Warning code: a connections, secrets or `.env` file is writable by group or others.
+pub const SECRETS_WRITABLE: &str = "CONF-W002";
+
+/// The warning for a file that group or others can write, as ssh gives for its configuration (`None` when the
+/// file is missing or safe). `what` names the file's role, `why` says what a writer could do.
+#[cfg(unix)]
+pub fn writable_file_warning(path: &Path, code: &str, what: &str, why: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o022 != 0).then(|| {
+        format!(
+            "warning[{code}]: {what} `{}` is writable by group or others (mode {:o}): {why}; run `chmod go-w {}`",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        )
+    })
+}
+
+#[cfg(not(unix))]
+pub fn writable_file_warning(_path: &Path, _code: &str, _what: &str, _why: &str) -> Option<String> {
+    None
+}
+
+/// Prints [`writable_file_warning`] on stderr, once per file and process.
+pub fn warn_if_writable(path: &Path, code: &str, what: &str, why: &str) {
+    static WARNED: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let Some(w) = writable_file_warning(path, code, what, why) else {
+        return;
+    };
+    let first = WARNED
+        .lock()
+        .map(|mut s| s.insert(path.to_path_buf()))
+        .unwrap_or(true);
+    if first {
+        eprintln!("{w}");
+    }
+}
+
+/// [`warn_if_writable`] for `osiris.yaml`.
+pub fn warn_if_config_writable(path: &Path) {
+    warn_if_writable(
+        path,
+        CONFIG_WRITABLE,
+        "configuration file",
+        "whoever can write it decides which plugins run and which signing keys are trusted",
+    );
+}
+
+/// [`warn_if_writable`] for a connections, secrets or `.env` file.
+pub fn warn_if_secrets_writable(path: &Path) {
+    warn_if_writable(
+        path,
+        SECRETS_WRITABLE,
+        "secrets file",
+        "whoever can write it can point connections elsewhere and capture credentials",
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,5 +789,73 @@ mod tests {
         assert_eq!(a.problems().len(), 3);
         assert!(a.admits("x", &v("2.0.0")).is_err());
         assert!(a.admits("y", &v("2.0.0")).is_err());
+    }
+
+    #[test]
+    fn allowlist_names_follow_the_grammar_and_exact_pins_are_found() {
+        let a = Allowlist::parse(&[
+            "../x==1.0.0".to_string(),
+            "Acme".to_string(),
+            "acme==1.2.3".to_string(),
+            "acme>=1.0".to_string(),
+            "beta=1.0.0".to_string(),
+        ]);
+        assert_eq!(a.problems().len(), 2, "{:?}", a.problems());
+        assert!(a.admits("../x", &v("1.0.0")).is_err());
+        assert_eq!(
+            a.exact_pin("acme", &v("1.2.3")).map(|e| e.text.as_str()),
+            Some("acme==1.2.3")
+        );
+        assert!(a.exact_pin("acme", &v("1.5.0")).is_none(), ">= is no pin");
+        assert!(a.exact_pin("beta", &v("1.0.0")).is_some());
+    }
+
+    #[test]
+    fn manifest_names_outside_the_grammar_are_refused_with_their_own_code() {
+        let m = |name: &str, component: &str| Manifest {
+            name: name.into(),
+            version: "1.0.0".into(),
+            abi_version: 1,
+            sdk_version: None,
+            target: host_target(),
+            library: "libx.so".into(),
+            entry: "osiris_ocp_x".into(),
+            library_sha256: "ab".repeat(32),
+            osiris: Default::default(),
+            components: vec![super::super::package::ComponentEntry {
+                name: component.into(),
+                spec: "x.spec.yaml".into(),
+                spec_sha256: "cd".repeat(32),
+            }],
+        };
+        let dir = Path::new("pkg");
+        assert!(validate_manifest(dir, &m("acme-x", "acme.extractor")).is_ok());
+        for name in [
+            "../x",
+            "/abs",
+            "..",
+            ".",
+            "",
+            "a/b",
+            "Acme",
+            "-x",
+            "x y",
+            "a".repeat(65).as_str(),
+        ] {
+            let (code, msg) = validate_manifest(dir, &m(name, "acme.extractor")).unwrap_err();
+            assert_eq!(code, Code::NameInvalid, "{name}: {msg}");
+        }
+        for comp in [
+            "acme",
+            "acme.",
+            ".x",
+            "acme.x.y",
+            "Acme.x",
+            "acme.x/..",
+            "acme.1x",
+        ] {
+            let (code, msg) = validate_manifest(dir, &m("acme-x", comp)).unwrap_err();
+            assert_eq!(code, Code::NameInvalid, "{comp}: {msg}");
+        }
     }
 }

@@ -19,7 +19,10 @@
 //! Keys come only from `plugins.trusted_keys` in `osiris.yaml`, never from a plugin directory.
 
 use super::codes::Code;
-use super::package::{Manifest, SIGNATURE_FILE, sha256_hex};
+use super::package::{
+    Manifest, SIGNATURE_FILE, check_component_name, check_plugin_name, component_family,
+    is_family_name, sha256_hex, write_file_in,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
@@ -123,7 +126,8 @@ pub fn read_secret_key(path: &Path) -> Result<SigningKey, String> {
 pub fn keygen(out: &Path) -> Result<(PathBuf, VerifyingKey), String> {
     let public_path = pub_path(out);
     for p in [out, public_path.as_path()] {
-        if p.exists() {
+        // `symlink_metadata`: a dangling link counts as existing (it is never written through).
+        if std::fs::symlink_metadata(p).is_ok() {
             return Err(format!(
                 "`{}` already exists; choose another --out or remove the old key first",
                 p.display()
@@ -139,8 +143,15 @@ pub fn keygen(out: &Path) -> Result<(PathBuf, VerifyingKey), String> {
     write_private(out, encoded.as_bytes())
         .map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
     let public = key.verifying_key();
-    std::fs::write(&public_path, format!("{}\n", encode_public(&public)))
-        .map_err(|e| format!("cannot write `{}`: {e}", public_path.display()))?;
+    {
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&public_path)
+            .and_then(|mut f| f.write_all(format!("{}\n", encode_public(&public)).as_bytes()))
+            .map_err(|e| format!("cannot write `{}`: {e}", public_path.display()))?;
+    }
     Ok((public_path, public))
 }
 
@@ -204,11 +215,16 @@ pub fn sign(m: &Manifest, key: &SigningKey, key_id: &str) -> SignatureFile {
     }
 }
 
+/// Writes `dir/osiris-plugin.sig` without following a link: an existing `osiris-plugin.sig` that is a symbolic
+/// link is replaced by the new file, and what it pointed to is left untouched (see [`write_file_in`]).
 pub fn write_signature(dir: &Path, sig: &SignatureFile) -> std::io::Result<PathBuf> {
-    let path = dir.join(SIGNATURE_FILE);
     let text = toml::to_string(sig).map_err(std::io::Error::other)?;
-    std::fs::write(&path, text)?;
-    Ok(path)
+    write_file_in(dir, SIGNATURE_FILE, text.as_bytes())
+}
+
+/// Parses the text of an `osiris-plugin.sig` (a pure function of the text; checks only its shape).
+pub fn parse_signature_file(text: &str) -> Result<SignatureFile, String> {
+    toml::from_str(text).map_err(|e| e.message().trim().to_string())
 }
 
 /// One entry of `plugins.trusted_keys`, parsed.
@@ -217,27 +233,193 @@ pub struct TrustedKey {
     pub id: String,
     /// The key, or why the configured value is unusable.
     pub key: Result<VerifyingKey, String>,
-    /// Name glob (e.g. `acme-*`); `None` trusts the key for every plugin name.
+    /// Plugin-name pattern (e.g. `acme-*`); `None` trusts the key for every plugin name.
     pub scope: Option<String>,
+    /// Component families its plugins may provide (`acme` allows `acme.*`; `*`: any family no other key
+    /// reserves). `None`: `*` for a key without `scope`, nothing for a key with one.
+    pub families: Option<Vec<String>>,
+}
+
+/// True when the plugin name `name` matches `pattern`: characters of the plugin-name grammar, where `*` stands
+/// for any run of them (possibly empty). Never matches a name outside the grammar, so never one with a `/`.
+pub fn scope_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    scope_problem(pattern).is_none()
+        && check_plugin_name(name).is_ok()
+        && go(pattern.as_bytes(), name.as_bytes())
+}
+
+/// Why `pattern` is not a usable key scope.
+pub fn scope_problem(pattern: &str) -> Option<String> {
+    let ok = !pattern.is_empty()
+        && pattern.len() <= 2 * super::package::PLUGIN_NAME_MAX
+        && pattern
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '*'));
+    (!ok).then(|| {
+        format!(
+            "scope `{}` is not a plugin-name pattern: use the characters of plugin names (`a-z`, `0-9`, `-`, `_`) \
+             and `*` for any run of them, e.g. `acme-*`",
+            pattern.escape_debug()
+        )
+    })
 }
 
 impl TrustedKey {
-    pub fn new(id: &str, public_key: &str, scope: Option<&str>) -> TrustedKey {
+    pub fn new(
+        id: &str,
+        public_key: &str,
+        scope: Option<&str>,
+        families: Option<&[String]>,
+    ) -> TrustedKey {
         TrustedKey {
             id: id.to_string(),
             key: parse_public_key(public_key),
             scope: scope.map(str::to_string),
+            families: families.map(<[String]>::to_vec),
         }
     }
 
     fn covers(&self, plugin: &str) -> bool {
         match &self.scope {
-            None => true,
-            Some(s) => glob::Pattern::new(s)
-                .map(|p| p.matches(plugin))
-                .unwrap_or(false),
+            None => check_plugin_name(plugin).is_ok(),
+            Some(s) => scope_matches(s, plugin),
         }
     }
+
+    /// The families this key may provide, as configured or defaulted (see [`TrustedKey::families`]).
+    pub fn allowed_families(&self) -> Vec<String> {
+        match (&self.families, &self.scope) {
+            (Some(f), _) => f.clone(),
+            (None, None) => vec!["*".to_string()],
+            (None, Some(_)) => Vec::new(),
+        }
+    }
+
+    /// The families this key reserves: those it lists by name (not `*`).
+    fn reserved(&self) -> impl Iterator<Item = &str> {
+        self.families
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|f| *f != "*" && is_family_name(f))
+    }
+
+    /// Problems of this entry, for `PLUGIN-W003`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(why) = &self.key {
+            out.push(format!(
+                "`plugins.trusted_keys` entry `{}`: `public_key` is unusable: {why}",
+                self.id
+            ));
+        }
+        if let Some(scope) = &self.scope
+            && let Some(why) = scope_problem(scope)
+        {
+            out.push(format!(
+                "`plugins.trusted_keys` entry `{}`: {why}; the key trusts nothing",
+                self.id
+            ));
+        }
+        for f in self.families.iter().flatten() {
+            if f != "*" && !is_family_name(f) {
+                out.push(format!(
+                    "`plugins.trusted_keys` entry `{}`: `families` entry `{}` is not a component family (the part of \
+                     a component name before the dot, e.g. `acme` for `acme.extractor`), or `*`; it allows nothing",
+                    self.id,
+                    f.escape_debug()
+                ));
+            }
+        }
+        if self.scope.is_some() && self.families.is_none() {
+            out.push(format!(
+                "`plugins.trusted_keys` entry `{}` has a `scope` but no `families`: its plugins may provide no \
+                 component; list the component families it may ship, e.g. `families: [acme]`",
+                self.id
+            ));
+        }
+        out
+    }
+}
+
+/// Check 4a': every component the plugin claims is in a family its signer may provide. `signer` is the trusted
+/// key whose signature verified (`None` for an unsigned plugin). A family a trusted key lists by name is
+/// reserved to the keys listing it: no other key, and no unsigned plugin, may provide a component of it, so a
+/// plugin outside its vendor's families is refused here (`PLUGIN-E019`) and never knocks out the vendor's own
+/// plugin as a duplicate.
+pub fn check_component_scope(
+    m: &Manifest,
+    signer: Option<&TrustedKey>,
+    trusted: &[TrustedKey],
+) -> Result<(), (Code, String)> {
+    let who = format!("{} {}", m.name, m.version);
+    let allowed = signer.map(TrustedKey::allowed_families);
+    for c in &m.components {
+        check_component_name(&c.name).map_err(|why| (Code::NameInvalid, why))?;
+        let family = component_family(&c.name);
+        let listed = allowed
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|f| f == family));
+        if listed {
+            continue;
+        }
+        let owners: Vec<&str> = trusted
+            .iter()
+            .filter(|k| k.key.is_ok() && k.reserved().any(|f| f == family))
+            .map(|k| k.id.as_str())
+            .collect();
+        let wildcard = allowed.as_ref().is_none_or(|a| a.iter().any(|f| f == "*"));
+        if owners.is_empty() && wildcard {
+            continue;
+        }
+        let owners_text = if owners.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (family `{family}` is reserved to key(s) {}, which list it in `families`)",
+                owners
+                    .iter()
+                    .map(|o| format!("`{o}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let msg = match signer {
+            Some(k) => {
+                let a = k.allowed_families();
+                let list = if a.is_empty() {
+                    "none".to_string()
+                } else {
+                    a.iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                format!(
+                    "plugin {who} claims component `{}`, but its signing key `{}` may provide only the component \
+                     families {list}{owners_text}: the plugin is refused and the other plugins keep their \
+                     components; add `{family}` to the key's `families` in `plugins.trusted_keys` only if this \
+                     publisher may ship `{family}.*` components, or remove the plugin",
+                    c.name, k.id
+                )
+            }
+            None => format!(
+                "plugin {who} is unsigned and claims component `{}`{owners_text}: the plugin is refused and the \
+                 other plugins keep their components; install a build signed by a key listing `{family}`, or \
+                 remove the plugin",
+                c.name
+            ),
+        };
+        return Err((Code::ComponentOutOfScope, msg));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -275,6 +457,22 @@ pub struct SigCheck {
 /// even when signatures are optional); a missing one refuses unless `allow_unsigned` is in force.
 pub fn check(dir: &Path, m: &Manifest, trusted: &[TrustedKey], require: bool) -> SigCheck {
     let who = format!("{} {}", m.name, m.version);
+    // The statement is built from these names: only names of the one grammar are ever verified.
+    if let Some(why) = check_plugin_name(&m.name).err().or_else(|| {
+        m.components
+            .iter()
+            .find_map(|c| check_component_name(&c.name).err())
+    }) {
+        return SigCheck {
+            status: SigStatus::Invalid,
+            key_id: None,
+            refusal: Some((
+                Code::NameInvalid,
+                format!("plugin {}: {why}", who.escape_debug()),
+            )),
+            detail: why,
+        };
+    }
     let sig_path = dir.join(SIGNATURE_FILE);
     let text = match std::fs::read_to_string(&sig_path) {
         Ok(t) => t,
@@ -291,6 +489,7 @@ pub fn check(dir: &Path, m: &Manifest, trusted: &[TrustedKey], require: bool) ->
                     ),
                 )
             });
+            let refusal = refusal.or_else(|| check_component_scope(m, None, trusted).err());
             return SigCheck {
                 status: SigStatus::Missing,
                 key_id: None,
@@ -306,16 +505,12 @@ pub fn check(dir: &Path, m: &Manifest, trusted: &[TrustedKey], require: bool) ->
             );
         }
     };
-    let file: SignatureFile = match toml::from_str(&text) {
+    let file: SignatureFile = match parse_signature_file(&text) {
         Ok(f) => f,
         Err(e) => {
             return invalid(
                 None,
-                format!(
-                    "`{}` is malformed: {}",
-                    sig_path.display(),
-                    e.message().trim()
-                ),
+                format!("`{}` is malformed: {e}", sig_path.display()),
                 &who,
             );
         }
@@ -417,6 +612,17 @@ pub fn check(dir: &Path, m: &Manifest, trusted: &[TrustedKey], require: bool) ->
             ),
         };
     }
+    if let Err(refusal) = check_component_scope(m, Some(tk), trusted) {
+        return SigCheck {
+            status: SigStatus::Untrusted,
+            key_id,
+            detail: format!(
+                "key `{}` valid, but not for every component family the plugin claims",
+                tk.id
+            ),
+            refusal: Some(refusal),
+        };
+    }
     SigCheck {
         status: SigStatus::Valid,
         key_id,
@@ -492,10 +698,12 @@ mod tests {
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let m = manifest();
         write_signature(dir.path(), &sign(&m, &key, "acme")).unwrap();
+        let families = ["shopify".to_string()];
         let trusted = vec![TrustedKey::new(
             "acme",
             &encode_public(&key.verifying_key()),
             scope,
+            Some(&families),
         )];
         (dir, m, trusted, key)
     }
@@ -530,6 +738,7 @@ mod tests {
             "other",
             &encode_public(&other.verifying_key()),
             None,
+            None,
         )];
         let c = check(dir.path(), &m, &trusted, false);
         assert_eq!(c.status, SigStatus::Untrusted);
@@ -538,6 +747,7 @@ mod tests {
         let trusted = vec![TrustedKey::new(
             "acme",
             &encode_public(&other.verifying_key()),
+            None,
             None,
         )];
         assert_eq!(
@@ -575,5 +785,67 @@ mod tests {
         assert_eq!(parse_public_key(&text).unwrap(), public);
         assert!(secret_key_permission_problem(&out).is_none());
         assert!(keygen(&out).unwrap_err().contains("already exists"));
+        // a dangling link at either path is never written through (issue 13)
+        #[cfg(unix)]
+        {
+            let target = dir.path().join("target");
+            let out2 = dir.path().join("k2");
+            std::os::unix::fs::symlink(&target, pub_path(&out2)).unwrap();
+            assert!(keygen(&out2).unwrap_err().contains("already exists"));
+            assert!(!target.exists() && !out2.exists());
+        }
+    }
+
+    #[test]
+    fn scopes_match_plugin_names_only() {
+        assert!(scope_matches("acme-*", "acme-shopify"));
+        assert!(scope_matches("acme-*", "acme-"));
+        assert!(scope_matches("*", "anything-1"));
+        assert!(scope_matches("a*-x*", "abc-xyz"));
+        assert!(!scope_matches("acme-*", "acme-/../x"));
+        assert!(!scope_matches("acme-*", "acme-../../x"));
+        assert!(!scope_matches("acme-*", "/"));
+        assert!(!scope_matches("*", "../x"));
+        assert!(!scope_matches("acme-*", "other"));
+        assert!(!scope_matches("acme-[a-z]", "acme-b"), "no glob classes");
+        assert!(scope_problem("acme/*").is_some());
+        assert!(scope_problem("acme-*").is_none());
+    }
+
+    #[test]
+    fn component_families_are_bounded_by_the_signing_key() {
+        let m = manifest(); // components shopify.*
+        let pk = encode_public(&SigningKey::from_bytes(&[7u8; 32]).verifying_key());
+        let fam = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let acme = TrustedKey::new("acme", &pk, Some("acme-*"), Some(&fam(&["acme"])));
+        let shop = TrustedKey::new("shop", &pk, Some("shop-*"), Some(&fam(&["shopify"])));
+        let any = TrustedKey::new("any", &pk, None, None);
+        let scoped_no_families = TrustedKey::new("nofam", &pk, Some("acme-*"), None);
+        let trusted = vec![acme.clone(), shop.clone()];
+        let err = check_component_scope(&m, Some(&acme), &trusted).unwrap_err();
+        assert_eq!(err.0, Code::ComponentOutOfScope);
+        assert!(
+            err.1.contains("reserved") && err.1.contains("`shop`"),
+            "{}",
+            err.1
+        );
+        assert!(check_component_scope(&m, Some(&shop), &trusted).is_ok());
+        // an unscoped key may provide any family nobody reserves, but not a reserved one
+        assert!(check_component_scope(&m, Some(&any), std::slice::from_ref(&any)).is_ok());
+        assert!(check_component_scope(&m, Some(&any), &[any.clone(), shop.clone()]).is_err());
+        // unsigned: the same
+        assert!(check_component_scope(&m, None, &[]).is_ok());
+        assert_eq!(
+            check_component_scope(&m, None, &trusted).unwrap_err().0,
+            Code::ComponentOutOfScope
+        );
+        // a scoped key without `families` provides nothing, and says so
+        assert!(check_component_scope(&m, Some(&scoped_no_families), &[]).is_err());
+        assert!(
+            scoped_no_families
+                .problems()
+                .iter()
+                .any(|p| p.contains("no `families`"))
+        );
     }
 }

@@ -79,7 +79,7 @@ pub fn build_registry(global: &crate::cli::Global) -> Registry {
         Ok(report) => crate::plugins::print_problems(global, &report),
         Err(fail) => {
             if !global.quiet {
-                eprintln!("warning: plugins not loaded: {}", fail.message.trim_end());
+                errln!("warning: plugins not loaded: {}", fail.message.trim_end());
             }
         }
     }

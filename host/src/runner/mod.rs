@@ -749,6 +749,9 @@ struct Scheduler<'a> {
     collect: BTreeSet<String>,
     outstanding: BTreeMap<String, usize>,
     returned: BTreeSet<String>,
+    /// Producers whose output a reader dropped before its end while that reader was still running: complete
+    /// only if the reader then succeeds (it needed no more), cancelled if the run stops (issue 21).
+    cut_short: BTreeSet<String>,
     in_flight: usize,
     stopping: bool,
     cancelled: bool,
@@ -801,6 +804,7 @@ impl<'a> Scheduler<'a> {
             collect,
             outstanding: BTreeMap::new(),
             returned: BTreeSet::new(),
+            cut_short: BTreeSet::new(),
             in_flight: 0,
             stopping: false,
             cancelled: false,
@@ -854,7 +858,7 @@ impl<'a> Scheduler<'a> {
                     "plugin": self.plans.get(&s.id).map(|p| p.0.label.clone()),
                     "status": self.state[&s.id].as_str(),
                     "attempts": st.attempts.load(Ordering::Relaxed),
-                    "rows_read": StepStats::get(&st.rows_read).map(json_number),
+                    "rows_read": self.rows_read(s).map(json_number),
                     "rows_written": StepStats::get(&st.rows_written).map(json_number),
                     "duration_ms": started.then(|| st.duration_ms.load(Ordering::Relaxed)),
                 })
@@ -1180,11 +1184,13 @@ impl<'a> Scheduler<'a> {
                         }
                     }
                 }
+                self.settle_cut_short();
             }
             Ev::ConnectionFailed { step, message } => {
                 self.in_flight -= 1;
                 self.returned.insert(step.clone());
                 self.fail(&step, message, Exit::Config);
+                self.settle_cut_short();
             }
             Ev::StreamEnded {
                 step,
@@ -1215,6 +1221,10 @@ impl<'a> Scheduler<'a> {
                     }
                     None if early && self.stopping => {
                         // Its reader stopped before the end because the run is stopping: not complete.
+                    }
+                    None if early && self.readers_running(&step) => {
+                        // A reader that is about to fail drops its input first: wait for its outcome.
+                        self.cut_short.insert(step);
                     }
                     None => self.maybe_complete(&step),
                 }
@@ -1317,6 +1327,54 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// Some reader of `step`'s output has started and not returned yet.
+    fn readers_running(&self, step: &str) -> bool {
+        self.consumers.get(step).is_some_and(|cs| {
+            cs.iter().any(|c| {
+                matches!(self.state.get(c), Some(St::Running)) && !self.returned.contains(c)
+            })
+        })
+    }
+
+    /// Producers cut short by a reader that has returned since: complete when the run goes on (the reader
+    /// needed no more), left incomplete when it is stopping (recorded as `cancelled` at the end).
+    fn settle_cut_short(&mut self) {
+        let settled: Vec<String> = self
+            .cut_short
+            .iter()
+            .filter(|p| !self.readers_running(p))
+            .cloned()
+            .collect();
+        for p in settled {
+            self.cut_short.remove(&p);
+            if !self.stopping {
+                self.maybe_complete(&p);
+            }
+        }
+    }
+
+    /// Rows a step read: its driver's `rows_read` metric, else what the host saw it read (a source: the rows it
+    /// handed on; any other step: the rows its inputs handed on). `None` for a step that never started.
+    fn rows_read(&self, s: &Step) -> Option<f64> {
+        let st = &self.stats[&s.id];
+        if let Some(n) = StepStats::get(&st.rows_read) {
+            return Some(n);
+        }
+        st.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()?;
+        let ups = self.compiled.upstreams(s);
+        let seen = if ups.is_empty() {
+            st.live_rows.load(Ordering::Relaxed)
+        } else {
+            ups.iter()
+                .map(|(u, _)| self.stats[u].live_rows.load(Ordering::Relaxed))
+                .sum()
+        };
+        Some(seen as f64)
+    }
+
     /// Records a step's final duration and state for progress and status.json.
     fn finish_stats(&self, step: &str) {
         let st = &self.stats[step];
@@ -1415,7 +1473,7 @@ impl<'a> Scheduler<'a> {
             self.cancel.store(true, Ordering::Relaxed);
             self.log.log(
                 "WARN",
-                None,
+                Some(step),
                 &format!("step `{step}` failed: no new step starts, running steps are cancelled"),
             );
         }

@@ -123,13 +123,19 @@ impl RunLog {
         let _ = writeln!(f, "{} {level:<5}{step} {message}", now_rfc3339());
     }
 
+    /// A line about the run as a whole has no `step` field (not an empty one).
     fn trace(&self, level: &str, step: Option<&str>, message: &str) {
-        match level {
-            "ERROR" => tracing::error!(step = step.unwrap_or(""), "{message}"),
-            "WARN" => tracing::warn!(step = step.unwrap_or(""), "{message}"),
-            "INFO" => tracing::info!(step = step.unwrap_or(""), "{message}"),
-            "DEBUG" => tracing::debug!(step = step.unwrap_or(""), "{message}"),
-            _ => tracing::trace!(step = step.unwrap_or(""), "{message}"),
+        match (level, step) {
+            ("ERROR", Some(step)) => tracing::error!(step, "{message}"),
+            ("ERROR", None) => tracing::error!("{message}"),
+            ("WARN", Some(step)) => tracing::warn!(step, "{message}"),
+            ("WARN", None) => tracing::warn!("{message}"),
+            ("INFO", Some(step)) => tracing::info!(step, "{message}"),
+            ("INFO", None) => tracing::info!("{message}"),
+            ("DEBUG", Some(step)) => tracing::debug!(step, "{message}"),
+            ("DEBUG", None) => tracing::debug!("{message}"),
+            (_, Some(step)) => tracing::trace!(step, "{message}"),
+            (_, None) => tracing::trace!("{message}"),
         }
     }
 

@@ -67,6 +67,7 @@ impl Env {
         let path = project_dir.join(".env");
         let mut dotenv = BTreeMap::new();
         if let Ok(text) = std::fs::read_to_string(&path) {
+            crate::plugins::policy::warn_if_secrets_writable(&path);
             for (i, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -166,6 +167,7 @@ impl Connections {
     }
 
     fn merge_file(&mut self, path: &Path, origin: Origin) -> Result<(), Fail> {
+        crate::plugins::policy::warn_if_secrets_writable(path);
         let text = std::fs::read_to_string(path).map_err(|e| {
             Fail::new(
                 Exit::Config,
@@ -553,25 +555,59 @@ impl Connections {
         Ok(out)
     }
 
-    /// Names of the variables a field refers to, with whether each is set (for `connections list`).
-    pub fn referenced_vars(&self, v: &serde_yaml::Value) -> Vec<(String, bool)> {
+    /// The variables a field refers to (for `connections list`), read as [`Connections::expand`] reads them:
+    /// `$$` is a literal `$`, and `${VAR:-default}` has a default that applies when `VAR` is unset or empty.
+    pub fn referenced_vars(&self, v: &serde_yaml::Value) -> Vec<VarRef> {
         let mut out = Vec::new();
-        if let serde_yaml::Value::String(s) = v {
-            let mut rest = s.as_str();
-            while let Some(i) = rest.find("${") {
-                let body = &rest[i + 2..];
-                let Some(end) = body.find('}') else { break };
-                let name = body[..end]
-                    .split(":-")
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                let set = self.env.get(&name).is_some();
-                out.push((name, set));
-                rest = &body[end + 1..];
+        let serde_yaml::Value::String(s) = v else {
+            return out;
+        };
+        let mut rest = s.as_str();
+        while let Some(i) = rest.find('$') {
+            let after = &rest[i + 1..];
+            if let Some(r) = after.strip_prefix('$') {
+                rest = r;
+                continue;
             }
+            let Some(body) = after.strip_prefix('{') else {
+                rest = after;
+                continue;
+            };
+            let Some(end) = body.find('}') else { break };
+            let inner = &body[..end];
+            let (name, has_default) = match inner.split_once(":-") {
+                Some((n, _)) => (n, true),
+                None => (inner, false),
+            };
+            let set = self
+                .env
+                .get(name)
+                .is_some_and(|v| !v.is_empty() || !has_default);
+            out.push(VarRef {
+                name: name.to_string(),
+                set,
+                has_default,
+            });
+            rest = &body[end + 1..];
         }
         out
+    }
+}
+
+/// A `${VAR}` or `${VAR:-default}` reference in a connection field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarRef {
+    pub name: String,
+    /// The variable is set (and, for a reference with a default, not empty).
+    pub set: bool,
+    /// `${VAR:-default}`: the default applies when the variable is unset or empty.
+    pub has_default: bool,
+}
+
+impl VarRef {
+    /// The field cannot be resolved without this variable.
+    pub fn missing(&self) -> bool {
+        !self.set && !self.has_default
     }
 }
 
