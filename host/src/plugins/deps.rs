@@ -138,9 +138,20 @@ pub fn check_elf(
     })
 }
 
-/// A file named `name` in `dir` or below it (the loader also looks in `glibc-hwcaps/*`, `tls/`, platform
-/// subdirectories), at most `depth` levels down.
+/// A file named `name` in `dir`, or in the subdirectories the loader also searches there (`glibc-hwcaps/*`,
+/// `tls`, platform and capability directories such as `x86_64` or `haswell`, nested up to `depth`).
 fn find_in(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+    const SUBDIRS: [&str; 9] = [
+        "glibc-hwcaps",
+        "tls",
+        "x86_64",
+        "haswell",
+        "xeon_phi",
+        "avx512_1",
+        "i686",
+        "aarch64",
+        "sse2",
+    ];
     let direct = dir.join(name);
     if direct.exists() {
         return Some(direct);
@@ -148,10 +159,12 @@ fn find_in(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
     if depth == 0 {
         return None;
     }
+    let hwcaps = dir.file_name().is_some_and(|n| n == "glibc-hwcaps");
     let rd = std::fs::read_dir(dir).ok()?;
     let mut subdirs: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| hwcaps || e.file_name().to_str().is_some_and(|n| SUBDIRS.contains(&n)))
         .map(|e| e.path())
         .collect();
     subdirs.sort();
