@@ -7,6 +7,22 @@ use crate::plugins::config::PluginsConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// The project configuration file's name.
+pub const CONFIG_FILE: &str = "osiris.yaml";
+
+/// The `osiris.yaml` that governs `cwd`: the first one found walking up from `cwd` to the filesystem root (as
+/// cargo finds `Cargo.toml` and git finds `.git`). One in `cwd` itself is returned as the relative
+/// `osiris.yaml`, one in a parent as an absolute path; `None` when there is none.
+pub fn find_project_config(cwd: &Path) -> Option<PathBuf> {
+    if cwd.join(CONFIG_FILE).is_file() {
+        return Some(PathBuf::from(CONFIG_FILE));
+    }
+    cwd.ancestors()
+        .skip(1)
+        .map(|d| d.join(CONFIG_FILE))
+        .find(|p| p.is_file())
+}
+
 /// The whole of `osiris.yaml`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -121,7 +137,7 @@ impl ProjectConfig {
 
 /// Rewrites a serde error ("unknown field `x`, expected one of `a`, `b`") as a diagnostic with a position,
 /// did-you-mean and the allowed keys.
-fn friendly(file: &str, e: &serde_yaml::Error) -> Box<Diagnostic> {
+pub(crate) fn friendly(file: &str, e: &serde_yaml::Error) -> Box<Diagnostic> {
     let raw = e.to_string();
     // serde_yaml appends " at line L column C"; the position goes into the diagnostic instead
     let msg = raw.split(" at line ").next().unwrap_or(&raw).to_string();
@@ -199,6 +215,29 @@ mod tests {
         assert_eq!(
             ProjectConfig::parse("o.yaml", "# nothing\n").unwrap(),
             ProjectConfig::default()
+        );
+    }
+
+    #[test]
+    fn the_project_is_the_nearest_osiris_yaml_up_from_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        assert_eq!(find_project_config(&sub), None);
+        std::fs::write(dir.path().join(CONFIG_FILE), "").unwrap();
+        assert_eq!(
+            find_project_config(&sub),
+            Some(dir.path().join(CONFIG_FILE))
+        );
+        std::fs::write(dir.path().join("a").join(CONFIG_FILE), "").unwrap();
+        assert_eq!(
+            find_project_config(&sub),
+            Some(dir.path().join("a").join(CONFIG_FILE)),
+            "the nearest wins"
+        );
+        assert_eq!(
+            find_project_config(&dir.path().join("a")),
+            Some(PathBuf::from(CONFIG_FILE))
         );
     }
 

@@ -1,6 +1,6 @@
 //! Authoring a component end to end through the real binary: `osiris component new` renders the template
 //! outside the workspace, the generated crate's own tests run, `osiris plugins pack/sign/install` put it into a
-//! project that requires signatures, `osiris run` uses it, and a changed library is refused before it is loaded.
+//! project with the default policy (unsigned plugins refused), `osiris run` uses it, and a changed library is refused before it is loaded.
 //!
 //! The generated crate builds into `$CARGO_TARGET_DIR/authoring` (kept between runs, so reruns are fast).
 
@@ -179,7 +179,7 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
     let out = cargo(&crate_dir, &["build"]);
     assert!(out.status.success(), "cargo build:\n{}", both(&out));
 
-    // 3. Pack, create a key, trust it (with an allowlist and required signatures), sign.
+    // 3. Pack, create a key, trust it (with an allowlist; unsigned plugins are refused by default), sign.
     let dist = root.join("dist").join(PLUGIN);
     let out = osiris(
         root,
@@ -216,7 +216,7 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
     std::fs::write(
         project.join("osiris.yaml"),
         format!(
-            "plugins:\n  require_signatures: true\n  allowlist: [\"{PLUGIN}==0.1.0\"]\n  trusted_keys:\n    - id: authoring\n      public_key: \"{public}\"\n      scope: \"{FAMILY}-*\"\n      families: [{FAMILY}]\n"
+            "plugins:\n  allowlist: [\"{PLUGIN}==0.1.0\"]\n  trusted_keys:\n    - id: authoring\n      public_key: \"{public}\"\n      scope: \"{FAMILY}-*\"\n      families: [{FAMILY}]\n"
         ),
     )
     .unwrap();

@@ -7,6 +7,10 @@
 //! Commands that need only specs (`components list`, `compile`) verify a plugin without its library and never
 //! load it; `plugins list` and a run that uses a plugin's component check the library hash and load it (issue:
 //! verify cheaply, load lazily; ADR 0007).
+//!
+//! Unsigned plugin code is refused by default (issue 13): a scratch project opts in with
+//! `plugins.allow_unsigned: true` where a test is not about signatures, and every command runs under an empty
+//! machine policy (`OSIRIS_POLICY_FILE`) so the machine's own `/etc/osiris/policy.yaml` cannot change a result.
 
 use crate::support::{build_test_plugin, repo_root, test_plugin_entry};
 use serde_json::Value;
@@ -20,6 +24,9 @@ mod package;
 use package::PackageInput;
 
 const ECHO: &str = "osiris-test-echo";
+
+/// The opt-in of tests that load unsigned test plugins and are not about signatures.
+const UNSIGNED_OK: &str = "plugins:\n  allow_unsigned: true\n";
 
 /// One scratch project: `osiris.yaml`, a plugin directory, a marker directory, an isolated HOME.
 struct Project {
@@ -37,12 +44,20 @@ impl Project {
         let markers = root.join("markers");
         std::fs::create_dir_all(&plugins).unwrap();
         std::fs::create_dir_all(&markers).unwrap();
-        Project {
+        std::fs::write(root.join("machine-policy.yaml"), "").unwrap();
+        let p = Project {
             _tmp: tmp,
             root,
             plugins,
             markers,
-        }
+        };
+        p.config(UNSIGNED_OK);
+        p
+    }
+
+    /// The machine policy every command of this project runs under (empty: none of its own).
+    fn machine_policy(&self, yaml: &str) {
+        std::fs::write(self.root.join("machine-policy.yaml"), yaml).unwrap();
     }
 
     fn config(&self, yaml: &str) {
@@ -51,8 +66,13 @@ impl Project {
 
     /// `osiris ARGS` in the project, with only this project's plugin directories.
     fn osiris(&self, args: &[&str]) -> Output {
+        self.osiris_in(&self.root, args, &[])
+    }
+
+    /// `osiris ARGS` in `cwd` (the project or a directory below it) with extra environment variables.
+    fn osiris_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-        cmd.current_dir(&self.root).args(args);
+        cmd.current_dir(cwd).args(args);
         for (k, _) in std::env::vars() {
             if k.starts_with("OSIRIS_") {
                 cmd.env_remove(k);
@@ -61,7 +81,9 @@ impl Project {
         cmd.env("HOME", &self.root)
             .env("XDG_DATA_HOME", self.root.join("xdg"))
             .env("OSIRIS_TEST_MARKER_DIR", &self.markers)
+            .env("OSIRIS_POLICY_FILE", self.root.join("machine-policy.yaml"))
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .output()
             .expect("the osiris binary runs")
     }
@@ -77,9 +99,10 @@ impl Project {
         self.markers.join(format!("{crate_name}.loaded")).exists()
     }
 
-    /// `plugins list --format json`, as rows.
+    /// `plugins list --load --format json`, as rows: every accepted plugin is loaded, so a refusal seen here
+    /// held even where the plugin's code was asked to run.
     fn plugins_list(&self) -> Vec<Value> {
-        let out = self.with_dir(&["plugins", "list", "--format", "json"]);
+        let out = self.with_dir(&["plugins", "list", "--load", "--format", "json"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         serde_json::from_str(&stdout(&out))
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(&out)))
@@ -169,9 +192,11 @@ fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row `{name}` in {rows:#?}"))
 }
 
+/// `require`: unsigned plugins are refused (the default); otherwise they are allowed (`allow_unsigned: true`).
 fn trust_config(public: &str, id: &str, scope: Option<&str>, require: bool) -> String {
     format!(
-        "plugins:\n  require_signatures: {require}\n  trusted_keys:\n{}",
+        "plugins:\n  allow_unsigned: {}\n  trusted_keys:\n{}",
+        !require,
         key_entry(public, id, scope, None)
     )
 }
@@ -559,7 +584,9 @@ fn refuses_a_host_version_out_of_range() {
 fn refuses_a_plugin_not_on_the_allowlist() {
     let p = Project::new();
     package_echo(&p, "echo", |_| {});
-    p.config("plugins:\n  allowlist: [\"shopify-osiris==1.2.3\", \"osiris-test-echo>=2.0.0\"]\n");
+    p.config(
+        "plugins:\n  allow_unsigned: true\n  allowlist: [\"shopify-osiris==1.2.3\", \"osiris-test-echo>=2.0.0\"]\n",
+    );
     assert_refused(
         &p,
         ECHO,
@@ -567,7 +594,9 @@ fn refuses_a_plugin_not_on_the_allowlist() {
         &["osiris-test-echo>=2.0.0", "0.1.0"],
     );
     // and the seed's exact-pin syntax admits it
-    p.config("plugins:\n  allowlist: [\"shopify-osiris==1.2.3\", \"osiris-test-echo==0.1.0\"]\n");
+    p.config(
+        "plugins:\n  allow_unsigned: true\n  allowlist: [\"shopify-osiris==1.2.3\", \"osiris-test-echo==0.1.0\"]\n",
+    );
     assert_eq!(row(&p.plugins_list(), ECHO)["status"], "loaded");
 }
 
@@ -687,12 +716,14 @@ fn the_higher_precedence_directory_wins_and_the_other_copy_is_shadowed() {
         .args([
             "plugins",
             "list",
+            "--load",
             "--format",
             "json",
             "--plugin-dir",
             p.plugins.to_str().unwrap(),
         ])
         .env("OSIRIS_PLUGIN_PATH", &env_dir)
+        .env("OSIRIS_POLICY_FILE", p.root.join("machine-policy.yaml"))
         .env("HOME", &p.root)
         .env("XDG_DATA_HOME", p.root.join("xdg"))
         .env("OSIRIS_TEST_MARKER_DIR", &p.markers)
@@ -747,15 +778,16 @@ fn doctor_shows_every_directory_file_and_check() {
     });
     std::fs::write(p.plugins.join("stray.so"), b"not a plugin").unwrap();
     std::fs::write(p.plugins.join("README.txt"), b"hello").unwrap();
-    let out = p.with_dir(&["plugins", "doctor"]);
+    let out = p.with_dir(&["plugins", "doctor", "--load"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     for expected in [
         &format!("{} [--plugin-dir]: searched", p.plugins.display()),
-        ".osiris/plugins [./.osiris/plugins]: does not exist, skipped",
+        ".osiris/plugins [project .osiris/plugins]: does not exist, skipped",
         "user data dir",
         "ok   abi:",
         "ok   signature: no signature file",
+        "ok   dependencies: system libraries only:",
         "ok   spec hashes: 1 spec file(s) match the manifest",
         "ok   library hash:",
         "ok   load:",
@@ -881,6 +913,7 @@ fn osiris_env(p: &Project, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> O
     cmd.env("HOME", &p.root)
         .env("XDG_DATA_HOME", p.root.join("xdg"))
         .env("OSIRIS_TEST_MARKER_DIR", &p.markers)
+        .env("OSIRIS_POLICY_FILE", p.root.join("machine-policy.yaml"))
         .env("NO_COLOR", "1");
     for (k, v) in env {
         cmd.env(k, v);
@@ -1247,11 +1280,11 @@ fn a_key_cannot_claim_another_vendors_component_family() {
         "only the legitimate copy ran: {loads}"
     );
 
-    // unsigned, signatures optional: the reserved family is still out of reach
+    // unsigned, and unsigned plugins allowed: the reserved family is still out of reach
     std::fs::remove_dir_all(&evil).unwrap();
     package_echo(&p, "unsigned", |i| i.name = "someone-else".into());
     p.config(&format!(
-        "plugins:\n  require_signatures: false\n  trusted_keys:\n{}",
+        "plugins:\n  allow_unsigned: true\n  trusted_keys:\n{}",
         key_entry(
             &test_pub,
             "test-vendor",
@@ -1304,6 +1337,7 @@ fn an_older_build_never_shadows_a_newer_validly_signed_one_unless_pinned() {
             &[
                 "plugins",
                 "list",
+                "--load",
                 "--format",
                 "json",
                 "--plugin-dir",
@@ -1464,4 +1498,507 @@ fn a_config_or_secrets_file_others_can_write_is_warned_about() {
         secrets.to_str().unwrap(),
     ]);
     assert!(!stderr(&out).contains("CONF-W002"), "{}", stderr(&out));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Issue 13: one policy wherever osiris runs (finding 3), secure by default (finding 4), no unchecked dependency
+// (finding 5).
+
+/// The unsigned echo package in the project's own `.osiris/plugins`, as a cloned repository would carry it.
+fn package_echo_in_project(p: &Project) -> PathBuf {
+    let dir = p.root.join(".osiris/plugins/echo");
+    package::write_package(&dir, &echo_input()).unwrap();
+    dir
+}
+
+/// Issue 13, finding 4: a fresh project (`osiris init`) refuses the unsigned plugin a cloned repository ships in
+/// `.osiris/plugins`, and the diagnosis commands never run its constructor.
+#[test]
+fn a_fresh_project_refuses_unsigned_plugin_code_and_diagnosis_runs_none() {
+    let p = Project::new();
+    std::fs::remove_file(p.root.join("osiris.yaml")).unwrap();
+    let out = p.osiris(&["init", "."]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    package_echo_in_project(&p);
+    for args in [
+        vec!["plugins", "list", "--format", "json"],
+        vec!["plugins", "doctor"],
+        vec!["plugins", "list", "--load", "--format", "json"],
+        vec!["plugins", "doctor", "--load"],
+        vec!["components", "list"],
+    ] {
+        let out = p.osiris(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(
+            !p.loaded("osiris-test-echo"),
+            "{args:?} ran an unsigned plugin's constructor"
+        );
+    }
+    let out = p.osiris(&["plugins", "list", "--format", "json"]);
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let r = row(&rows, ECHO);
+    assert_eq!(r["status"], "rejected", "{r:#}");
+    assert_eq!(r["code"], "PLUGIN-E006", "{r:#}");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("allow_unsigned") && reason.contains("osiris plugins sign"),
+        "{reason}"
+    );
+    let out = p.osiris(&["plugins", "doctor"]);
+    assert!(
+        stdout(&out).contains("unsigned plugins: refused"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// Issue 13, finding 4: `plugins list` and `plugins doctor` check every file of an accepted plugin but load it
+/// only with `--load`.
+#[test]
+fn plugins_list_and_doctor_check_without_loading_unless_asked() {
+    let p = Project::new();
+    package_echo(&p, "echo", |_| {});
+    let out = p.with_dir(&["plugins", "list", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(row(&rows, ECHO)["status"], "accepted", "{rows:#?}");
+    let out = p.with_dir(&["plugins", "doctor"]);
+    let text = stdout(&out);
+    for part in [
+        "ok   library hash:",
+        "ok   dependencies:",
+        "accepted, not loaded",
+        "0 loaded, 1 accepted (not loaded)",
+    ] {
+        assert!(text.contains(part), "doctor lacks `{part}`:\n{text}");
+    }
+    assert!(!p.loaded("osiris-test-echo"), "no plugin code ran");
+    let rows = p.plugins_list();
+    assert_eq!(row(&rows, ECHO)["status"], "loaded");
+    assert!(p.loaded("osiris-test-echo"), "`--load` loads it for real");
+}
+
+/// Issue 13, finding 3: from a subdirectory of the project, osiris finds the project's osiris.yaml by walking
+/// up, searches the project's `.osiris/plugins` (not the working directory's) and applies the project's policy
+/// (here an allowlist that refuses the plugin: PLUGIN-E005, where defaults would say PLUGIN-E006).
+#[test]
+fn a_subdirectory_of_the_project_uses_the_project_policy_and_plugin_directory() {
+    let p = Project::new();
+    p.config("plugins:\n  allow_unsigned: true\n  allowlist: [\"someone-else\"]\n");
+    package_echo_in_project(&p);
+    // the same plugin in the user directory too: the project's policy refuses it there as well
+    package::write_package(&p.root.join("xdg/osiris/plugins/echo2"), &{
+        let mut i = echo_input();
+        i.name = "echo-user".into();
+        i.specs[0].0 = "test.echo2".into();
+        i
+    })
+    .unwrap();
+    let sub = p.root.join("pipelines/nested");
+    std::fs::create_dir_all(&sub).unwrap();
+    let out = p.osiris_in(
+        &sub,
+        &["plugins", "list", "--load", "--format", "json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let r = row(&rows, ECHO);
+    assert_eq!(r["code"], "PLUGIN-E005", "{r:#}");
+    assert_eq!(
+        r["dir"].as_str().unwrap(),
+        p.root.join(".osiris/plugins").display().to_string(),
+        "the project's plugin directory, not `pipelines/nested/.osiris/plugins`"
+    );
+    assert_eq!(row(&rows, "echo-user")["code"], "PLUGIN-E005");
+    assert!(!p.loaded("osiris-test-echo"));
+
+    // the project admits it: found and loaded from the subdirectory
+    p.config(UNSIGNED_OK);
+    let out = p.osiris_in(
+        &sub,
+        &["plugins", "list", "--load", "--format", "json"],
+        &[],
+    );
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(row(&rows, ECHO)["status"], "loaded", "{rows:#?}");
+
+    // `--config` still wins: another file, whose directory is then the project root
+    let other = p.root.join("pipelines/strict.yaml");
+    std::fs::write(
+        &other,
+        "plugins:\n  allowlist: []\n  allow_unsigned: true\n",
+    )
+    .unwrap();
+    let out = p.osiris_in(
+        &sub,
+        &[
+            "--config",
+            other.to_str().unwrap(),
+            "plugins",
+            "list",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        rows.iter().all(|r| r["name"] != ECHO),
+        "`.osiris/plugins` of the --config file's directory is searched: {rows:#?}"
+    );
+    assert_eq!(row(&rows, "echo-user")["code"], "PLUGIN-E005");
+}
+
+/// Issue 13, finding 3: every relative path of osiris.yaml resolves against the project root when osiris runs
+/// in a subdirectory: `plugins.dirs`, `compile.build_dir`, `run.logs_dir`, the connections file and the run
+/// index.
+#[test]
+fn relative_paths_of_the_project_resolve_against_its_root_from_a_subdirectory() {
+    let p = Project::new();
+    p.config(
+        "plugins:\n  allow_unsigned: true\n  dirs: [vendor/plugins]\ncompile:\n  build_dir: out/build\nrun:\n  logs_dir: out/logs\n",
+    );
+    package::write_package(&p.root.join("vendor/plugins/echo"), &echo_input()).unwrap();
+    std::fs::write(
+        p.root.join("osiris_connections.yaml"),
+        "version: \"1.0\"\nconnections:\n  filesystem:\n    here:\n      default: true\n      base_dir: data\n",
+    )
+    .unwrap();
+    let sub = p.root.join("pipelines");
+    std::fs::create_dir_all(sub.join("data")).unwrap();
+    std::fs::copy(
+        repo_root().join("tests/data/run/orders.csv"),
+        sub.join("data/orders.csv"),
+    )
+    .unwrap();
+    std::fs::write(sub.join("echo.yaml"), echo_pipeline()).unwrap();
+
+    let out = p.osiris_in(&sub, &["plugins", "list", "--format", "json"], &[]);
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let r = row(&rows, ECHO);
+    assert_eq!(r["status"], "accepted", "{r:#}");
+    assert_eq!(
+        r["dir"].as_str().unwrap(),
+        p.root.join("vendor/plugins").display().to_string()
+    );
+
+    let out = p.osiris_in(&sub, &["connections", "list", "--format", "json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("here"),
+        "the project's connections file is read: {}",
+        stdout(&out)
+    );
+
+    let out = p.osiris_in(&sub, &["compile", "echo.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        p.root.join("out/build/pipelines/LATEST").is_file(),
+        "build_dir resolves against the project root"
+    );
+    assert!(!sub.join("out/build").exists());
+    let out = p.osiris_in(&sub, &["run", "--last-compile"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        p.root.join("out/logs").is_dir(),
+        "logs_dir resolves against the project root"
+    );
+    assert!(!sub.join("out/logs").exists());
+    assert!(p.root.join(".osiris/index/runs.jsonl").is_file());
+    assert!(p.loaded("osiris-test-echo"));
+
+    // `plugins install` / `remove` default to the project's plugin directory
+    let dist = p.root.join("dist/echo");
+    package::write_package(&dist, &echo_input()).unwrap();
+    let out = p.osiris_in(&sub, &["plugins", "install", dist.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        p.root
+            .join(".osiris/plugins/osiris-test-echo/osiris-plugin.toml")
+            .is_file()
+    );
+    assert!(!sub.join(".osiris").exists());
+    let out = p.osiris_in(&sub, &["plugins", "remove", ECHO], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!p.root.join(".osiris/plugins/osiris-test-echo").exists());
+}
+
+/// Issue 13, finding 3: the machine policy holds for every project: its allowlist narrows the project's, its
+/// `allow_unsigned: false` overrides a project's `true`, its keys are trusted everywhere and cannot be
+/// redefined by a project, and `project_keys: false` ignores the project's keys.
+#[test]
+fn the_machine_policy_is_tightened_by_projects_but_never_loosened() {
+    let p = Project::new();
+    let dir = package_echo(&p, "echo", |_| {});
+    // allowlist: the project allows everything, the machine only another plugin
+    p.machine_policy("plugins:\n  allowlist: [\"corp-approved\"]\n");
+    assert_refused(
+        &p,
+        ECHO,
+        "PLUGIN-E005",
+        &["machine policy", "machine-policy.yaml"],
+    );
+    // allow_unsigned: the project says true, the machine false
+    p.machine_policy("plugins:\n  allow_unsigned: false\n");
+    assert_refused(&p, ECHO, "PLUGIN-E006", &["not signed"]);
+    let out = p.with_dir(&["plugins", "list"]);
+    assert!(
+        stderr(&out).contains("PLUGIN-W003")
+            && stderr(&out).contains("allow_unsigned: true` is ignored"),
+        "{}",
+        stderr(&out)
+    );
+
+    // a machine key signs it: trusted in a project that lists no key at all
+    let (key, public) = p.keygen("corp.key");
+    p.sign(&dir, &key, "corp");
+    p.machine_policy(&format!(
+        "plugins:\n  allow_unsigned: false\n  trusted_keys:\n    - {{ id: corp, public_key: \"{public}\" }}\n"
+    ));
+    p.config("");
+    assert_eq!(row(&p.plugins_list(), ECHO)["status"], "loaded");
+    std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
+
+    // a project cannot redefine the machine's key id with its own key
+    let (_, mallory) = p.keygen("mallory.key");
+    p.config(&format!(
+        "plugins:\n  trusted_keys:\n    - {{ id: corp, public_key: \"{mallory}\" }}\n"
+    ));
+    let out = p.with_dir(&["plugins", "list"]);
+    assert!(
+        stderr(&out).contains("defines a key with this id"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.with_dir(&["plugins", "list", "--format", "json"]);
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        row(&rows, ECHO)["signature"]["status"],
+        "valid",
+        "{rows:#?}"
+    );
+
+    // project_keys: false: only the machine's keys count
+    std::fs::remove_dir_all(&dir).unwrap();
+    let dir2 = package_echo(&p, "echo-b", |_| {});
+    let (own, own_public) = p.keygen("own.key");
+    p.sign(&dir2, &own, "own");
+    p.config(&format!(
+        "plugins:\n  trusted_keys:\n    - {{ id: own, public_key: \"{own_public}\" }}\n"
+    ));
+    assert_eq!(row(&p.plugins_list(), ECHO)["status"], "loaded");
+    std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
+    p.machine_policy(&format!(
+        "plugins:\n  project_keys: false\n  trusted_keys:\n    - {{ id: corp, public_key: \"{public}\" }}\n"
+    ));
+    assert_refused(&p, ECHO, "PLUGIN-E008", &["`own`"]);
+}
+
+/// Issue 13, finding 3: a machine policy that cannot be read or parsed fails the command (exit 5) instead of
+/// silently not applying.
+#[test]
+fn an_unreadable_or_invalid_machine_policy_fails_closed() {
+    let p = Project::new();
+    package_echo(&p, "echo", |_| {});
+    p.machine_policy("plugins:\n  alow_unsigned: false\n");
+    let out = p.with_dir(&["plugins", "list"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("CONF-E002")
+            && err.contains("machine-policy.yaml")
+            && err.contains("allow_unsigned"),
+        "{err}"
+    );
+    let missing = p.root.join("nope.yaml");
+    let env = [("OSIRIS_POLICY_FILE", missing.to_str().unwrap())];
+    let out = p.osiris_in(&p.root, &["plugins", "list"], &env);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CONF-E001"), "{}", stderr(&out));
+    // commands that only need specs go on with the built-ins, and say why no plugin is available
+    let dir = p.plugins.display().to_string();
+    let out = p.osiris_in(
+        &p.root,
+        &[
+            "components",
+            "list",
+            "--format",
+            "json",
+            "--plugin-dir",
+            &dir,
+        ],
+        &env,
+    );
+    assert!(stderr(&out).contains("CONF-E001"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("test.echo"), "{}", stdout(&out));
+    assert!(!p.loaded("osiris-test-echo"));
+}
+
+/// Builds, with the C compiler, `libosiris_test_dep.so` (its constructor writes `dep.loaded` into
+/// `$OSIRIS_TEST_MARKER_DIR`) into `<dir>/lib`, and a plugin library `libosiris_test_deplugin.so` in `dir`
+/// that needs it (`DT_NEEDED`), with `rpath` as its DT_RUNPATH when given. Returns the plugin library's path.
+fn build_dep_plugin(dir: &Path, rpath: Option<&Path>) -> PathBuf {
+    let lib = dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    let src = dir.join("dep.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void mark(void) {
+    const char *d = getenv("OSIRIS_TEST_MARKER_DIR");
+    if (!d) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", d, MARKER);
+    FILE *f = fopen(path, "a");
+    if (f) { fputs("loaded\n", f); fclose(f); }
+}
+int osiris_test_dep_value(void) { return 42; }
+"#,
+    )
+    .unwrap();
+    let cc = |args: &[&str]| {
+        let out = Command::new("cc").args(args).output().expect("cc runs");
+        assert!(out.status.success(), "cc {args:?}: {}", stderr(&out));
+    };
+    let dep = lib.join("libosiris_test_dep.so");
+    cc(&[
+        "-shared",
+        "-fPIC",
+        "-DMARKER=\"dep.loaded\"",
+        "-o",
+        dep.to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
+    let plugin_src = dir.join("plugin.c");
+    std::fs::write(
+        &plugin_src,
+        "extern int osiris_test_dep_value(void);\nint osiris_ocp_test_deplugin(void) { return osiris_test_dep_value(); }\n",
+    )
+    .unwrap();
+    let plugin = dir.join("libosiris_test_deplugin.so");
+    let lflag = format!("-L{}", lib.display());
+    let mut args = vec![
+        "-shared",
+        "-fPIC",
+        "-o",
+        plugin.to_str().unwrap(),
+        plugin_src.to_str().unwrap(),
+        lflag.as_str(),
+        "-Wl,--no-as-needed",
+        "-losiris_test_dep",
+    ];
+    let rflag = rpath.map(|r| format!("-Wl,-rpath,{}", r.display()));
+    if let Some(r) = &rflag {
+        args.push(r);
+    }
+    cc(&args);
+    plugin
+}
+
+/// Packages and signs the dependency plugin with a key the project trusts (unsigned plugins refused).
+fn package_dep_plugin(p: &Project, library: PathBuf) -> PathBuf {
+    let spec = p.root.join("deplugin.spec.yaml");
+    let echo_spec =
+        std::fs::read_to_string(repo_root().join("tests/plugins/echo/spec.yaml")).unwrap();
+    std::fs::write(&spec, echo_spec.replace("test.echo", "test.deplugin")).unwrap();
+    let dir = package_echo(p, "deplugin", |i| {
+        i.name = "osiris-test-deplugin".into();
+        i.entry = "osiris_ocp_test_deplugin".into();
+        i.library = library;
+        i.specs = vec![("test.deplugin".into(), spec.clone())];
+    });
+    let (key, public) = p.keygen("dep.key");
+    p.sign(&dir, &key, "dep");
+    p.config(&trust_config(&public, "dep", None, true));
+    dir
+}
+
+/// Issue 13, finding 5: a signed plugin whose library pulls in a non-system library (through its RUNPATH) is
+/// refused with PLUGIN-E025 before `dlopen`: the dependency's constructor never runs, not even under `--load`
+/// or in a run that uses the plugin.
+#[test]
+fn a_signed_plugin_with_a_bundled_dependency_is_refused_before_any_of_it_runs() {
+    let p = Project::new();
+    let build = p.root.join("native");
+    let library = build_dep_plugin(&build, Some(&build.join("lib")));
+    let dir = package_dep_plugin(&p, library);
+    let rows = p.plugins_list();
+    let r = row(&rows, "osiris-test-deplugin");
+    assert_eq!(r["status"], "rejected", "{r:#}");
+    assert_eq!(r["code"], "PLUGIN-E025", "{r:#}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("DT_RUNPATH"),
+        "{r:#}"
+    );
+    assert!(
+        !p.markers.join("dep.loaded").exists(),
+        "the dependency's constructor ran"
+    );
+    let out = p.osiris(&["plugins", "verify", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains("PLUGIN-E025"), "{}", stdout(&out));
+    let out = p.with_dir(&["plugins", "doctor", "--load"]);
+    assert!(
+        stdout(&out).contains("FAIL dependencies: PLUGIN-E025"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!p.markers.join("dep.loaded").exists());
+}
+
+/// Issue 13, finding 5: the same kind of plugin without an rpath, its dependency reachable only through
+/// `LD_LIBRARY_PATH`: refused (the loader would take it from there), and its constructor never runs.
+#[test]
+fn a_dependency_found_through_ld_library_path_is_refused_before_it_runs() {
+    let p = Project::new();
+    let build = p.root.join("native");
+    let library = build_dep_plugin(&build, None);
+    package_dep_plugin(&p, library);
+    let lib = build.join("lib").display().to_string();
+    let dir = p.plugins.display().to_string();
+    let out = p.osiris_in(
+        &p.root,
+        &[
+            "plugins",
+            "list",
+            "--load",
+            "--format",
+            "json",
+            "--plugin-dir",
+            &dir,
+        ],
+        &[("LD_LIBRARY_PATH", &lib)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let r = row(&rows, "osiris-test-deplugin");
+    assert_eq!(r["code"], "PLUGIN-E025", "{r:#}");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("LD_LIBRARY_PATH") && reason.contains("libosiris_test_dep.so"),
+        "{reason}"
+    );
+    assert!(
+        !p.markers.join("dep.loaded").exists(),
+        "the dependency's constructor ran"
+    );
+    // without LD_LIBRARY_PATH it is simply not a system library
+    let rows = p.plugins_list();
+    let r = row(&rows, "osiris-test-deplugin");
+    assert_eq!(r["code"], "PLUGIN-E025", "{r:#}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a system library"),
+        "{r:#}"
+    );
 }

@@ -153,7 +153,12 @@ fn installed_project() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("project");
     std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(project.join("osiris.yaml"), "run:\n  logs_dir: run_logs\n").unwrap();
+    // Not about signatures: the project opts in to the unsigned build packed here (issue 13: refused by default).
+    std::fs::write(
+        project.join("osiris.yaml"),
+        "plugins:\n  allow_unsigned: true\nrun:\n  logs_dir: run_logs\n",
+    )
+    .unwrap();
     let dist = tmp.path().join("dist/osiris-plugin-shopify");
     pack(tmp.path(), &dist);
     let o = osiris(

@@ -46,13 +46,14 @@ pub struct Cli {
 /// Options every subcommand accepts.
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Project configuration file.
-    #[arg(
-        long,
-        global = true,
-        default_value = "osiris.yaml",
-        value_name = "FILE"
-    )]
+    /// Project configuration file [default: the nearest `osiris.yaml` in the working directory or one of its
+    /// parents; its directory is the project root].
+    #[arg(long = "config", global = true, value_name = "FILE")]
+    pub config_flag: Option<PathBuf>,
+    /// The project's osiris.yaml: `--config`, else the one found by walking up from the working directory
+    /// (`osiris.yaml` in the working directory when there is none). Its directory is the project root, against
+    /// which every relative path of the project resolves. Set by [`Global::resolve_project`].
+    #[arg(skip)]
     pub config: PathBuf,
     /// More log output on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -103,6 +104,20 @@ pub enum Command {
     Discovery(discovery::DiscoveryCmd),
 }
 
+impl Global {
+    /// Sets [`Global::config`]: `--config` wins; otherwise the project is found the way cargo and git find
+    /// theirs, by walking up from the working directory to the first directory holding an `osiris.yaml`.
+    pub fn resolve_project(&mut self) {
+        self.config = match &self.config_flag {
+            Some(c) => c.clone(),
+            None => std::env::current_dir()
+                .ok()
+                .and_then(|cwd| crate::config::find_project_config(&cwd))
+                .unwrap_or_else(|| PathBuf::from(crate::config::CONFIG_FILE)),
+        };
+    }
+}
+
 /// Output format for commands that print data.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
@@ -134,6 +149,8 @@ fn run_cli() -> Exit {
         Ok(cli) => cli,
         Err(e) => return usage_error(e, json),
     };
+    let mut cli = cli;
+    cli.global.resolve_project();
     init_logging(&cli.global);
     // A panic is a bug: exit 1 (documented) rather than Rust's 101; the panic hook has printed where it was.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli)))

@@ -11,10 +11,12 @@ use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum PluginsCmd {
-    /// One row per plugin found, loaded or not, with its status, code and signature.
-    List(FormatArgs),
-    /// Every directory searched, every file considered, and why each was accepted or refused.
-    Doctor(FormatArgs),
+    /// One row per plugin found, with its status, code and signature; checks every file, loads nothing
+    /// unless `--load`.
+    List(DiagnoseArgs),
+    /// Every directory searched, every file considered, and why each was accepted or refused; loads nothing
+    /// unless `--load`.
+    Doctor(DiagnoseArgs),
     /// Create an ed25519 signing key: FILE (secret, mode 0600) and FILE.pub.
     Keygen(KeygenArgs),
     /// Sign a plugin package (writes osiris-plugin.sig next to its manifest).
@@ -35,6 +37,16 @@ pub enum PluginsCmd {
 pub struct FormatArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct DiagnoseArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also load every accepted plugin (runs its code, as a pipeline using it would) and cross-check what it
+    /// reports about itself.
+    #[arg(long)]
+    pub load: bool,
 }
 
 #[derive(Args, Debug)]
@@ -67,21 +79,36 @@ pub struct PathArgs {
 
 pub fn run(g: &Global, c: PluginsCmd) -> CmdResult {
     match c {
-        PluginsCmd::List(a) => list(g, a.format),
-        PluginsCmd::Doctor(a) => doctor(g, a.format),
+        PluginsCmd::List(a) => list(g, a.format, a.load),
+        PluginsCmd::Doctor(a) => doctor(g, a.format, a.load),
         PluginsCmd::Keygen(a) => keygen(a),
         PluginsCmd::Sign(a) => sign(a),
         PluginsCmd::Verify(a) => verify(g, a),
         PluginsCmd::Inspect(a) => inspect(g, a),
         PluginsCmd::Pack(a) => pack(a),
-        PluginsCmd::Install(a) => install(g, a),
-        PluginsCmd::Remove(a) => remove(a),
+        PluginsCmd::Install(mut a) => {
+            a.dir = project_plugin_dir(g, a.dir);
+            install(g, a)
+        }
+        PluginsCmd::Remove(mut a) => {
+            a.dir = project_plugin_dir(g, a.dir);
+            remove(a)
+        }
+    }
+}
+
+/// The default `--dir` of `install` / `remove` is the project's plugin directory, in the project root (found by
+/// walking up), not in the working directory.
+fn project_plugin_dir(g: &Global, dir: PathBuf) -> PathBuf {
+    if dir == std::path::Path::new(DEFAULT_INSTALL_DIR) {
+        plugins::project_root(g).join(DEFAULT_INSTALL_DIR)
+    } else {
+        dir
     }
 }
 
 fn settings(g: &Global) -> Result<plugins::policy::Settings, Fail> {
-    plugins::config::settings_for(&g.config)
-        .map_err(|e| Fail::new(Exit::Config, format!("error: {e}")))
+    plugins::config::settings_for(&g.config).map_err(|e| Fail::new(Exit::Config, e))
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<(), Fail> {
@@ -95,8 +122,8 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), Fail> {
     Ok(())
 }
 
-fn list(g: &Global, format: Format) -> CmdResult {
-    let report = plugins::load_for_cli(g)?;
+fn list(g: &Global, format: Format, load: bool) -> CmdResult {
+    let report = plugins::report_for_cli(g, load)?;
     match format {
         Format::Json => print_json(&report.candidates)?,
         Format::Text => {
@@ -185,8 +212,8 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     }
 }
 
-fn doctor(g: &Global, format: Format) -> CmdResult {
-    let report = plugins::load_for_cli(g)?;
+fn doctor(g: &Global, format: Format, load: bool) -> CmdResult {
+    let report = plugins::report_for_cli(g, load)?;
     match format {
         Format::Json => print_json(&doctor_json(&report))?,
         Format::Text => {
@@ -223,6 +250,9 @@ fn doctor_json(r: &Report) -> serde_json::Value {
         })
         .collect();
     json!({
+        "project_config": r.project_config,
+        "machine_policy": r.machine_policy,
+        "allow_unsigned": r.allow_unsigned,
         "enabled": r.enabled,
         "disabled_by": r.disabled_by,
         "host": { "version": plugins::policy::host_version().to_string(), "abi": plugins::policy::supported_abis(), "target": package::host_target() },
@@ -244,6 +274,27 @@ fn doctor_text(r: &Report) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         package::host_target()
+    );
+    let _ = writeln!(out, "project: {}", r.project_config.display());
+    let _ = writeln!(
+        out,
+        "machine policy: {}",
+        match &r.machine_policy {
+            Some(p) => format!("{} (holds for every project on this machine)", p.display()),
+            None => format!(
+                "none (`{}` does not exist, `OSIRIS_POLICY_FILE` is not set)",
+                plugins::config::MACHINE_POLICY_FILE
+            ),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "unsigned plugins: {}",
+        if r.allow_unsigned {
+            "allowed (`plugins.allow_unsigned: true`)"
+        } else {
+            "refused"
+        }
     );
     match &r.disabled_by {
         Some(by) => {
@@ -285,6 +336,9 @@ fn doctor_text(r: &Report) -> String {
             any = true;
             let verdict = match c.status {
                 Status::Loaded => "accepted, loaded".to_string(),
+                Status::Accepted => {
+                    "accepted, not loaded (`--load` loads it and runs its code)".to_string()
+                }
                 s => format!(
                     "{} {}",
                     s.as_str(),
@@ -326,6 +380,11 @@ fn doctor_text(r: &Report) -> String {
         .iter()
         .filter(|c| c.status == Status::Loaded)
         .count();
+    let accepted = r
+        .candidates
+        .iter()
+        .filter(|c| c.status == Status::Accepted)
+        .count();
     let refused = r
         .candidates
         .iter()
@@ -333,7 +392,7 @@ fn doctor_text(r: &Report) -> String {
         .count();
     let _ = writeln!(
         out,
-        "\n{} candidate(s): {loaded} loaded, {refused} rejected",
+        "\n{} candidate(s): {loaded} loaded, {accepted} accepted (not loaded), {refused} rejected",
         r.candidates.len()
     );
     out
@@ -567,7 +626,7 @@ pub struct PackArgs {
 pub struct InstallArgs {
     /// Package directory (or a file inside it), e.g. the output of `osiris plugins pack`.
     pub path: PathBuf,
-    /// Plugin directory to install into.
+    /// Plugin directory to install into (default: `.osiris/plugins` in the project root).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_INSTALL_DIR)]
     pub dir: PathBuf,
 }
@@ -576,7 +635,7 @@ pub struct InstallArgs {
 pub struct RemoveArgs {
     /// Plugin (package) name, as `osiris plugins list` shows it.
     pub name: String,
-    /// Plugin directory to remove it from.
+    /// Plugin directory to remove it from (default: `.osiris/plugins` in the project root).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_INSTALL_DIR)]
     pub dir: PathBuf,
 }

@@ -49,6 +49,8 @@ pub enum Code {
     Rollback,
     /// The plugin directory, package or one of its files is writable by other users.
     WritableByOthers,
+    /// The library has its own search path or depends on a library outside the system library directories.
+    UnsafeDependency,
     /// Warning: the same plugin name in a higher-precedence directory wins.
     Shadowed,
     /// Warning: plugins are disabled (`--disable-plugins` or `plugins.enabled: false`).
@@ -58,7 +60,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 25] = [
         Code::ManifestInvalid,
         Code::AbiMismatch,
         Code::TargetMismatch,
@@ -80,6 +82,7 @@ impl Code {
         Code::ComponentOutOfScope,
         Code::Rollback,
         Code::WritableByOthers,
+        Code::UnsafeDependency,
         Code::Shadowed,
         Code::Disabled,
         Code::ConfigProblem,
@@ -108,6 +111,7 @@ impl Code {
             Code::ComponentOutOfScope => "PLUGIN-E019",
             Code::Rollback => "PLUGIN-E020",
             Code::WritableByOthers => "PLUGIN-E021",
+            Code::UnsafeDependency => "PLUGIN-E025",
             Code::Shadowed => "PLUGIN-W001",
             Code::Disabled => "PLUGIN-W002",
             Code::ConfigProblem => "PLUGIN-W003",
@@ -138,6 +142,7 @@ impl Code {
             Code::ComponentOutOfScope => "component family outside the signing key's scope",
             Code::Rollback => "older build of a plugin than a validly signed one found",
             Code::WritableByOthers => "plugin files writable by other users",
+            Code::UnsafeDependency => "plugin library depends on a non-system library",
             Code::Shadowed => "plugin shadowed by a higher-precedence directory",
             Code::Disabled => "plugins disabled",
             Code::ConfigProblem => "unusable `plugins:` setting",

@@ -4,6 +4,9 @@ use super::package::{MANIFEST_FILE, is_library_name};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// The project's plugin directory, relative to the project root.
+pub const PROJECT_PLUGIN_DIR: &str = ".osiris/plugins";
+
 /// Why a directory is searched; the order of the variants is the precedence order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -14,7 +17,7 @@ pub enum Origin {
     Env,
     /// `plugins.dirs` in osiris.yaml
     Config,
-    /// `./.osiris/plugins`
+    /// `.osiris/plugins` in the project root
     Project,
     /// the user data directory
     User,
@@ -26,7 +29,7 @@ impl Origin {
             Origin::Flag => "--plugin-dir",
             Origin::Env => "OSIRIS_PLUGIN_PATH",
             Origin::Config => "plugins.dirs",
-            Origin::Project => "./.osiris/plugins",
+            Origin::Project => "project .osiris/plugins",
             Origin::User => "user data dir",
         }
     }
@@ -59,11 +62,13 @@ pub fn user_plugin_dir() -> Option<PathBuf> {
     Some(base.join("osiris").join("plugins"))
 }
 
-/// The search order: flags, `OSIRIS_PLUGIN_PATH`, `plugins.dirs`, `./.osiris/plugins`, the user data dir.
+/// The search order: flags, `OSIRIS_PLUGIN_PATH`, `plugins.dirs`, `<project>/.osiris/plugins`, the user data dir.
+/// `project` is the project root (the directory of osiris.yaml), not the working directory.
 pub fn search_dirs(
     flags: &[PathBuf],
     env_path: Option<&std::ffi::OsStr>,
     config_dirs: &[PathBuf],
+    project: &Path,
     user: Option<PathBuf>,
 ) -> Vec<SearchDir> {
     let mut wanted: Vec<(PathBuf, Origin)> = Vec::new();
@@ -76,7 +81,7 @@ pub fn search_dirs(
         );
     }
     wanted.extend(config_dirs.iter().map(|d| (d.clone(), Origin::Config)));
-    wanted.push((PathBuf::from(".osiris/plugins"), Origin::Project));
+    wanted.push((project.join(PROJECT_PLUGIN_DIR), Origin::Project));
     if let Some(u) = user {
         wanted.push((u, Origin::User));
     }
@@ -189,6 +194,7 @@ mod tests {
             std::slice::from_ref(&a),
             Some(&env),
             &[t.path().join("c")],
+            t.path(),
             Some(t.path().join("u")),
         );
         let origins: Vec<Origin> = dirs.iter().map(|d| d.origin).collect();
@@ -207,6 +213,7 @@ mod tests {
         assert_eq!(dirs[1].path, b);
         assert_eq!(dirs[2].same_as.as_deref(), Some(a.as_path()));
         assert!(!dirs[3].exists);
+        assert_eq!(dirs[4].path, t.path().join(".osiris/plugins"));
     }
 
     #[test]

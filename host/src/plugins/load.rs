@@ -44,6 +44,9 @@ pub fn load_verified(m: &Manifest, files: &PackageFiles) -> Result<Arc<Module>, 
         cross_check(m, files, module)?;
         return Ok(module.clone());
     }
+    // No byte of the library (or of a library it pulls in) runs before its dependencies are known to be system
+    // libraries: the check runs here, on the bytes about to be loaded, whatever the caller checked before.
+    super::deps::check(&files.library, &who, &files.library_path)?;
     let path = stage(&files.library, &m.name, &files.library_sha256).map_err(|e| {
         (
             Code::LoadFailed,

@@ -11,7 +11,8 @@
 //!
 //! Commands that need only specs (`components list`, `compile`, `oml validate`, ...) stop after step 3 and
 //! register the verified spec files ([`extend_registry`]); the runner, discovery and `connections doctor` load
-//! the plugins they execute; `plugins list` and `plugins doctor` load every accepted plugin ([`load_for_cli`]).
+//! the plugins they execute; `plugins list` and `plugins doctor` check every accepted plugin's files (library hash
+//! and dependencies, [`deps`]) without loading it, and load it only with `--load` ([`report_for_cli`]).
 //!
 //! **Invariant:** no code of a plugin runs before steps 1–4 accept it: until then only files are read, and the
 //! bytes hashed in step 4 are the bytes loaded.
@@ -20,6 +21,7 @@
 
 pub mod codes;
 pub mod config;
+pub mod deps;
 pub mod discovery;
 pub mod load;
 pub mod package;
@@ -45,8 +47,8 @@ pub enum Status {
     Rejected,
     Shadowed,
     Disabled,
-    /// Passed every check that needs no library (steps 1–3), not loaded. `plugins list` never shows it: it loads
-    /// every accepted plugin; `plugins verify` shows it for a package whose library hash matched too.
+    /// Passed every check so far, not loaded: `plugins list` / `plugins doctor` (without `--load`) and
+    /// `plugins verify` show it for a package whose library hash and dependencies passed too.
     Accepted,
 }
 
@@ -161,11 +163,21 @@ pub struct Report {
     /// Problems in `plugins:` of osiris.yaml (bad allowlist entries, bad keys).
     pub config_problems: Vec<String>,
     pub loaded: Vec<LoadedPlugin>,
+    /// The project's osiris.yaml (it may not exist).
+    pub project_config: PathBuf,
+    /// The machine-wide policy file in force, if any.
+    pub machine_policy: Option<PathBuf>,
+    /// Unsigned plugins are admitted (`plugins.allow_unsigned: true`, not overridden by the machine policy).
+    pub allow_unsigned: bool,
 }
 
 /// Where to look, besides osiris.yaml.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
+    /// The project root (directory of osiris.yaml): `.osiris/plugins` is searched there.
+    pub project_dir: PathBuf,
+    /// The project's osiris.yaml (`--config` or found by walking up).
+    pub config_file: PathBuf,
     pub flag_dirs: Vec<PathBuf>,
     pub env_path: Option<std::ffi::OsString>,
     pub user_dir: Option<PathBuf>,
@@ -176,6 +188,8 @@ impl Inputs {
     /// From the command line and the process environment.
     pub fn from_global(g: &crate::cli::Global) -> Inputs {
         Inputs {
+            project_dir: project_root(g),
+            config_file: g.config.clone(),
             flag_dirs: g.plugin_dirs.clone(),
             env_path: std::env::var_os("OSIRIS_PLUGIN_PATH"),
             user_dir: discovery::user_plugin_dir(),
@@ -184,13 +198,23 @@ impl Inputs {
     }
 }
 
+/// The project root as a path to join with: the directory of `g.config` (empty: the working directory).
+pub fn project_root(g: &crate::cli::Global) -> PathBuf {
+    g.config.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
 /// Steps 1–2: finds candidates and runs the checks that need no library (manifest, ABI, target, host version,
 /// allowlist, signature, spec hashes). Reads manifests, signatures and spec files; never a library.
 pub fn discover(inputs: &Inputs, settings: &Settings) -> Report {
     let disabled_by = if inputs.disabled_by_flag {
         Some("--disable-plugins".to_string())
     } else if !settings.enabled {
-        Some("`plugins.enabled: false` in osiris.yaml".to_string())
+        Some(
+            settings
+                .disabled_by
+                .clone()
+                .unwrap_or_else(|| "`plugins.enabled: false` in osiris.yaml".to_string()),
+        )
     } else {
         None
     };
@@ -198,6 +222,7 @@ pub fn discover(inputs: &Inputs, settings: &Settings) -> Report {
         &inputs.flag_dirs,
         inputs.env_path.as_deref(),
         &settings.dirs,
+        &inputs.project_dir,
         inputs.user_dir.clone(),
     );
     let mut report = Report {
@@ -209,6 +234,9 @@ pub fn discover(inputs: &Inputs, settings: &Settings) -> Report {
         ignored: Vec::new(),
         config_problems: settings_problems(settings),
         loaded: Vec::new(),
+        project_config: inputs.config_file.clone(),
+        machine_policy: settings.machine_policy.clone(),
+        allow_unsigned: !settings.require_signatures,
     };
     for d in &dirs {
         if d.same_as.is_some() || !d.exists {
@@ -349,6 +377,14 @@ fn settings_problems(s: &Settings) -> Vec<String> {
         .as_ref()
         .map(|a| a.problems())
         .unwrap_or_default();
+    if let Some((file, a)) = &s.machine_allowlist {
+        out.extend(
+            a.problems()
+                .into_iter()
+                .map(|p| format!("machine policy `{}`: {p}", file.display())),
+        );
+    }
+    out.extend(s.notes.iter().cloned());
     out.extend(s.trusted_keys.iter().flat_map(|k| k.problems()));
     out
 }
@@ -429,7 +465,7 @@ fn run_checks(c: &mut Candidate, s: &Settings) {
         Box<dyn Fn() -> Result<String, policy::Refusal> + 'a>,
     );
     let pkg = c.package_dir.clone();
-    let steps: [Check; 5] = [
+    let steps: [Check; 6] = [
         (
             "permissions",
             Box::new(|| policy::check_permissions(&pkg, &m)),
@@ -443,6 +479,10 @@ fn run_checks(c: &mut Candidate, s: &Settings) {
         (
             "allowlist",
             Box::new(|| policy::check_allowlist(&m, s.allowlist.as_ref())),
+        ),
+        (
+            "machine allowlist",
+            Box::new(|| policy::check_machine_allowlist(&m, s.machine_allowlist.as_ref())),
         ),
     ];
     for (check, f) in steps {
@@ -514,6 +554,22 @@ impl Candidate {
                         m.library, files.library_sha256
                     ),
                 });
+                match deps::check(&files.library, &self.who(), &files.library_path) {
+                    Ok(detail) => self.checks.push(CheckLine {
+                        check: "dependencies",
+                        ok: true,
+                        detail,
+                    }),
+                    Err((code, reason)) => {
+                        self.checks.push(CheckLine {
+                            check: "dependencies",
+                            ok: false,
+                            detail: format!("{code}: {reason}"),
+                        });
+                        self.refuse(code, reason);
+                        return None;
+                    }
+                }
                 Some(files)
             }
             Err((code, reason)) => {
@@ -652,9 +708,20 @@ impl Report {
         }
     }
 
-    /// Step 4 for every accepted candidate (`plugins list`, `plugins doctor`).
+    /// Step 4 for every accepted candidate (`plugins list --load`, `plugins doctor --load`).
     pub fn load_accepted(&mut self) {
         self.load_where(|_| true);
+    }
+
+    /// The file checks of step 4 (library hash, dependencies) for every accepted candidate, without loading
+    /// any: what `plugins list` and `plugins doctor` do unless asked to `--load`. Candidates that pass stay
+    /// accepted; no plugin code runs.
+    pub fn check_accepted(&mut self) {
+        for c in &mut self.candidates {
+            if c.status == Status::Accepted {
+                let _ = c.check_library();
+            }
+        }
     }
 
     /// Step 4 for the accepted candidates providing at least one component `wanted` selects: checks each one's
@@ -794,7 +861,7 @@ pub fn verify(
     builtins: &BTreeSet<String>,
 ) -> Result<Report, crate::exit::Fail> {
     let settings = config::settings_for(&g.config)
-        .map_err(|e| crate::exit::Fail::new(crate::exit::Exit::Config, format!("error: {e}")))?;
+        .map_err(|e| crate::exit::Fail::new(crate::exit::Exit::Config, e))?;
     let mut report = discover(&Inputs::from_global(g), &settings);
     report.resolve_conflicts(builtins);
     Ok(report)
@@ -882,13 +949,18 @@ pub fn print_problems(g: &crate::cli::Global, report: &Report) {
     }
 }
 
-/// The report the `plugins` commands show: the decisions `build_registry` makes, then the library check and load
-/// of every plugin still accepted (what a run needing it would do), so a changed library shows up here as
-/// `PLUGIN-E010` although `components list` reads only its specs.
-pub fn load_for_cli(g: &crate::cli::Global) -> Result<Report, crate::exit::Fail> {
+/// The report the `plugins list` / `plugins doctor` show: the decisions `build_registry` makes, then the file
+/// checks of every plugin still accepted (library hash, dependencies), so a changed library shows up here as
+/// `PLUGIN-E010` although `components list` reads only its specs. Only with `load` (`--load`) are the accepted
+/// plugins loaded as a run needing them would (their code runs); a diagnosis never runs plugin code otherwise.
+pub fn report_for_cli(g: &crate::cli::Global, load: bool) -> Result<Report, crate::exit::Fail> {
     let mut reg = crate::registry::Registry::builtin();
     let mut report = extend_registry(g, &mut reg, crate::registry::linked_components())?;
-    report.load_accepted();
+    if load {
+        report.load_accepted();
+    } else {
+        report.check_accepted();
+    }
     Ok(report)
 }
 

@@ -20,15 +20,25 @@ pub fn host_version() -> semver::Version {
     semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("the package version is semver")
 }
 
-/// The trust settings, from `plugins:` in osiris.yaml.
+/// The trust settings, from `plugins:` in osiris.yaml under the machine-wide policy (see [`super::config`]).
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub enabled: bool,
+    /// Which setting disables plugins, when `enabled` is false.
+    pub disabled_by: Option<String>,
     /// `plugins.dirs`, already resolved against the project directory.
     pub dirs: Vec<PathBuf>,
     pub allowlist: Option<Allowlist>,
+    /// The machine policy's allowlist and its file: a plugin must pass it as well.
+    pub machine_allowlist: Option<(PathBuf, Allowlist)>,
+    /// Refuse a plugin without a signature: true unless `allow_unsigned: true` (and the machine allows it).
     pub require_signatures: bool,
+    /// The machine policy's keys first, then the project's.
     pub trusted_keys: Vec<TrustedKey>,
+    /// The machine policy file in force, if any.
+    pub machine_policy: Option<PathBuf>,
+    /// Settings that were ignored or changed meaning, as warnings (`PLUGIN-W003`).
+    pub notes: Vec<String>,
 }
 
 /// `plugins.allowlist`: `name` (any version), `name==1.2.3`, `name>=2.0.0`, `name>=1.0,<2.0`.
@@ -380,6 +390,42 @@ pub fn check_allowlist(m: &Manifest, allow: Option<&Allowlist>) -> Result<String
                 ),
             ))
         }
+    }
+}
+
+/// Check 3b: the machine policy's allowlist, when it has one (it holds for every project on the machine).
+pub fn check_machine_allowlist(
+    m: &Manifest,
+    machine: Option<&(PathBuf, Allowlist)>,
+) -> Result<String, Refusal> {
+    let Some((file, allow)) = machine else {
+        return Ok("no machine allowlist".to_string());
+    };
+    let version = semver::Version::parse(&m.version).map_err(|_| {
+        (
+            Code::ManifestInvalid,
+            format!("plugin {}: version `{}` is not semver", m.name, m.version),
+        )
+    })?;
+    match allow.admits(&m.name, &version) {
+        Ok(e) => Ok(format!(
+            "allowed by `{}` in the machine policy `{}`",
+            e.text,
+            file.display()
+        )),
+        Err(_) => Err((
+            Code::NotAllowlisted,
+            format!(
+                "plugin {} {} is not on the allowlist of the machine policy `{}`, which holds for every project on \
+                 this machine (a project's own allowlist cannot widen it): ask the machine's administrator to add \
+                 `{}=={}`, or remove the plugin",
+                m.name,
+                m.version,
+                file.display(),
+                m.name,
+                m.version
+            ),
+        )),
     }
 }
 

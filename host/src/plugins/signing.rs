@@ -454,7 +454,7 @@ pub struct SigCheck {
 }
 
 /// Checks `dir/osiris-plugin.sig` for `m`. A present signature is always verified (a bad one refuses the plugin
-/// even when signatures are optional); a missing one refuses only under `require_signatures`.
+/// even when signatures are optional); a missing one refuses unless `allow_unsigned` is in force.
 pub fn check(dir: &Path, m: &Manifest, trusted: &[TrustedKey], require: bool) -> SigCheck {
     let who = format!("{} {}", m.name, m.version);
     // The statement is built from these names: only names of the one grammar are ever verified.
@@ -481,9 +481,10 @@ pub fn check(dir: &Path, m: &Manifest, trusted: &[TrustedKey], require: bool) ->
                 (
                     Code::Unsigned,
                     format!(
-                        "plugin {who} is not signed (no `{SIGNATURE_FILE}`) and `plugins.require_signatures` is true: \
+                        "plugin {who} is not signed (no `{SIGNATURE_FILE}`) and unsigned plugins are refused: \
                          sign it with `osiris plugins sign {} --key FILE` using a key listed in `plugins.trusted_keys`, \
-                         or ask its publisher for a signed build",
+                         or ask its publisher for a signed build (only for code you built yourself: \
+                         `plugins.allow_unsigned: true` in osiris.yaml)",
                         dir.display()
                     ),
                 )
