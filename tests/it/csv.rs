@@ -378,6 +378,8 @@ fn ragged_row_at_line_15000_is_reported_or_skipped_and_counted() {
     assert!(!err.contains("dtype"), "no unrelated hint: {err}");
     assert!(!tmp.path().join("out/out.csv").exists());
 
+    // One run directory per run: the next run's is the only one.
+    std::fs::remove_dir_all(tmp.path().join("run_logs")).unwrap();
     copy_pipeline(
         tmp.path(),
         "in.csv",
