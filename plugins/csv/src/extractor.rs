@@ -141,7 +141,7 @@ impl Source {
         }
         let (scanner, report) = Scanner::new(reader, self.scan.clone());
         Ok(Opened {
-            reader: Box::new(BufReader::with_capacity(1 << 16, scanner)),
+            reader: Box::new(scanner),
             file_bytes,
             plain_bytes,
             report,

@@ -14,7 +14,7 @@
 //! file's own.
 
 use osiris_plugin_sdk::{ErrorKind, PluginError};
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::sync::{Arc, Mutex};
 
 /// What a null field is rewritten to: U+FFFF, a Unicode noncharacter that text data does not hold.
@@ -73,15 +73,21 @@ enum State {
     QuoteInQuoted,
 }
 
+/// Bytes are copied once, from the input into `out`, where records are rewritten in place; the parser reads
+/// `out` up to the end of the last complete record (`ready`) through `BufRead`.
 pub(crate) struct Scanner<R> {
     inner: R,
     opts: ScanOptions,
     report: SharedReport,
     state: State,
-    /// Raw bytes of the current field, quotes included.
-    field: Vec<u8>,
-    /// The current record as it will be passed on.
-    record: Vec<u8>,
+    /// Scanned bytes: complete records up to `ready`, then the current record.
+    out: Vec<u8>,
+    /// How much of `out` the parser has consumed.
+    out_pos: usize,
+    /// End of the complete records in `out`: what the parser may read.
+    ready: usize,
+    /// Where the current field starts in `out`.
+    field_start: usize,
     fields_in_record: usize,
     /// Fields per record, from the first record.
     expected: Option<usize>,
@@ -91,64 +97,86 @@ pub(crate) struct Scanner<R> {
     /// Line the current record started on.
     record_line: u64,
     input: Vec<u8>,
-    out: Vec<u8>,
-    out_pos: usize,
     done: bool,
+    /// Bytes that end an unquoted field: the delimiter, CR, LF.
+    ends_unquoted: [bool; 256],
+    /// A field longer than this cannot be a null (so most fields need no comparison).
+    longest_null: usize,
 }
 
 impl<R: Read> Scanner<R> {
     pub(crate) fn new(inner: R, opts: ScanOptions) -> (Scanner<R>, SharedReport) {
         let report = SharedReport::default();
         let line = opts.lines_before + 1;
+        let mut ends_unquoted = [false; 256];
+        for b in [opts.delimiter, b'\n', b'\r'] {
+            ends_unquoted[b as usize] = true;
+        }
+        let longest = opts.null_values.iter().map(Vec::len).max().unwrap_or(0);
+        // `""` is two bytes; a quoted null of n bytes is at most 2n + 2 bytes with its quotes doubled.
+        let longest_null = if opts.allow_quoted_nulls {
+            2 * longest + 2
+        } else {
+            longest.max(2)
+        };
         (
             Scanner {
                 inner,
                 opts,
                 report: report.clone(),
                 state: State::RecordStart,
-                field: Vec::with_capacity(256),
-                record: Vec::with_capacity(4096),
+                out: Vec::with_capacity(1 << 17),
+                out_pos: 0,
+                ready: 0,
+                field_start: 0,
                 fields_in_record: 0,
                 expected: None,
                 records: 0,
                 line,
                 record_line: line,
                 input: vec![0; 1 << 16],
-                out: Vec::with_capacity(1 << 17),
-                out_pos: 0,
                 done: false,
+                ends_unquoted,
+                longest_null,
             },
             report,
         )
     }
 
-    /// Ends the current field: appends it, or [`NULL_MARK`] when it is a null.
+    /// Ends the current field (`out[field_start..]`): replaced by [`NULL_MARK`] when it is a null.
+    #[inline]
     fn end_field(&mut self) {
         let is_header = self.opts.header && self.records == 0;
-        let quote = self.opts.quote;
-        let quoted = self.field.first() == Some(&quote);
-        let empty = self.field.is_empty() || self.field == [quote, quote];
-        let text = match &self.opts.text_columns {
-            Some(text) => text.get(self.fields_in_record).copied().unwrap_or(true),
-            None => false,
-        };
-        let null = !is_header
-            && ((empty && !text)
+        if !is_header && self.out.len() - self.field_start <= self.longest_null {
+            let quote = self.opts.quote;
+            let field = &self.out[self.field_start..];
+            let quoted = field.first() == Some(&quote);
+            let empty = field.is_empty() || field == [quote, quote];
+            let text = match &self.opts.text_columns {
+                Some(text) => text.get(self.fields_in_record).copied().unwrap_or(true),
+                None => false,
+            };
+            let null = (empty && !text)
                 || if !quoted {
-                    self.opts.null_values.iter().any(|v| *v == self.field)
+                    self.opts.null_values.iter().any(|v| v == field)
                 } else if self.opts.allow_quoted_nulls {
-                    let content = unquote(&self.field, quote);
+                    let content = unquote(field, quote);
                     self.opts.null_values.iter().any(|v| *v == content)
                 } else {
                     false
-                });
-        if null {
-            self.record.extend_from_slice(NULL_MARK.as_bytes());
-        } else {
-            self.record.extend_from_slice(&self.field);
+                };
+            if null {
+                self.out.truncate(self.field_start);
+                self.out.extend_from_slice(NULL_MARK.as_bytes());
+            }
         }
-        self.field.clear();
         self.fields_in_record += 1;
+    }
+
+    /// The next field starts here (after a delimiter or at the start of a record).
+    fn start_field(&mut self) {
+        self.field_start = self.out.len();
+        self.state = State::FieldStart;
     }
 
     /// Ends the current record (`terminator` is the byte that ended it, none at the end of the file).
@@ -158,19 +186,15 @@ impl<R: Read> Scanner<R> {
         self.fields_in_record = 0;
         self.records += 1;
         let expected = *self.expected.get_or_insert(got);
-        if got == expected {
-            self.out.extend_from_slice(&self.record);
-            if let Some(t) = terminator {
-                self.out.push(t);
-            }
-        } else {
+        if got != expected {
             self.reject(line, expected, got)?;
-            // The terminator still goes through (as an empty line), so line numbers stay the file's.
-            if let Some(t) = terminator {
-                self.out.push(t);
-            }
+            self.out.truncate(self.ready);
         }
-        self.record.clear();
+        // The terminator of a rejected record still goes through (as an empty line the parser skips).
+        if let Some(t) = terminator {
+            self.out.push(t);
+        }
+        self.ready = self.out.len();
         Ok(())
     }
 
@@ -227,6 +251,7 @@ impl<R: Read> Scanner<R> {
                     if b == b'\n' || b == b'\r' {
                         // An empty line: the parser skips it; keep it for the line numbers.
                         self.out.push(b);
+                        self.ready = self.out.len();
                         if b == b'\n' {
                             self.line += 1;
                         }
@@ -234,60 +259,56 @@ impl<R: Read> Scanner<R> {
                         continue;
                     }
                     self.record_line = self.line;
-                    self.state = State::FieldStart;
+                    self.start_field();
                     // The byte is looked at again as the start of the first field.
                     continue;
                 }
                 State::FieldStart => {
                     if b == quote {
-                        self.field.push(b);
+                        self.out.push(b);
                         self.state = State::Quoted;
                     } else if b == delim {
                         self.end_field();
-                        self.record.push(b);
+                        self.out.push(b);
+                        self.start_field();
                     } else if b == b'\n' || b == b'\r' {
                         self.end_field();
                         self.end_line(b)?;
                     } else {
-                        self.field.push(b);
                         self.state = State::Unquoted;
+                        // Looked at again by the fast path below.
+                        continue;
                     }
                 }
                 State::Unquoted => {
                     // The common case: run to the next special byte.
-                    let rest = &bytes[i..];
-                    let end = rest
-                        .iter()
-                        .position(|&c| c == delim || c == b'\n' || c == b'\r')
-                        .unwrap_or(rest.len());
-                    self.field.extend_from_slice(&rest[..end]);
-                    i += end;
+                    // Fields are short: a table beats a vectorised search here.
+                    let start = i;
+                    while i < bytes.len() && !self.ends_unquoted[bytes[i] as usize] {
+                        i += 1;
+                    }
+                    self.out.extend_from_slice(&bytes[start..i]);
                     if i == bytes.len() {
                         break;
                     }
                     let b = bytes[i];
                     self.end_field();
                     if b == delim {
-                        self.record.push(b);
-                        self.state = State::FieldStart;
+                        self.out.push(b);
+                        self.start_field();
                     } else {
                         self.end_line(b)?;
                     }
                 }
                 State::Quoted => {
                     let rest = &bytes[i..];
-                    let end = rest
-                        .iter()
-                        .position(|&c| c == quote || c == b'\n')
-                        .unwrap_or(rest.len());
-                    self.field.extend_from_slice(&rest[..end]);
-                    i += end;
-                    if i == bytes.len() {
+                    let Some(end) = memchr::memchr2(quote, b'\n', rest) else {
+                        self.out.extend_from_slice(rest);
                         break;
-                    }
-                    let b = bytes[i];
-                    self.field.push(b);
-                    if b == b'\n' {
+                    };
+                    self.out.extend_from_slice(&rest[..=end]);
+                    i += end;
+                    if bytes[i] == b'\n' {
                         self.line += 1;
                     } else {
                         self.state = State::QuoteInQuoted;
@@ -296,18 +317,18 @@ impl<R: Read> Scanner<R> {
                 State::QuoteInQuoted => {
                     if b == quote {
                         // A doubled quote: one quote character inside the field.
-                        self.field.push(b);
+                        self.out.push(b);
                         self.state = State::Quoted;
                     } else if b == delim {
                         self.end_field();
-                        self.record.push(b);
-                        self.state = State::FieldStart;
+                        self.out.push(b);
+                        self.start_field();
                     } else if b == b'\n' || b == b'\r' {
                         self.end_field();
                         self.end_line(b)?;
                     } else {
                         // Text after the closing quote belongs to the field (as the parser reads it).
-                        self.field.push(b);
+                        self.out.push(b);
                         self.state = State::Unquoted;
                     }
                 }
@@ -331,24 +352,21 @@ impl<R: Read> Scanner<R> {
         let message = e.to_string();
         self.report.lock().unwrap_or_else(|p| p.into_inner()).error = Some(e);
         self.done = true;
+        // Nothing more reaches the parser: not even the complete records after its position.
+        self.out.truncate(self.out_pos);
+        self.ready = self.out_pos;
         io::Error::new(io::ErrorKind::InvalidData, message)
     }
 }
 
-impl<R: Read> Read for Scanner<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.out_pos < self.out.len() {
-                let n = buf.len().min(self.out.len() - self.out_pos);
-                buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
-                self.out_pos += n;
-                return Ok(n);
-            }
-            if self.done {
-                return Ok(0);
-            }
-            self.out.clear();
+impl<R: Read> BufRead for Scanner<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.out_pos >= self.ready && !self.done {
+            // Keep only the incomplete record, then scan more input.
+            self.out.drain(..self.ready);
+            self.field_start -= self.ready.min(self.field_start);
             self.out_pos = 0;
+            self.ready = 0;
             let n = match self.inner.read(&mut self.input) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -362,12 +380,27 @@ impl<R: Read> Read for Scanner<R> {
                         return Err(self.fail(e));
                     }
                 }
-                continue;
+                break;
             }
             if let Err(e) = self.scan(n) {
                 return Err(self.fail(e));
             }
         }
+        Ok(&self.out[self.out_pos..self.ready])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.out_pos = (self.out_pos + amt).min(self.ready);
+    }
+}
+
+impl<R: Read> Read for Scanner<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }
 

@@ -183,12 +183,12 @@ impl Driver for CsvWriter {
             ))
             .with_help("use e.g. `nullstr: \"\\\\N\"` or `nullstr: NULL`, or leave it out to write nulls as empty fields"));
         }
-        let encoder = Encoder {
+        let encoder = Encoder::new(
             delimiter,
             quoting,
             terminator,
-            nullstr: cfg.nullstr.clone().into_bytes(),
-        };
+            cfg.nullstr.clone().into_bytes(),
+        );
         let gzip = match cfg.compression.as_str() {
             "none" => false,
             "gzip" => true,
@@ -321,6 +321,8 @@ enum Quoting {
 
 /// Turns batches into CSV bytes.
 struct Encoder {
+    /// Bytes that make a value need quotes: the delimiter, the quote, CR and LF.
+    special: [bool; 256],
     delimiter: u8,
     quoting: Quoting,
     terminator: &'static [u8],
@@ -331,13 +333,23 @@ struct Encoder {
 const FLUSH_BYTES: usize = 1 << 16;
 
 impl Encoder {
-    fn special(&self, b: u8) -> bool {
-        b == self.delimiter || b == b'"' || b == b'\n' || b == b'\r'
+    fn new(delimiter: u8, quoting: Quoting, terminator: &'static [u8], nullstr: Vec<u8>) -> Self {
+        let mut special = [false; 256];
+        for b in [delimiter, b'"', b'\n', b'\r'] {
+            special[b as usize] = true;
+        }
+        Encoder {
+            special,
+            delimiter,
+            quoting,
+            terminator,
+            nullstr,
+        }
     }
 
     /// Appends one non-null value; `Err` holds why `quoting: none` cannot write it.
     fn value(&self, v: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
-        let special = v.iter().any(|&b| self.special(b));
+        let special = v.iter().any(|&b| self.special[b as usize]);
         // A value that reads back as a null must be quoted: with the default `nullstr`, every empty string.
         let looks_null = v == self.nullstr.as_slice();
         let quote = match self.quoting {
