@@ -161,7 +161,7 @@ impl<R: Read> Scanner<R> {
                     self.opts.null_values.iter().any(|v| v == field)
                 } else if self.opts.allow_quoted_nulls {
                     let content = unquote(field, quote);
-                    self.opts.null_values.iter().any(|v| *v == content)
+                    self.opts.null_values.contains(&content)
                 } else {
                     false
                 };
