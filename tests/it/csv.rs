@@ -189,3 +189,230 @@ fn missing_input_file_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Issue 21 (3): `""` is an empty string and an unquoted empty field a null, both ways through the CLI.
+#[test]
+fn empty_string_and_null_stay_apart_through_a_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = "id,s,t\n1,\"\",a\n2,,b\n3,x,\n";
+    std::fs::write(tmp.path().join("in.csv"), input).unwrap();
+    copy_pipeline(tmp.path(), "in.csv", "", "same.csv", "");
+    let o = run_copy(tmp.path());
+    assert_eq!(code(&o), 0, "{:?}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("out/same.csv")).unwrap(),
+        input
+    );
+
+    // Writer `nullstr`: nulls get a marker, the empty string no longer needs quotes.
+    copy_pipeline(
+        tmp.path(),
+        "in.csv",
+        "",
+        "marked.csv",
+        "      nullstr: \"\\\\N\"",
+    );
+    let o = run_copy(tmp.path());
+    assert_eq!(code(&o), 0, "{:?}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("out/marked.csv")).unwrap(),
+        "id,s,t\n1,,a\n2,\\N,b\n3,x,\\N\n"
+    );
+    // ... and the extractor reads that marker back with `null_values`.
+    copy_pipeline(
+        tmp.path(),
+        "out/marked.csv",
+        "      null_values: [\"\\\\N\"]",
+        "back.csv",
+        "",
+    );
+    let o = run_copy(tmp.path());
+    assert_eq!(code(&o), 0, "{:?}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("out/back.csv")).unwrap(),
+        input
+    );
+
+    // Extractor `allow_quoted_nulls`: `""` is a null too (and written back as one).
+    copy_pipeline(
+        tmp.path(),
+        "in.csv",
+        "      allow_quoted_nulls: true",
+        "nulls.csv",
+        "      quoting: all",
+    );
+    let o = run_copy(tmp.path());
+    assert_eq!(code(&o), 0, "{:?}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("out/nulls.csv")).unwrap(),
+        "\"id\",\"s\",\"t\"\n\"1\",,\"a\"\n\"2\",,\"b\"\n\"3\",\"x\",\n"
+    );
+
+    // `quoting: none` cannot write an empty string that would read back as a null.
+    copy_pipeline(tmp.path(), "in.csv", "", "none.csv", "      quoting: none");
+    let o = run_copy(tmp.path());
+    let (_, err) = text(&o);
+    assert_eq!(code(&o), 4, "{err}");
+    assert!(err.contains("row 1 column `s` equals `nullstr`"), "{err}");
+    assert!(!tmp.path().join("out/none.csv").exists());
+}
+
+/// Issue 21 (3): PostgreSQL `''` and NULL -> CSV -> PostgreSQL keep their difference, on the real server.
+#[test]
+fn postgres_empty_string_and_null_survive_csv() {
+    use crate::dbutil::{PG_PORT, PgDb, ok, project, run_pipeline, server};
+    if !server(
+        "PostgreSQL",
+        PG_PORT,
+        "postgres_empty_string_and_null_survive_csv",
+    ) {
+        return;
+    }
+    let pg = PgDb::new();
+    pg.sql(
+        "CREATE TABLE src (id int PRIMARY KEY, s text, n int);
+         INSERT INTO src VALUES (1, '', 10), (2, NULL, NULL), (3, 'x', 30), (4, ' ', 40);",
+    );
+    let p = project(Some(&pg), None);
+    let o = run_pipeline(
+        p.path(),
+        "to_csv",
+        "  - id: extract\n    component: postgres.extractor\n    mode: read\n    config:\n      connection: \"@postgres.local\"\n      query: SELECT id, s, n FROM src ORDER BY id\n  - id: write\n    component: filesystem.csv_writer\n    mode: write\n    needs: [extract]\n    config:\n      path: out.csv\n",
+    );
+    ok(&o);
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out.csv")).unwrap(),
+        "id,s,n\n1,\"\",10\n2,,\n3,x,30\n4, ,40\n"
+    );
+    let o = run_pipeline(
+        p.path(),
+        "from_csv",
+        "  - id: read\n    component: filesystem.csv_extractor\n    mode: read\n    config:\n      path: out.csv\n  - id: load\n    component: postgres.writer\n    mode: write\n    needs: [read]\n    config:\n      connection: \"@postgres.local\"\n      table: back\n      create_if_missing: true\n",
+    );
+    ok(&o);
+    assert_eq!(
+        pg.sql(
+            "SELECT id, s IS NULL, '[' || coalesce(s, '') || ']', n IS NULL FROM back ORDER BY id"
+        ),
+        "1|f|[]|f\n2|t|[]|t\n3|f|[x]|f\n4|f|[ ]|f"
+    );
+}
+
+/// Issue 21 (4): timestamps with a named time zone (`UTC`), from each database, to CSV.
+#[test]
+fn timezone_aware_timestamps_from_each_database_to_csv() {
+    use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, ok, project, run_pipeline, server};
+    let name = "timezone_aware_timestamps_from_each_database_to_csv";
+    if !server("PostgreSQL", PG_PORT, name) || !server("MariaDB", MY_PORT, name) {
+        return;
+    }
+    let pg = PgDb::new();
+    let my = MyDb::new();
+    my.sql(
+        "CREATE TABLE ev (id INT PRIMARY KEY, at TIMESTAMP NULL);
+         INSERT INTO ev VALUES (1, '2024-01-02 03:04:05'), (2, NULL);",
+    );
+    let p = project(Some(&pg), Some(&my));
+    let to_csv = |id: &str, extract: String| {
+        let o = run_pipeline(
+            p.path(),
+            id,
+            &format!(
+                "{extract}  - id: write\n    component: filesystem.csv_writer\n    mode: write\n    needs: [extract]\n    config:\n      path: {id}.csv\n"
+            ),
+        );
+        ok(&o);
+        std::fs::read_to_string(p.path().join(format!("{id}.csv"))).unwrap()
+    };
+
+    let mysql = to_csv(
+        "mysql",
+        "  - id: extract\n    component: mysql.extractor\n    mode: read\n    config:\n      connection: \"@mysql.local\"\n      query: SELECT id, at FROM ev ORDER BY id\n".into(),
+    );
+    assert_eq!(mysql, "id,at\n1,2024-01-02T03:04:05Z\n2,\n");
+
+    let postgres = to_csv(
+        "postgres",
+        "  - id: extract\n    component: postgres.extractor\n    mode: read\n    config:\n      connection: \"@postgres.local\"\n      query: SELECT timestamptz '2024-01-02 03:04:05.5+02' AS at, now() AS now\n".into(),
+    );
+    let mut lines = postgres.lines();
+    assert_eq!(lines.next(), Some("at,now"));
+    let row = lines.next().unwrap();
+    let (at, now) = row.split_once(',').unwrap();
+    assert_eq!(at, "2024-01-02T01:04:05.500Z");
+    assert!(now.ends_with('Z') && now.len() >= 20, "{row}");
+
+    // DuckDB's TIMESTAMPTZ, through duckdb.processor (linked into the binary) on a PostgreSQL input.
+    let duck = to_csv(
+        "duckdb",
+        "  - id: src\n    component: postgres.extractor\n    mode: read\n    config:\n      connection: \"@postgres.local\"\n      query: SELECT 1 AS id\n  - id: extract\n    component: duckdb.processor\n    mode: transform\n    needs: [src]\n    config:\n      query: SELECT id, TIMESTAMPTZ '2024-01-02 03:04:05+00' AS at FROM df_src\n".into(),
+    );
+    assert_eq!(duck, "id,at\n1,2024-01-02T03:04:05Z\n");
+}
+
+/// Issue 21 (7): a row with the wrong number of fields far past the inference sample is reported with its
+/// line and field counts, and `ignore_errors` / `max_bad_rows` skip and count such rows.
+#[test]
+fn ragged_row_at_line_15000_is_reported_or_skipped_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut input = String::from("id,name\n");
+    for i in 2..=20_000 {
+        if i == 15_000 {
+            input.push_str("14999,too,many\n");
+        } else {
+            input.push_str(&format!("{},n{i}\n", i - 1));
+        }
+    }
+    std::fs::write(tmp.path().join("in.csv"), &input).unwrap();
+
+    copy_pipeline(tmp.path(), "in.csv", "", "out.csv", "");
+    let o = run_copy(tmp.path());
+    let (_, err) = text(&o);
+    assert_eq!(code(&o), 4, "{err}");
+    assert!(err.contains("CSV-PARSE"), "{err}");
+    assert!(
+        err.contains("line 15000: expected 2 fields (the header has 2), got 3"),
+        "{err}"
+    );
+    assert!(err.contains("ignore_errors"), "a help line: {err}");
+    assert!(!err.contains("dtype"), "no unrelated hint: {err}");
+    assert!(!tmp.path().join("out/out.csv").exists());
+
+    // One run directory per run: the next run's is the only one.
+    std::fs::remove_dir_all(tmp.path().join("run_logs")).unwrap();
+    copy_pipeline(
+        tmp.path(),
+        "in.csv",
+        "      ignore_errors: true\n      max_bad_rows: 1",
+        "out.csv",
+        "",
+    );
+    let o = run_copy(tmp.path());
+    let (_, err) = text(&o);
+    assert_eq!(code(&o), 0, "{err}");
+    let out = std::fs::read_to_string(tmp.path().join("out/out.csv")).unwrap();
+    assert_eq!(out.lines().count(), 20_000 - 1);
+    assert!(!out.contains("too,many"));
+    let rd = run_dir(tmp.path(), "default", "copy");
+    let status = json(&rd.join("status.json"));
+    assert_eq!(status["rows_read"], 20_000 - 2);
+    let metrics = crate::run::jsonl(&rd.join("metrics.jsonl"));
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m["metric"] == "rows_rejected" && m["step"] == "read" && m["value"] == 1),
+        "{metrics:?}"
+    );
+
+    // A second bad row is one more than `max_bad_rows` allows.
+    input.push_str("x\n");
+    std::fs::write(tmp.path().join("in.csv"), &input).unwrap();
+    let o = run_copy(tmp.path());
+    let (_, err) = text(&o);
+    assert_eq!(code(&o), 4, "{err}");
+    assert!(
+        err.contains("more than 1 rows have the wrong number of fields"),
+        "{err}"
+    );
+    assert!(err.contains("line 20001"), "{err}");
+}

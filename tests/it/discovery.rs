@@ -451,3 +451,53 @@ fn discovery_csv_files_report_columns_types_estimates_samples_and_errors() {
     assert!(out.contains("file big.csv  ~"), "{out}");
     assert!(out.contains("error[CSV-PARSE]"), "{out}");
 }
+
+/// Issue 21 (6): binary columns holding bytes that are not UTF-8 do not break discovery: their samples are
+/// `\x` and hex digits, on MariaDB (BLOB, VARBINARY) and PostgreSQL (bytea) alike.
+#[test]
+fn discovery_binary_samples_are_hex_on_mysql_and_postgres() {
+    let name = "discovery_binary_samples_are_hex_on_mysql_and_postgres";
+    if !server("MariaDB", MY_PORT, name) || !server("PostgreSQL", PG_PORT, name) {
+        return;
+    }
+    let my = MyDb::new();
+    my.sql(
+        "CREATE TABLE files (id INT PRIMARY KEY, body BLOB, tag VARBINARY(8), flags BIT(8), note TEXT);
+         INSERT INTO files VALUES (1, x'FF00FE80', x'C328', b'10000001', 'ok'), (2, NULL, NULL, NULL, NULL);",
+    );
+    let pg = PgDb::new();
+    pg.sql(
+        "CREATE TABLE files (id int PRIMARY KEY, body bytea, note text);
+         INSERT INTO files VALUES (1, '\\xff00fe80', 'ok');",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    write_project(tmp.path(), Some(&my.name), Some(&pg.name));
+
+    let v = discover(tmp.path(), &["@mysql.t", "--samples", "2"]);
+    let t = table(&v, "files");
+    assert_eq!(
+        t["samples"],
+        serde_json::json!([
+            {"id": 1, "body": "\\xff00fe80", "tag": "\\xc328", "flags": 129, "note": "ok"},
+            {"id": 2, "body": null, "tag": null, "flags": null, "note": null},
+        ]),
+        "{t:#}"
+    );
+    // The text listing works too (it panicked before).
+    let o = osiris(
+        tmp.path(),
+        &["discovery", "run", "@mysql.t", "--refresh"],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(!err.contains("PANIC"), "{err}");
+
+    let v = discover(tmp.path(), &["@postgres.t", "--samples", "2"]);
+    let t = table(&v, "files");
+    assert_eq!(
+        t["samples"],
+        serde_json::json!([{"id": 1, "body": "\\xff00fe80", "note": "ok"}]),
+        "{t:#}"
+    );
+}

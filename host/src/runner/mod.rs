@@ -193,6 +193,20 @@ enum Ev {
     Drained,
 }
 
+/// A driver's error from its output stream as the run reports it: `[CODE] message` and, on its own line, the
+/// driver's help (as for an error `run` returns); an error that is not a driver's keeps arrow's text.
+fn stream_error_text(e: &ArrowError) -> String {
+    let pe = PluginError::from_arrow(e);
+    if pe.code == "ARROW" {
+        return e.to_string();
+    }
+    let mut text = format!("[{}] {}", pe.code, pe.message);
+    if let Some(h) = &pe.help {
+        text.push_str(&format!("\n  = help: {h}"));
+    }
+    text
+}
+
 /// Wraps a step's output stream: counts rows and tells the scheduler when (and how) it ended.
 struct Tracked {
     inner: BatchStream,
@@ -222,7 +236,7 @@ impl Iterator for Tracked {
                 let _ = self.tx.send(Ev::StreamEnded {
                     step: self.step.clone(),
                     rows: self.rows,
-                    error: Some(e.to_string()),
+                    error: Some(stream_error_text(e)),
                     early: false,
                 });
             }

@@ -29,13 +29,16 @@ const MAX_DEPTH: usize = 8;
 const MAX_ENTRIES: usize = 100_000;
 /// Read options that apply to every file of a directory discovery (`path`, `columns`, `dtype` and `limit`
 /// name one file's content and are not passed on).
-const SHARED_OPTIONS: [&str; 7] = [
+const SHARED_OPTIONS: [&str; 10] = [
     "delimiter",
     "quotechar",
     "header",
     "encoding",
     "skip_rows",
     "null_values",
+    "allow_quoted_nulls",
+    "ignore_errors",
+    "max_bad_rows",
     "compression",
 ];
 

@@ -5,6 +5,7 @@
 //! is materialised up front.
 
 use crate::common::{ConsumeCounting, Counting, decode, display, resolve_path, single_byte};
+use crate::scan::{NULL_MARK, ScanOptions, Scanner, SharedReport};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_csv::reader::Format;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -47,6 +48,12 @@ struct Config {
     dtype: BTreeMap<String, String>,
     #[serde(default = "default_null_values")]
     null_values: Vec<String>,
+    #[serde(default)]
+    allow_quoted_nulls: bool,
+    #[serde(default)]
+    ignore_errors: bool,
+    #[serde(default)]
+    max_bad_rows: Option<u64>,
     #[serde(default = "default_compression")]
     compression: String,
     #[serde(default = "default_batch_size")]
@@ -81,6 +88,7 @@ struct Source {
     gzip: bool,
     latin1: bool,
     skip_rows: u64,
+    scan: ScanOptions,
 }
 
 impl Source {
@@ -120,8 +128,7 @@ impl Source {
         } else {
             raw
         };
-        let mut reader: Box<dyn BufRead + Send> =
-            Box::new(BufReader::with_capacity(1 << 16, decoded));
+        let mut reader = BufReader::with_capacity(1 << 16, decoded);
         let mut line = Vec::new();
         for _ in 0..self.skip_rows {
             line.clear();
@@ -132,10 +139,12 @@ impl Source {
                 break;
             }
         }
+        let (scanner, report) = Scanner::new(reader, self.scan.clone());
         Ok(Opened {
-            reader,
+            reader: Box::new(scanner),
             file_bytes,
             plain_bytes,
+            report,
         })
     }
 
@@ -160,6 +169,18 @@ struct Opened {
     file_bytes: Arc<AtomicU64>,
     /// Bytes out of decompression (the same counter as `file_bytes` without compression).
     plain_bytes: Arc<AtomicU64>,
+    /// What the scanner found: its error (the parser sees it as an I/O error), rejected rows.
+    report: SharedReport,
+}
+
+/// The scanner's error when it stopped the parser, else the parser's own error as `CSV-PARSE`.
+fn parse_error(report: &SharedReport, arrow: impl FnOnce() -> PluginError) -> PluginError {
+    let scanned = report
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .error
+        .clone();
+    scanned.unwrap_or_else(arrow)
 }
 
 /// What schema inference read: at most `INFER_SAMPLE_ROWS` records from the start of the file.
@@ -303,17 +324,11 @@ fn parse_dtype(column: &str, name: &str) -> Result<DataType, PluginError> {
     })
 }
 
-/// A null-matching regex for `null_values`: an exact match of any listed value.
-fn null_regex(values: &[String]) -> Result<regex::Regex, PluginError> {
-    let pattern = if values.is_empty() {
-        // Matches nothing: no field is read as null.
-        r"[^\s\S]".to_string()
-    } else {
-        let alts: Vec<String> = values.iter().map(|v| regex::escape(v)).collect();
-        format!("^(?:{})$", alts.join("|"))
-    };
-    regex::Regex::new(&pattern)
-        .map_err(|e| PluginError::internal(format!("null_values pattern: {e}")))
+/// The parser's null regex: the scanner has already rewritten every null field (`null_values`, quoting,
+/// `allow_quoted_nulls`) to the mark, so nothing else is a null.
+fn null_regex() -> Result<regex::Regex, PluginError> {
+    regex::Regex::new(&format!("^{}$", regex::escape(NULL_MARK)))
+        .map_err(|e| PluginError::internal(format!("null pattern: {e}")))
 }
 
 /// The resolved reading plan: source, CSV format, full schema (with overrides) and projection.
@@ -364,24 +379,49 @@ impl Plan {
         if cfg.batch_size == 0 {
             return Err(PluginError::config("`batch_size` must be at least 1"));
         }
+        if cfg.max_bad_rows.is_some() && !cfg.ignore_errors {
+            return Err(PluginError::config(
+                "`max_bad_rows` only applies with `ignore_errors: true`",
+            )
+            .with_help("add `ignore_errors: true`, or remove `max_bad_rows`"));
+        }
+        let delimiter = single_byte("delimiter", &cfg.delimiter)?;
+        let quote = single_byte("quotechar", &cfg.quotechar)?;
+        let scan = ScanOptions {
+            delimiter,
+            quote,
+            null_values: cfg
+                .null_values
+                .iter()
+                .map(|v| v.as_bytes().to_vec())
+                .collect(),
+            allow_quoted_nulls: cfg.allow_quoted_nulls,
+            header: cfg.header,
+            ignore_errors: cfg.ignore_errors,
+            max_bad_rows: cfg.max_bad_rows,
+            lines_before: cfg.skip_rows,
+            path: display(&path),
+            text_columns: None,
+        };
         let source = Source {
             path,
             gzip,
             latin1,
             skip_rows: cfg.skip_rows,
+            scan,
         };
         let format = Format::default()
             .with_header(cfg.header)
-            .with_delimiter(single_byte("delimiter", &cfg.delimiter)?)
-            .with_quote(single_byte("quotechar", &cfg.quotechar)?)
-            .with_null_regex(null_regex(&cfg.null_values)?);
+            .with_delimiter(delimiter)
+            .with_quote(quote)
+            .with_null_regex(null_regex()?);
 
         let opened = source.open()?;
         let (parsed, parsed_bytes) = Counting::new(opened.reader);
         let (inferred, records) = format
             .infer_schema(parsed, Some(INFER_SAMPLE_ROWS))
             .map_err(|e| {
-                PluginError::new(
+                parse_error(&opened.report, || PluginError::new(
                     ErrorKind::Data,
                     "CSV-PARSE",
                     format!(
@@ -389,7 +429,7 @@ impl Plan {
                         display(&source.path)
                     ),
                 )
-                .with_help("check `delimiter`, `quotechar`, `encoding` and `compression` against the file; every row needs as many fields as the header")
+                .with_help("check `delimiter`, `quotechar`, `encoding` and `compression` against the file; every row needs as many fields as the header"))
             })?;
         let inference = Inference {
             records,
@@ -430,6 +470,20 @@ impl Plan {
             fields.push(Field::new(f.name(), data_type, true));
         }
         let file_schema = Arc::new(Schema::new(fields));
+        // The run's scan knows the types now: an empty field of a column that is not text is a null.
+        let mut source = source;
+        source.scan.text_columns = Some(
+            file_schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    matches!(
+                        f.data_type(),
+                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                    )
+                })
+                .collect(),
+        );
         let (schema, projection) = match &cfg.columns {
             None => (file_schema.clone(), None),
             Some(columns) => {
@@ -470,6 +524,7 @@ impl Plan {
         let Opened {
             reader,
             file_bytes: bytes,
+            report,
             ..
         } = self.source.open()?;
         let mut builder = arrow_csv::ReaderBuilder::new(self.file_schema.clone())
@@ -490,6 +545,7 @@ impl Plan {
             ctx,
             path: display(&self.source.path),
             done: false,
+            report,
         })
     }
 }
@@ -504,12 +560,32 @@ pub(crate) struct CsvStream {
     ctx: Context,
     path: String,
     done: bool,
+    report: SharedReport,
 }
 
 impl CsvStream {
     fn finish(&mut self) {
         self.done = true;
         self.ctx.metric("rows_read", self.rows as f64, Some("rows"));
+        let (rejected, lines) = {
+            let r = self.report.lock().unwrap_or_else(|p| p.into_inner());
+            (r.rejected, r.rejected_lines.clone())
+        };
+        self.ctx
+            .metric("rows_rejected", rejected as f64, Some("rows"));
+        if rejected > 0 {
+            let lines: Vec<String> = lines.iter().map(u64::to_string).collect();
+            let more = if rejected > lines.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            };
+            self.ctx.warn(&format!(
+                "skipped {rejected} rows of `{}` with the wrong number of fields (`ignore_errors`): line {}{more}",
+                self.path,
+                lines.join(", ")
+            ));
+        }
         self.ctx.metric(
             "bytes_processed",
             self.bytes.load(Ordering::Relaxed) as f64,
@@ -542,10 +618,14 @@ impl Iterator for CsvStream {
             }
             Some(Err(e)) => {
                 self.done = true;
-                Some(Err(ArrowError::CsvError(format!(
-                    "`{}`: {e} (set `dtype` for this column if the inferred type is wrong)",
-                    self.path
-                ))))
+                let path = &self.path;
+                Some(Err(parse_error(&self.report, || {
+                    PluginError::new(ErrorKind::Data, "CSV-PARSE", format!("`{path}`: {e}"))
+                        .with_help(format!(
+                            "column types are inferred from the first {INFER_SAMPLE_ROWS} rows; if a later value does not fit, set the column's type in `dtype` (e.g. `utf8`)"
+                        ))
+                })
+                .into_arrow()))
             }
             Some(Ok(mut batch)) => {
                 if let Some(rem) = self.remaining.as_mut() {

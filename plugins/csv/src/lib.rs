@@ -6,6 +6,7 @@
 mod common;
 mod discover;
 mod extractor;
+mod scan;
 mod writer;
 
 pub use extractor::CsvExtractor;

@@ -392,3 +392,84 @@ fn discover_one_file_fails_when_it_cannot_be_read() {
     assert_eq!(entry(&v, "empty.csv")["error"]["code"], "CSV-EMPTY");
     assert_eq!(entry(&v, "ok.csv")["row_count_estimate"], 1);
 }
+
+/// Issue 21 (4): named time zones are formatted (they failed without arrow's `chrono-tz`).
+#[test]
+fn writer_formats_timestamps_with_named_time_zones() {
+    use arrow_array::TimestampMicrosecondArray;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, c) = ctx();
+    let us = 1_704_164_645_000_000; // 2024-01-02T03:04:05Z
+    let utc = TimestampMicrosecondArray::from(vec![Some(us), None]).with_timezone("UTC");
+    let berlin =
+        TimestampMicrosecondArray::from(vec![Some(us), Some(us)]).with_timezone("Europe/Berlin");
+    let batch = RecordBatch::try_from_iter(vec![
+        ("utc", Arc::new(utc) as Arc<dyn Array>),
+        ("berlin", Arc::new(berlin) as Arc<dyn Array>),
+    ])
+    .unwrap();
+    let schema = batch.schema();
+    let mut s = Streams::new();
+    s.insert(
+        "df".into(),
+        Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema)),
+    );
+    let out = dir.path().join("tz.csv");
+    CsvWriter
+        .run("w", &json!({"path": out}), s, &c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "utc,berlin\n2024-01-02T03:04:05Z,2024-01-02T04:04:05+01:00\n,2024-01-02T04:04:05+01:00\n"
+    );
+}
+
+/// Issue 21 (3): the extractor reads `""` as the empty string and an unquoted empty field as null.
+#[test]
+fn extractor_tells_quoted_empty_from_null() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("e.csv"), "s,n\n\"\",1\n,\n\"\"\"\",3\n").unwrap();
+    let (_, c) = ctx();
+    let read = |extra: Value| {
+        let mut cfg = json!({"path": dir.path().join("e.csv")});
+        cfg.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let batches = read_all(&cfg, &c).unwrap();
+        let s = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect::<Vec<_>>();
+        let n = batches[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>();
+        (s, n)
+    };
+    let (s, n) = read(json!({}));
+    assert_eq!(s, [Some(String::new()), None, Some("\"".to_string())]);
+    assert_eq!(n, [Some(1), None, Some(3)]);
+    let (s, _) = read(json!({"allow_quoted_nulls": true}));
+    assert_eq!(s, [None, None, Some("\"".to_string())]);
+    let (s, n) = read(json!({"null_values": []}));
+    assert_eq!(
+        s,
+        [
+            Some(String::new()),
+            Some(String::new()),
+            Some("\"".to_string())
+        ]
+    );
+    assert_eq!(
+        n,
+        [Some(1), None, Some(3)],
+        "an empty number is still no number"
+    );
+}

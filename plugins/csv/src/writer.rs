@@ -4,10 +4,15 @@
 //! which is renamed over `path` once the input stream ended without error; on any error (including an error
 //! raised by an upstream step while its stream is pulled) the temporary file is removed.
 
+//!
+//! Nulls and empty strings stay apart (DuckDB's `COPY ... TO` convention): a null is written as `nullstr`
+//! (default: nothing) without quotes, and a value that would read back as `nullstr` (with the default, the
+//! empty string) is always quoted, so `1,"",` holds an empty string and a null.
+
 use crate::common::{Counting, decode, display, resolve_path, single_byte};
-use arrow_array::{Array, RecordBatch, StringArray};
-use arrow_csv::QuoteStyle;
-use arrow_schema::DataType;
+use arrow_array::{Array, RecordBatch};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use arrow_schema::Schema;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
@@ -37,6 +42,8 @@ struct Config {
     create_dirs: bool,
     #[serde(default = "default_compression")]
     compression: String,
+    #[serde(default)]
+    nullstr: String,
 }
 
 fn default_delimiter() -> String {
@@ -143,11 +150,11 @@ impl Driver for CsvWriter {
                 }
             };
         let delimiter = single_byte("delimiter", &cfg.delimiter)?;
-        let quote_style = match cfg.quoting.as_str() {
-            "minimal" => QuoteStyle::Necessary,
-            "all" => QuoteStyle::Always,
-            "nonnumeric" => QuoteStyle::NonNumeric,
-            "none" => QuoteStyle::Never,
+        let quoting = match cfg.quoting.as_str() {
+            "minimal" => Quoting::Minimal,
+            "all" => Quoting::All,
+            "nonnumeric" => Quoting::NonNumeric,
+            "none" => Quoting::Never,
             other => {
                 return Err(
                     PluginError::config(format!("`quoting`: unknown value `{other}`"))
@@ -155,9 +162,9 @@ impl Driver for CsvWriter {
                 );
             }
         };
-        let terminator = match cfg.newline.as_str() {
-            "lf" => arrow_csv::writer::Terminator::Any(b'\n'),
-            "crlf" => arrow_csv::writer::Terminator::CRLF,
+        let terminator: &'static [u8] = match cfg.newline.as_str() {
+            "lf" => b"\n",
+            "crlf" => b"\r\n",
             other => {
                 return Err(
                     PluginError::config(format!("`newline`: unknown value `{other}`"))
@@ -165,6 +172,23 @@ impl Driver for CsvWriter {
                 );
             }
         };
+        if cfg
+            .nullstr
+            .bytes()
+            .any(|b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r')
+        {
+            return Err(PluginError::config(format!(
+                "`nullstr` {:?} contains the delimiter, a quote or a line break",
+                cfg.nullstr
+            ))
+            .with_help("use e.g. `nullstr: \"\\\\N\"` or `nullstr: NULL`, or leave it out to write nulls as empty fields"));
+        }
+        let encoder = Encoder::new(
+            delimiter,
+            quoting,
+            terminator,
+            cfg.nullstr.clone().into_bytes(),
+        );
         let gzip = match cfg.compression.as_str() {
             "none" => false,
             "gzip" => true,
@@ -223,21 +247,14 @@ impl Driver for CsvWriter {
             committed: false,
         };
         let (counting, bytes) = Counting::new(BufWriter::with_capacity(1 << 16, file));
-        let sink = if gzip {
+        let mut sink = if gzip {
             Sink::Gzip(GzEncoder::new(counting, Compression::default()))
         } else {
             Sink::Plain(counting)
         };
-        let mut writer = arrow_csv::WriterBuilder::new()
-            .with_delimiter(delimiter)
-            .with_header(cfg.header)
-            .with_quote_style(quote_style)
-            .with_line_terminator(terminator)
-            .build(sink);
 
         let schema = input.schema();
         let mut rows: u64 = 0;
-        let mut wrote_any = false;
         let io_err = |e: &dyn std::fmt::Display| {
             PluginError::new(
                 ErrorKind::Io,
@@ -245,6 +262,10 @@ impl Driver for CsvWriter {
                 format!("writing `{}` failed: {e}", display(&target)),
             )
         };
+        let mut out = Vec::with_capacity(1 << 16);
+        if cfg.header {
+            encoder.header(&schema, &mut out)?;
+        }
         for batch in input {
             ctx.check_cancelled()?;
             let batch = batch.map_err(|e| {
@@ -255,20 +276,14 @@ impl Driver for CsvWriter {
                 )
                 .with_help(format!("`{}` was left untouched", display(&target)))
             })?;
-            if matches!(quote_style, QuoteStyle::Never) {
-                check_unquotable(&batch, delimiter, rows)?;
-            }
-            writer.write(&batch).map_err(|e| io_err(&e))?;
-            wrote_any = true;
+            encoder.batch(&batch, rows, &mut out, |chunk: &mut Vec<u8>| {
+                sink.write_all(chunk).map_err(|e| io_err(&e))?;
+                chunk.clear();
+                Ok(())
+            })?;
             rows += batch.num_rows() as u64;
         }
-        if !wrote_any {
-            // An empty input still produces a file with the header row.
-            writer
-                .write(&RecordBatch::new_empty(schema))
-                .map_err(|e| io_err(&e))?;
-        }
-        let sink = writer.into_inner();
+        sink.write_all(&out).map_err(|e| io_err(&e))?;
         sink.finish().map_err(|e| io_err(&e))?;
         std::fs::rename(&tmp.path, &target).map_err(|e| io_err(&e))?;
         tmp.committed = true;
@@ -292,36 +307,167 @@ fn temp_path(dir: &Path, file_name: &str) -> PathBuf {
     dir.join(format!(".{file_name}.{}-{nanos}.tmp", std::process::id()))
 }
 
-/// `quoting: none` must not produce a file that cannot be read back: fail on a field that needs quotes.
-fn check_unquotable(
-    batch: &RecordBatch,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// Only fields that need it: a delimiter, quote or line break inside, or a value equal to `nullstr`.
+    Minimal,
+    /// Every value (nulls stay unquoted, so they are not read back as strings).
+    All,
+    /// Every value that does not parse as a number, and what `Minimal` quotes.
+    NonNumeric,
+    /// Never; a value that would need quotes is an error (the file could not be read back).
+    Never,
+}
+
+/// Turns batches into CSV bytes.
+struct Encoder {
+    /// Bytes that make a value need quotes: the delimiter, the quote, CR and LF.
+    special: [bool; 256],
     delimiter: u8,
-    rows_before: u64,
-) -> Result<(), PluginError> {
-    let schema = batch.schema();
-    for (i, col) in batch.columns().iter().enumerate() {
-        if !matches!(col.data_type(), DataType::Utf8) {
-            continue;
+    quoting: Quoting,
+    terminator: &'static [u8],
+    nullstr: Vec<u8>,
+}
+
+/// Rows are encoded into a buffer that is handed to the sink whenever it holds this much.
+const FLUSH_BYTES: usize = 1 << 16;
+
+impl Encoder {
+    fn new(delimiter: u8, quoting: Quoting, terminator: &'static [u8], nullstr: Vec<u8>) -> Self {
+        let mut special = [false; 256];
+        for b in [delimiter, b'"', b'\n', b'\r'] {
+            special[b as usize] = true;
         }
-        let Some(strings) = col.as_any().downcast_ref::<StringArray>() else {
-            continue;
-        };
-        for row in 0..strings.len() {
-            if strings.is_null(row) {
-                continue;
-            }
-            let v = strings.value(row).as_bytes();
-            if v.iter()
-                .any(|&b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r')
-            {
-                return Err(PluginError::data(format!(
-                    "row {} column `{}` contains a delimiter, quote or line break, which `quoting: none` cannot write",
-                    rows_before + row as u64 + 1,
-                    schema.field(i).name()
-                ))
-                .with_help("use `quoting: minimal`"));
-            }
+        Encoder {
+            special,
+            delimiter,
+            quoting,
+            terminator,
+            nullstr,
         }
     }
-    Ok(())
+
+    /// Appends one non-null value; `Err` holds why `quoting: none` cannot write it.
+    fn value(&self, v: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
+        let special = v.iter().any(|&b| self.special[b as usize]);
+        // A value that reads back as a null must be quoted: with the default `nullstr`, every empty string.
+        let looks_null = v == self.nullstr.as_slice();
+        let quote = match self.quoting {
+            Quoting::All => true,
+            Quoting::Minimal => special || looks_null,
+            Quoting::NonNumeric => special || looks_null || !is_numeric(v),
+            Quoting::Never => {
+                if special {
+                    return Err("contains a delimiter, quote or line break");
+                }
+                if looks_null {
+                    return Err("equals `nullstr` (it would be read back as a null)");
+                }
+                false
+            }
+        };
+        if quote {
+            out.push(b'"');
+            for &b in v {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(v);
+        }
+        Ok(())
+    }
+
+    fn header(&self, schema: &Schema, out: &mut Vec<u8>) -> Result<(), PluginError> {
+        for (i, f) in schema.fields().iter().enumerate() {
+            if i > 0 {
+                out.push(self.delimiter);
+            }
+            self.value(f.name().as_bytes(), out).map_err(|why| {
+                PluginError::data(format!(
+                    "column name `{}` {why}, which `quoting: none` cannot write",
+                    f.name()
+                ))
+                .with_help("use `quoting: minimal`, or rename the column upstream")
+            })?;
+        }
+        out.extend_from_slice(self.terminator);
+        Ok(())
+    }
+
+    /// Appends the rows of `batch`, handing `out` to `flush` whenever it is large.
+    fn batch(
+        &self,
+        batch: &RecordBatch,
+        rows_before: u64,
+        out: &mut Vec<u8>,
+        mut flush: impl FnMut(&mut Vec<u8>) -> Result<(), PluginError>,
+    ) -> Result<(), PluginError> {
+        let schema = batch.schema();
+        let options = FormatOptions::default().with_null("");
+        let mut formatters = Vec::with_capacity(batch.num_columns());
+        let mut nulls = Vec::with_capacity(batch.num_columns());
+        for (col, field) in batch.columns().iter().zip(schema.fields()) {
+            if col.data_type().is_nested() {
+                return Err(PluginError::data(format!(
+                    "column `{}` has the nested type {}, which CSV cannot hold",
+                    field.name(),
+                    col.data_type()
+                ))
+                .with_help(
+                    "flatten or cast it to text upstream, e.g. in a duckdb.processor step",
+                ));
+            }
+            formatters.push(
+                ArrayFormatter::try_new(col.as_ref(), &options).map_err(|e| {
+                    PluginError::data(format!(
+                        "column `{}` cannot be written as CSV: {e}",
+                        field.name()
+                    ))
+                })?,
+            );
+            nulls.push(col.logical_nulls());
+        }
+        let mut text = String::new();
+        for row in 0..batch.num_rows() {
+            for (i, formatter) in formatters.iter().enumerate() {
+                if i > 0 {
+                    out.push(self.delimiter);
+                }
+                if nulls[i].as_ref().is_some_and(|n| n.is_null(row)) {
+                    out.extend_from_slice(&self.nullstr);
+                    continue;
+                }
+                text.clear();
+                formatter.value(row).write(&mut text).map_err(|e| {
+                    PluginError::data(format!(
+                        "row {} column `{}` cannot be formatted: {e}",
+                        rows_before + row as u64 + 1,
+                        schema.field(i).name()
+                    ))
+                })?;
+                self.value(text.as_bytes(), out).map_err(|why| {
+                    PluginError::data(format!(
+                        "row {} column `{}` {why}, which `quoting: none` cannot write",
+                        rows_before + row as u64 + 1,
+                        schema.field(i).name()
+                    ))
+                    .with_help("use `quoting: minimal`, or set `nullstr` to a marker no value equals, e.g. `\\N`")
+                })?;
+            }
+            out.extend_from_slice(self.terminator);
+            if out.len() >= FLUSH_BYTES {
+                flush(out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The check of `quoting: nonnumeric`: the value parses as a float or an integer.
+fn is_numeric(v: &[u8]) -> bool {
+    std::str::from_utf8(v).is_ok_and(|s| s.parse::<f64>().is_ok() || s.parse::<i128>().is_ok())
 }

@@ -60,9 +60,9 @@ pub fn discover(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
                 .map_err(err)?;
             let mut out = Vec::new();
             for (name, kind, estimate) in tables {
-                let cols: Vec<(String, String, String, String)> = c
+                let cols: Vec<(String, String, String, String, String)> = c
                     .exec(
-                        "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY FROM information_schema.COLUMNS \
+                        "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, DATA_TYPE FROM information_schema.COLUMNS \
                          WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                         (&db, &name),
                     )
@@ -87,7 +87,13 @@ pub fn discover(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
                 };
                 let mut columns = Vec::new();
                 let mut pk = Vec::new();
-                for (i, (cname, ctype, nullable, key)) in cols.into_iter().enumerate() {
+                let mut sample_exprs = Vec::new();
+                for (i, (cname, ctype, nullable, key, data_type)) in cols.into_iter().enumerate() {
+                    sample_exprs.push(format!(
+                        "'{}', {}",
+                        cname.replace('\'', "''"),
+                        sample_expr(&cname, &data_type)
+                    ));
                     if key == "PRI" {
                         pk.push(cname.clone());
                     }
@@ -99,24 +105,16 @@ pub fn discover(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
                     }));
                 }
                 let mut rows = Vec::new();
-                if samples > 0 {
-                    let names: Vec<String> = columns
-                        .iter()
-                        .filter_map(|c| c["name"].as_str().map(str::to_string))
-                        .collect();
-                    if !names.is_empty() {
-                        let obj = names
+                if samples > 0 && !sample_exprs.is_empty() {
+                    let obj = sample_exprs.join(", ");
+                    let sql = format!("SELECT JSON_OBJECT({obj}) FROM {} LIMIT {samples}", ident(&name));
+                    // Bytes, not `String`: a conversion failure would panic inside the driver.
+                    if let Ok(texts) = c.query::<Option<Vec<u8>>, _>(sql).await {
+                        rows = texts
                             .iter()
-                            .map(|n| format!("'{}', {}", n.replace('\'', "''"), ident(n)))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        let sql = format!("SELECT JSON_OBJECT({obj}) FROM {} LIMIT {samples}", ident(&name));
-                        if let Ok(texts) = c.query::<String, _>(sql).await {
-                            rows = texts
-                                .iter()
-                                .filter_map(|t| serde_json::from_str::<Value>(t).ok())
-                                .collect();
-                        }
+                            .flatten()
+                            .filter_map(|t| serde_json::from_slice::<Value>(t).ok())
+                            .collect();
                     }
                 }
                 out.push(json!({
@@ -133,4 +131,21 @@ pub fn discover(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
             Ok(json!({ "database": db, "tables": out }))
         })
     })
+}
+
+/// How a column appears in the sample rows. Binary columns (`BINARY`, `VARBINARY`, the `BLOB`s, spatial types)
+/// are shown as `\x` and lower-case hex digits, PostgreSQL's `bytea` format (MariaDB would put the raw bytes,
+/// often not UTF-8, into the JSON text); `BIT` as its number. `CHAR(92 USING ascii)` is the backslash in any
+/// `sql_mode`.
+fn sample_expr(column: &str, data_type: &str) -> String {
+    let col = ident(column);
+    match data_type.to_ascii_lowercase().as_str() {
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry"
+        | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" => {
+            format!("CONCAT(CHAR(92 USING ascii), 'x', LOWER(HEX({col})))")
+        }
+        "bit" => format!("CAST({col} AS UNSIGNED)"),
+        _ => col,
+    }
 }

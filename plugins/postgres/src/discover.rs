@@ -102,9 +102,12 @@ pub fn discover(flavor: Flavor, config: &Value, ctx: &Context) -> Result<Value, 
                         qualified(&schema, &name)
                     );
                     match client.query(sql.as_str(), &[]).await {
+                        // `try_get`: a value that is not text must not panic. `bytea` columns appear as `\x` and
+                        // hex digits (the server's default `bytea_output`); mysql.extractor's discovery matches it.
                         Ok(rows) => rows
                             .iter()
-                            .filter_map(|r| serde_json::from_str::<Value>(&r.get::<_, String>(0)).ok())
+                            .filter_map(|r| r.try_get::<_, String>(0).ok())
+                            .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
                             .collect::<Vec<_>>(),
                         Err(_) => Vec::new(),
                     }
