@@ -810,3 +810,69 @@ fn mysql_extractor_streams_as_its_spec_says() {
     );
     drop(reader);
 }
+
+/// Issue 21 (item 10): `postgres.extractor` says `streaming: true`, and it does stream: the first batch reaches the
+/// reader while PostgreSQL is still producing the rest of the result.
+#[test]
+fn postgres_extractor_streams_as_its_spec_says() {
+    use crate::dbutil::{PG_PORT, PgDb, server};
+    use osiris_plugin_sdk::Streams;
+    use osiris_plugin_sdk::host::Module;
+    use osiris_plugin_sdk::testing::TestContext;
+    for component in ["postgres.extractor", "supabase.extractor"] {
+        let o = osiris(
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            &["components", "spec", component, "--format", "json"],
+            &[],
+        );
+        let spec: Value = serde_json::from_str(&text(&o).0).unwrap();
+        assert_eq!(
+            spec["capabilities"]["streaming"], true,
+            "{component}: {}",
+            spec["capabilities"]
+        );
+    }
+    if !server(
+        "PostgreSQL",
+        PG_PORT,
+        "postgres_extractor_streams_as_its_spec_says",
+    ) {
+        return;
+    }
+    let pg = PgDb::new();
+    let m = Module::from_static(&osiris_plugin_postgres::OCP_ENTRY).unwrap();
+    let ctx = TestContext::with_connection(serde_json::json!({
+        "host": "127.0.0.1", "port": PG_PORT, "user": "postgres", "database": pg.name, "sslmode": "disable",
+    }));
+    // Each row takes 0.1 s on the server: 4 s for the whole result, wide rows so they leave the server's buffer.
+    let mut out = m
+        .run(
+            "postgres.extractor",
+            "e",
+            &serde_json::json!({
+                "query": "SELECT g AS id, repeat('x', 40000) AS pad, pg_sleep(0.1)::text AS s FROM generate_series(1, 40) g",
+                "batch_size": 2,
+            }),
+            ctx.clone(),
+            Streams::new(),
+        )
+        .unwrap();
+    let mut reader = out.remove("df").unwrap();
+    let first = reader.next().expect("a first batch").unwrap();
+    assert_eq!(first.num_rows(), 2);
+    let running = pg.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE '%pg_sleep(0.1)%' AND state = 'active' AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(
+        running.trim(),
+        "1",
+        "the query still runs when the first batch arrives"
+    );
+    assert_eq!(
+        ctx.metric_total("rows_read"),
+        0.0,
+        "not read to the end yet"
+    );
+    drop(reader);
+}
