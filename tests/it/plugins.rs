@@ -71,6 +71,15 @@ impl Project {
 
     /// `osiris ARGS` in `cwd` (the project or a directory below it) with extra environment variables.
     fn osiris_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(cwd, args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("the osiris binary runs")
+    }
+
+    /// The isolated `osiris ARGS` command in `cwd`: no inherited `OSIRIS_*`, this project's HOME, XDG data dir,
+    /// marker directory and machine policy.
+    fn command(&self, cwd: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
         cmd.current_dir(cwd).args(args);
         for (k, _) in std::env::vars() {
@@ -82,10 +91,8 @@ impl Project {
             .env("XDG_DATA_HOME", self.root.join("xdg"))
             .env("OSIRIS_TEST_MARKER_DIR", &self.markers)
             .env("OSIRIS_POLICY_FILE", self.root.join("machine-policy.yaml"))
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .output()
-            .expect("the osiris binary runs")
+            .env("NO_COLOR", "1");
+        cmd
     }
 
     fn with_dir(&self, args: &[&str]) -> Output {
@@ -903,18 +910,7 @@ fn a_plugin_component_runs_in_a_pipeline_like_a_builtin_and_a_refusal_fails_only
 
 /// `osiris ARGS` in the project with extra environment variables.
 fn osiris_env(p: &Project, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    cmd.current_dir(&p.root).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HOME", &p.root)
-        .env("XDG_DATA_HOME", p.root.join("xdg"))
-        .env("OSIRIS_TEST_MARKER_DIR", &p.markers)
-        .env("OSIRIS_POLICY_FILE", p.root.join("machine-policy.yaml"))
-        .env("NO_COLOR", "1");
+    let mut cmd = p.command(&p.root, args);
     for (k, v) in env {
         cmd.env(k, v);
     }

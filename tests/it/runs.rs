@@ -745,15 +745,12 @@ steps:
     );
 }
 
-/// Issue 21: the mysql.extractor spec said `streaming: false` although it streams. It hands on the first batch
-/// while the server is still producing the rest of the result (seen in the server's process list), and its
-/// spec says so.
+/// Issue 21 (item 10): `mysql.extractor` streams: its first batch reaches the reader while MariaDB is still
+/// producing the rest of the result (seen in the server's process list), and its spec says so.
 #[test]
 fn mysql_extractor_streams_as_its_spec_says() {
     use crate::dbutil::{MY_PORT, MyDb, server};
-    use osiris_plugin_sdk::Streams;
-    use osiris_plugin_sdk::host::Module;
-    use osiris_plugin_sdk::testing::TestContext;
+    assert_spec_streams("mysql.extractor");
     if !server(
         "MariaDB",
         MY_PORT,
@@ -761,77 +758,29 @@ fn mysql_extractor_streams_as_its_spec_says() {
     ) {
         return;
     }
-    let o = osiris(
-        Path::new(env!("CARGO_MANIFEST_DIR")),
-        &["components", "spec", "mysql.extractor", "--format", "json"],
-        &[],
-    );
-    let spec: Value = serde_json::from_str(&text(&o).0).unwrap();
-    assert_eq!(
-        spec["capabilities"]["streaming"], true,
-        "{}",
-        spec["capabilities"]
-    );
-
     let my = MyDb::new();
     my.sql("CREATE TABLE seq (id INT PRIMARY KEY); INSERT INTO seq SELECT seq FROM seq_1_to_40");
-    let m = Module::from_static(&osiris_plugin_mysql::OCP_ENTRY).unwrap();
-    let ctx = TestContext::with_connection(serde_json::json!({
-        "host": "127.0.0.1", "port": MY_PORT, "user": "root", "database": my.name, "ssl_mode": "disabled",
-    }));
-    // Rows wider than the server's network buffer, each taking 0.1 s: 4 s for the whole result.
-    let mut out = m
-        .run(
-            "mysql.extractor",
-            "e",
-            &serde_json::json!({
-                "query": "SELECT id, REPEAT('x', 40000) AS pad, SLEEP(0.1) AS s FROM seq",
-                "batch_size": 2,
-            }),
-            ctx.clone(),
-            Streams::new(),
-        )
-        .unwrap();
-    let mut reader = out.remove("df").unwrap();
-    let first = reader.next().expect("a first batch").unwrap();
-    assert_eq!(first.num_rows(), 2);
-    let running = my.sql(&format!(
+    let running = format!(
         "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{}' AND INFO LIKE '%SLEEP(0.1)%' AND ID <> CONNECTION_ID()",
         my.name
-    ));
-    assert_eq!(
-        running, "1",
-        "the query still runs when the first batch arrives"
     );
-    assert_eq!(
-        ctx.metric_total("rows_read"),
-        0.0,
-        "not read to the end yet"
+    assert_first_batch_arrives_while_the_query_runs(
+        &osiris_plugin_mysql::OCP_ENTRY,
+        "mysql.extractor",
+        serde_json::json!({
+            "host": "127.0.0.1", "port": MY_PORT, "user": "root", "database": my.name, "ssl_mode": "disabled",
+        }),
+        "SELECT id, REPEAT('x', 40000) AS pad, SLEEP(0.1) AS s FROM seq",
+        || my.sql(&running),
     );
-    drop(reader);
 }
 
-/// Issue 21 (item 10): `postgres.extractor` says `streaming: true`, and it does stream: the first batch reaches the
-/// reader while PostgreSQL is still producing the rest of the result.
+/// Issue 21 (item 10): `postgres.extractor` (and `supabase.extractor`, the same engine) streams too.
 #[test]
 fn postgres_extractor_streams_as_its_spec_says() {
     use crate::dbutil::{PG_PORT, PgDb, server};
-    use osiris_plugin_sdk::Streams;
-    use osiris_plugin_sdk::host::Module;
-    use osiris_plugin_sdk::testing::TestContext;
-    for component in ["postgres.extractor", "supabase.extractor"] {
-        let o = osiris(
-            Path::new(env!("CARGO_MANIFEST_DIR")),
-            &["components", "spec", component, "--format", "json"],
-            &[],
-        );
-        let spec: Value = serde_json::from_str(&text(&o).0).unwrap();
-        assert_eq!(
-            spec["capabilities"]["streaming"], true,
-            "{component}: {}",
-            spec["capabilities"]
-        );
-    }
+    assert_spec_streams("postgres.extractor");
+    assert_spec_streams("supabase.extractor");
     if !server(
         "PostgreSQL",
         PG_PORT,
@@ -840,19 +789,56 @@ fn postgres_extractor_streams_as_its_spec_says() {
         return;
     }
     let pg = PgDb::new();
-    let m = Module::from_static(&osiris_plugin_postgres::OCP_ENTRY).unwrap();
-    let ctx = TestContext::with_connection(serde_json::json!({
-        "host": "127.0.0.1", "port": PG_PORT, "user": "postgres", "database": pg.name, "sslmode": "disable",
-    }));
-    // Each row takes 0.1 s on the server: 4 s for the whole result, wide rows so they leave the server's buffer.
+    assert_first_batch_arrives_while_the_query_runs(
+        &osiris_plugin_postgres::OCP_ENTRY,
+        "postgres.extractor",
+        serde_json::json!({
+            "host": "127.0.0.1", "port": PG_PORT, "user": "postgres", "database": pg.name, "sslmode": "disable",
+        }),
+        "SELECT g AS id, repeat('x', 40000) AS pad, pg_sleep(0.1)::text AS s FROM generate_series(1, 40) g",
+        || {
+            pg.sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND query LIKE '%pg_sleep(0.1)%' AND state = 'active' AND pid <> pg_backend_pid()",
+            )
+        },
+    );
+}
+
+/// `components spec NAME` says `streaming: true`.
+fn assert_spec_streams(component: &str) {
+    let o = osiris(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["components", "spec", component, "--format", "json"],
+        &[],
+    );
+    let spec: Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert_eq!(
+        spec["capabilities"]["streaming"], true,
+        "{component}: {}",
+        spec["capabilities"]
+    );
+}
+
+/// Runs `query` (40 wide rows taking 0.1 s each on the server: 4 s in all) through `component` in batches of 2,
+/// and checks that the first batch arrives while `running()` still counts the query on the server.
+fn assert_first_batch_arrives_while_the_query_runs(
+    entry: &'static osiris_plugin_sdk::StaticEntry,
+    component: &str,
+    connection: Value,
+    query: &str,
+    running: impl Fn() -> String,
+) {
+    use osiris_plugin_sdk::Streams;
+    use osiris_plugin_sdk::host::Module;
+    use osiris_plugin_sdk::testing::TestContext;
+    let m = Module::from_static(entry).unwrap();
+    let ctx = TestContext::with_connection(connection);
     let mut out = m
         .run(
-            "postgres.extractor",
+            component,
             "e",
-            &serde_json::json!({
-                "query": "SELECT g AS id, repeat('x', 40000) AS pad, pg_sleep(0.1)::text AS s FROM generate_series(1, 40) g",
-                "batch_size": 2,
-            }),
+            &serde_json::json!({"query": query, "batch_size": 2}),
             ctx.clone(),
             Streams::new(),
         )
@@ -860,19 +846,15 @@ fn postgres_extractor_streams_as_its_spec_says() {
     let mut reader = out.remove("df").unwrap();
     let first = reader.next().expect("a first batch").unwrap();
     assert_eq!(first.num_rows(), 2);
-    let running = pg.sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND query LIKE '%pg_sleep(0.1)%' AND state = 'active' AND pid <> pg_backend_pid()",
-    );
     assert_eq!(
-        running.trim(),
+        running().trim(),
         "1",
-        "the query still runs when the first batch arrives"
+        "{component}: the query still runs when the first batch arrives"
     );
     assert_eq!(
         ctx.metric_total("rows_read"),
         0.0,
-        "not read to the end yet"
+        "{component}: not read to the end yet"
     );
     drop(reader);
 }
