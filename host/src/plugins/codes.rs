@@ -38,6 +38,8 @@ pub enum Code {
     BuiltinConflict,
     /// A plugin panicked at run time; its module refuses further calls.
     Poisoned,
+    /// The library was built with `panic = "abort"` (or does not record its panic strategy).
+    PanicStrategy,
     /// Warning: the same plugin name in a higher-precedence directory wins.
     Shadowed,
     /// Warning: plugins are disabled (`--disable-plugins` or `plugins.enabled: false`).
@@ -47,7 +49,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 20] = [
         Code::ManifestInvalid,
         Code::AbiMismatch,
         Code::TargetMismatch,
@@ -64,6 +66,7 @@ impl Code {
         Code::DuplicateComponent,
         Code::BuiltinConflict,
         Code::Poisoned,
+        Code::PanicStrategy,
         Code::Shadowed,
         Code::Disabled,
         Code::ConfigProblem,
@@ -87,6 +90,7 @@ impl Code {
             Code::DuplicateComponent => "PLUGIN-E014",
             Code::BuiltinConflict => "PLUGIN-E015",
             Code::Poisoned => "PLUGIN-E016",
+            Code::PanicStrategy => "PLUGIN-E040",
             Code::Shadowed => "PLUGIN-W001",
             Code::Disabled => "PLUGIN-W002",
             Code::ConfigProblem => "PLUGIN-W003",
@@ -112,6 +116,7 @@ impl Code {
             Code::DuplicateComponent => "two plugins provide the same component",
             Code::BuiltinConflict => "plugin component clashes with a built-in",
             Code::Poisoned => "plugin panicked and is poisoned",
+            Code::PanicStrategy => "plugin built with `panic = \"abort\"`",
             Code::Shadowed => "plugin shadowed by a higher-precedence directory",
             Code::Disabled => "plugins disabled",
             Code::ConfigProblem => "unusable `plugins:` setting",
