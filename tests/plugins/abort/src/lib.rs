@@ -11,7 +11,11 @@ fn called(what: &str) {
     if let Some(dir) = std::env::var_os("OSIRIS_TEST_MARKER_DIR") {
         use std::io::Write;
         let path = std::path::Path::new(&dir).join("osiris-test-abort.called");
-        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(file, "{what}");
         }
     }
@@ -20,7 +24,13 @@ fn called(what: &str) {
 struct Abort;
 
 impl Driver for Abort {
-    fn run(&self, step_id: &str, _config: &Value, _inputs: Streams, _ctx: &Context) -> Result<Streams, PluginError> {
+    fn run(
+        &self,
+        step_id: &str,
+        _config: &Value,
+        _inputs: Streams,
+        _ctx: &Context,
+    ) -> Result<Streams, PluginError> {
         called("run");
         panic!("test.abort panics in step `{step_id}`");
     }

@@ -57,7 +57,10 @@ fn utf8(offsets: &[i32], values: &[u8]) -> ArrayData {
             Some(0),
             None,
             0,
-            vec![Buffer::from_slice_ref(offsets), Buffer::from_slice_ref(values)],
+            vec![
+                Buffer::from_slice_ref(offsets),
+                Buffer::from_slice_ref(values),
+            ],
             vec![],
         )
     }
@@ -126,10 +129,9 @@ fn output(emit: &str) -> Result<FFI_ArrowArrayStream, String> {
     }
     .map_err(|e| e.to_string())?;
     let schema = batch.schema();
-    Ok(FFI_ArrowArrayStream::new(Box::new(RecordBatchIterator::new(
-        vec![Ok(batch)],
-        schema,
-    ))))
+    Ok(FFI_ArrowArrayStream::new(Box::new(
+        RecordBatchIterator::new(vec![Ok(batch)], schema),
+    )))
 }
 
 /// A stream of one struct array given as is (a `RecordBatch` would refuse the short child).
@@ -159,7 +161,11 @@ fn struct_stream(schema: Arc<Schema>, data: ArrayData) -> FFI_ArrowArrayStream {
         // SAFETY: test plugin, one stream at a time.
         let data = unsafe { (*std::ptr::addr_of_mut!(DATA)).take() };
         if let Some(data) = data {
-            unsafe { out.write(osiris_plugin_sdk::arrow_array::ffi::FFI_ArrowArray::new(&data)) };
+            unsafe {
+                out.write(osiris_plugin_sdk::arrow_array::ffi::FFI_ArrowArray::new(
+                    &data,
+                ))
+            };
         }
         0
     }
@@ -183,7 +189,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
