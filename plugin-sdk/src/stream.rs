@@ -600,6 +600,74 @@ mod tests {
         assert!(imported.next().is_none());
     }
 
+    /// What validating a loaded plugin's output costs, on the shape of the 1M-row benchmark file (`id`, `name`,
+    /// `amount`, `created_at`, plus echo's `n`) in 8192-row batches: the same export and import, with and without
+    /// validation. Run with `cargo test --release -p osiris-plugin-sdk --features host --lib -- --ignored
+    /// --nocapture validation_cost`; docs/performance.md has the figures.
+    #[cfg(feature = "host")]
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn validation_cost() {
+        use arrow_array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
+        use arrow_schema::TimeUnit;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("amount", DataType::Float64, true),
+            Field::new(
+                "created_at",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let rows = 1_000_000i64;
+        let batches: Vec<RecordBatch> = (0..rows)
+            .step_by(8192)
+            .map(|start| {
+                let ids: Vec<i64> = (start..(start + 8192).min(rows)).collect();
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(Int64Array::from(ids.clone())),
+                    Arc::new(StringArray::from_iter_values(
+                        ids.iter()
+                            .map(|i| format!("customer_{:04}", (i * 7919) % 5000)),
+                    )),
+                    Arc::new(Float64Array::from_iter_values(
+                        ids.iter().map(|i| ((i * 104729) % 100000) as f64 / 100.0),
+                    )),
+                    Arc::new(TimestampMicrosecondArray::from_iter_values(
+                        ids.iter().map(|i| 1_704_067_200_000_000 + i * 1_000_000),
+                    )),
+                    Arc::new(Int64Array::from(ids)),
+                ];
+                RecordBatch::try_new(schema.clone(), columns).unwrap()
+            })
+            .collect();
+        let pull = |validate: bool| {
+            let reader =
+                RecordBatchIterator::new(batches.clone().into_iter().map(Ok), schema.clone());
+            let raw = export_stream(Box::new(reader), "p", "w").unwrap();
+            let mut imported = import_stream(raw).unwrap();
+            if validate {
+                imported = imported.with_validation("p", "df");
+            }
+            let started = std::time::Instant::now();
+            let n: usize = imported.map(|b| b.unwrap().num_rows()).sum();
+            assert_eq!(n as i64, rows);
+            started.elapsed().as_secs_f64() * 1000.0
+        };
+        let median = |validate: bool| {
+            let mut times: Vec<f64> = (0..11).map(|_| pull(validate)).collect();
+            times.sort_by(f64::total_cmp);
+            times[5]
+        };
+        let (off, on) = (median(false), median(true));
+        println!(
+            "1M rows through export+import: {off:.2} ms unvalidated, {on:.2} ms validated, validation {:.2} ms",
+            on - off
+        );
+    }
+
     #[test]
     fn plain_arrow_errors_get_a_kind() {
         let error = PluginError::from_arrow(&ArrowError::CsvError("bad row 3".into()));

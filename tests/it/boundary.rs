@@ -14,9 +14,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[allow(dead_code)]
-#[path = "../../host/src/plugins/package.rs"]
-mod package;
+use crate::plugins::package;
 
 const ROGUE: &str = "osiris-test-rogue 0.1.0";
 

@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 
 #[allow(dead_code)]
 #[path = "../../host/src/plugins/package.rs"]
-mod package;
+pub(crate) mod package;
 
 use package::PackageInput;
 
