@@ -26,6 +26,11 @@ pub(crate) const ABI_VERSION_STRING: &str = "1.0.0";
 /// The version of this SDK crate, recorded in every plugin module (for messages, not for compatibility).
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// [`OcpModule::panic_strategy`] of a plugin built with `panic = "unwind"`, the only one the host loads.
+pub const PANIC_UNWIND: &str = "unwind";
+/// [`OcpModule::panic_strategy`] of a plugin built with `panic = "abort"`.
+pub const PANIC_ABORT: &str = "abort";
+
 /// The root module of a plugin: its identity and its entry points.
 ///
 /// A prefix type: the host can read every field up to `#[sabi(last_prefix_field)]` from any plugin of the same
@@ -65,6 +70,11 @@ pub struct OcpModule {
         config_json: RStr<'_>,
         ctx: FfiContext,
     ) -> RResult<RString, FfiError>,
+    /// The panic strategy the plugin was compiled with, recorded by `export_ocp!` from `cfg!(panic = ..)`:
+    /// [`PANIC_UNWIND`] or [`PANIC_ABORT`]. The host reads it before calling any function of the module and
+    /// refuses anything but `unwind`. Appended after the prefix (ADR 0003): a module built before it existed
+    /// reads as `None`, which the host refuses too.
+    pub panic_strategy: RStr<'static>,
 }
 
 /// `run(component, step_id, config_json, ctx, inputs) -> outputs`.

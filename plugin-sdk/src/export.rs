@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 pub trait PluginDef: 'static {
     const NAME: &'static str;
     const VERSION: &'static str;
+    /// `cfg!(panic = ..)` of the plugin crate's build: `unwind`, `abort`, or whatever else the compiler offers.
+    const PANIC_STRATEGY: &'static str;
     fn components() -> &'static [Component];
     fn drivers() -> &'static DriverCache;
 }
@@ -218,6 +220,7 @@ fn module<P: PluginDef>() -> OcpModuleRef {
         run: run::<P>,
         discover: discover::<P>,
         doctor: doctor::<P>,
+        panic_strategy: RStr::from_str(P::PANIC_STRATEGY),
     }
     .leak_into_prefix()
 }
@@ -286,6 +289,14 @@ macro_rules! export_ocp {
         impl $crate::__private::PluginDef for __OsirisOcpPlugin {
             const NAME: &'static str = $name;
             const VERSION: &'static str = $version;
+            // Evaluated in the plugin crate: the strategy its whole build uses (the host refuses `abort`).
+            const PANIC_STRATEGY: &'static str = if cfg!(panic = "unwind") {
+                "unwind"
+            } else if cfg!(panic = "abort") {
+                "abort"
+            } else {
+                "unknown"
+            };
             fn components() -> &'static [$crate::Component] {
                 static COMPONENTS: &[$crate::Component] = &[$($component),*];
                 COMPONENTS

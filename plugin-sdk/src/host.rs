@@ -45,6 +45,9 @@ pub enum LoadErrorKind {
     Layout,
     /// The plugin's module constructor or component listing failed or panicked.
     Init,
+    /// The plugin was built with `panic = "abort"` (or does not say how it was built): a panic in it would take
+    /// the host down. Refused before any of its functions runs.
+    PanicStrategy,
 }
 
 /// A load failure: one-sentence message, a fix, and (for layout mismatches) abi_stable's full report, which is
@@ -104,6 +107,9 @@ pub struct Module {
     sdk_version: String,
     components: Vec<ComponentInfo>,
     poison: Poison,
+    /// Whether every batch this module's streams produce is validated on import (a loaded library; not a
+    /// plugin linked into this binary).
+    validate_batches: bool,
 }
 
 impl std::fmt::Debug for Module {
@@ -122,7 +128,7 @@ impl Module {
     /// A plugin linked into this binary (`Module::from_static(&some_plugin::OCP_ENTRY)`): the same entry, the
     /// same checks and the same calls as a loaded one.
     pub fn from_static(entry: &'static StaticEntry) -> Result<Module, LoadError> {
-        Module::from_header(entry.header(), "linked-in plugin".to_string())
+        Module::from_header(entry.header(), "linked-in plugin".to_string(), false)
     }
 
     /// Loads a plugin library: `dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)`, resolves `entry_symbol`
@@ -184,10 +190,14 @@ impl Module {
             error.detail = Some(e.to_string());
             error
         })?;
-        Module::from_header(lib_header, format!("`{shown}`"))
+        Module::from_header(lib_header, format!("`{shown}`"), true)
     }
 
-    fn from_header(header: &'static LibHeader, origin: String) -> Result<Module, LoadError> {
+    fn from_header(
+        header: &'static LibHeader,
+        origin: String,
+        validate_batches: bool,
+    ) -> Result<Module, LoadError> {
         let version = header.version_strings();
         let major: Option<u32> = version
             .version
@@ -218,13 +228,19 @@ impl Module {
         let module = header
             .init_root_module::<OcpModuleRef>()
             .map_err(|e| summarise(e, &origin))?;
-        Module::from_module(module, origin)
+        Module::from_module(module, origin, validate_batches)
     }
 
-    fn from_module(module: OcpModuleRef, origin: String) -> Result<Module, LoadError> {
+    fn from_module(
+        module: OcpModuleRef,
+        origin: String,
+        validate_batches: bool,
+    ) -> Result<Module, LoadError> {
         let name = module.plugin_name().as_str().to_string();
         let version = module.plugin_version().as_str().to_string();
         let label = format!("{name} {version}");
+        // Before any function of the module runs: a plugin whose panics abort would take the host down.
+        check_panic_strategy(&module, &label, &origin)?;
         let listed = (module.load_spec())().into_result().map_err(|e| {
             LoadError::new(
                 LoadErrorKind::Init,
@@ -252,7 +268,14 @@ impl Module {
             label,
             components,
             poison: Poison::default(),
+            validate_batches,
         })
+    }
+
+    /// Whether the batches this module's streams produce are validated on import: true for a loaded library,
+    /// false for a plugin linked into this binary (first-party code, built and tested with the host).
+    pub fn validates_batches(&self) -> bool {
+        self.validate_batches
     }
 
     pub fn plugin_name(&self) -> &str {
@@ -352,7 +375,11 @@ impl Module {
         let mut streams = Streams::new();
         for named in outputs {
             let name = named.name.into_string();
-            let reader = import_stream(named.stream)?.with_poison(self.poison.clone(), &self.label);
+            let mut reader =
+                import_stream(named.stream)?.with_poison(self.poison.clone(), &self.label);
+            if self.validate_batches {
+                reader = reader.with_validation(&self.label, &name);
+            }
             streams.insert(name, Box::new(reader) as BatchStream);
         }
         Ok(streams)
@@ -403,6 +430,35 @@ impl Module {
             RResult::RErr(error) => Err(self.take_error(error)),
         }
     }
+}
+
+/// Refuses a module built with a panic strategy other than `unwind` (or one that does not say: built with an SDK
+/// before the field existed). Reads the field only: no function of the module runs.
+fn check_panic_strategy(module: &OcpModuleRef, label: &str, origin: &str) -> Result<(), LoadError> {
+    let strategy = module.panic_strategy().map(|s| s.as_str());
+    if strategy == Some(crate::abi::PANIC_UNWIND) {
+        return Ok(());
+    }
+    let message = match strategy {
+        Some(other) => format!(
+            "plugin `{label}` ({origin}) was built with `panic = \"{other}\"`: its first panic would abort the whole osiris process, so it is not loaded"
+        ),
+        None => format!(
+            "plugin `{label}` ({origin}) does not record its panic strategy (built with an osiris-plugin-sdk older than {}): a panic in it could abort the whole osiris process, so it is not loaded",
+            crate::abi::SDK_VERSION
+        ),
+    };
+    let mut error = LoadError::new(
+        LoadErrorKind::PanicStrategy,
+        message,
+        Some(format!(
+            "rebuild the plugin with `panic = \"unwind\"` (the default; check `[profile.*]` in its Cargo.toml) against osiris-plugin-sdk {}",
+            sdk_minor()
+        )),
+    );
+    // The strategy the module reports, for callers that word their own message.
+    error.detail = strategy.map(str::to_string);
+    Err(error)
 }
 
 /// One sentence for a failed `init_root_module`; abi_stable's full report goes to `detail` and the debug log.

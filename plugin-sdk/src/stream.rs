@@ -13,9 +13,10 @@
 use crate::abi::RawArrowStream;
 use crate::driver::{BatchStream, ErrorKind, PluginError};
 use crate::panic::{Panicked, guard};
-use arrow_array::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
-use arrow_array::{RecordBatch, RecordBatchReader};
-use arrow_schema::{ArrowError, SchemaRef};
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema, from_ffi_and_data_type};
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{RecordBatch, RecordBatchOptions, RecordBatchReader, StructArray};
+use arrow_schema::{ArrowError, DataType, Schema, SchemaRef};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -243,12 +244,26 @@ impl Poison {
     }
 }
 
+/// Error code of a batch that fails validation on import (offsets, lengths, UTF-8, null counts, ...).
+pub const INVALID_BATCH_CODE: &str = "OCP-INVALID-BATCH";
+/// Error code of a stream that reported an error but gave no message (`get_last_error` returned NULL), or that
+/// breaks the C Stream Interface in another way (missing callbacks).
+pub const STREAM_ERROR_CODE: &str = "OCP-STREAM-ERROR";
+
 /// A stream received over the C Stream Interface. Errors come back as `ArrowError::ExternalError(PluginError)`
 /// when the producer encoded one (always, for SDK producers). When `poison` is given (host side, a plugin's
 /// output), a panic in the producer marks the plugin poisoned and later pulls are refused without calling it.
+///
+/// The C stream is driven here, not by arrow-rs' `ArrowArrayStreamReader`, so that a producer breaking the
+/// interface (a NULL error message, a missing callback, an array arrow cannot import) becomes an error of this
+/// stream instead of a panic of the consumer, and so that each batch can be validated before it is used.
 pub(crate) struct ImportedStream {
-    reader: ArrowArrayStreamReader,
+    stream: FFI_ArrowArrayStream,
+    schema: SchemaRef,
     poison: Option<(Poison, Arc<str>)>,
+    /// When set (host side, a plugin that is not linked in), every batch is fully validated on import; the
+    /// plugin label and output name are named in the error.
+    validate: Option<(Arc<str>, Arc<str>)>,
     finished: bool,
 }
 
@@ -258,6 +273,136 @@ impl ImportedStream {
         self.poison = Some((poison, plugin.into()));
         self
     }
+
+    /// Validates every batch fully before handing it out (see [`validate_batch`]): the producer is a plugin whose
+    /// data the consumer must not trust. `plugin` and `output` name it in the error.
+    #[cfg(feature = "host")]
+    pub fn with_validation(mut self, plugin: &str, output: &str) -> Self {
+        self.validate = Some((plugin.into(), output.into()));
+        self
+    }
+
+    /// Who produced this stream, for messages: "plugin `X`" on the host side, "the stream's producer" otherwise.
+    fn producer(&self) -> String {
+        match (&self.validate, &self.poison) {
+            (Some((plugin, _)), _) | (None, Some((_, plugin))) => format!("plugin `{plugin}`"),
+            (None, None) => "the stream's producer".to_string(),
+        }
+    }
+
+    /// The producer's `get_last_error` text; `None` when it has no such callback or returns NULL.
+    fn last_error(&mut self) -> Option<String> {
+        last_error(&mut self.stream)
+    }
+
+    /// A failed `get_next`: the decoded error, or one with [`STREAM_ERROR_CODE`] when there is no message.
+    fn stream_error(&mut self, code: i32) -> ArrowError {
+        let Some(text) = self.last_error() else {
+            return PluginError::new(
+                ErrorKind::Internal,
+                STREAM_ERROR_CODE,
+                format!(
+                    "{} failed to produce the next batch (C stream error {}) and gave no error message",
+                    self.producer(),
+                    errno_name(code)
+                ),
+            )
+            .with_help(
+                "this is a bug in the producer of the stream (its `get_last_error` returned NULL): report it to \
+                 its authors",
+            )
+            .into_arrow();
+        };
+        match decode(&text) {
+            Some((plugin_error, panicked)) => {
+                if panicked && let Some((poison, _)) = &self.poison {
+                    poison.set();
+                }
+                plugin_error.into_arrow()
+            }
+            None => ArrowError::CDataInterface(text),
+        }
+    }
+
+    /// Imports the array `get_next` produced as a batch of this stream's schema (and validates it when asked).
+    fn import(&self, array: FFI_ArrowArray) -> Result<RecordBatch, ArrowError> {
+        let fields = self.schema.fields().clone();
+        let validate = self.validate.is_some();
+        let imported = guard(move || -> Result<RecordBatch, ArrowError> {
+            // SAFETY: `array` was just written by the producer's `get_next`, which the C Data Interface makes
+            // responsible for its validity; with `validate` set, the import is checked below before use.
+            let data = unsafe { from_ffi_and_data_type(array, DataType::Struct(fields.clone())) }?;
+            if validate {
+                // What arrow-rs' `ArrayData::validate_full` checks, column by column so that the error names
+                // the column (see `docs/plugins.md`, "The data boundary").
+                data.validate()?;
+                for (child, field) in data.child_data().iter().zip(fields.iter()) {
+                    child.validate_full().map_err(|e| {
+                        ArrowError::InvalidArgumentError(format!(
+                            "column `{}` ({}): {e}",
+                            field.name(),
+                            field.data_type()
+                        ))
+                    })?;
+                }
+            }
+            let rows = data.len();
+            let columns = StructArray::from(data).into_parts().1;
+            RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                columns,
+                &RecordBatchOptions::new().with_row_count(Some(rows)),
+            )
+        });
+        let invalid = |why: String| {
+            let (plugin, output) = match &self.validate {
+                Some((plugin, output)) => (format!("plugin `{plugin}`"), format!(" `{output}`")),
+                None => (self.producer(), String::new()),
+            };
+            PluginError::new(
+                ErrorKind::Data,
+                INVALID_BATCH_CODE,
+                format!("{plugin} produced an invalid batch on its output{output}: {why}"),
+            )
+            .with_help(
+                "the batch breaks the Arrow format and was not used; this is a bug in the plugin: report it to its \
+                 authors with this message",
+            )
+            .into_arrow()
+        };
+        match imported {
+            Ok(Ok(batch)) => Ok(batch),
+            Ok(Err(error)) => Err(invalid(error.to_string())),
+            Err(panicked) => Err(invalid(format!(
+                "it cannot be imported ({})",
+                panicked.message
+            ))),
+        }
+    }
+}
+
+/// `get_last_error` of a C stream, NULL-safe.
+fn last_error(stream: &mut FFI_ArrowArrayStream) -> Option<String> {
+    let get_last_error = stream.get_last_error?;
+    // SAFETY: the stream is live (not released) and owned by us; the callback is the producer's.
+    let text = unsafe { get_last_error(stream) };
+    if text.is_null() {
+        return None;
+    }
+    // SAFETY: the C Stream Interface makes a non-NULL result a NUL-terminated string valid until the next call.
+    let text = unsafe { std::ffi::CStr::from_ptr(text) };
+    Some(text.to_string_lossy().into_owned())
+}
+
+/// `5 (EIO)` for the codes the C Stream Interface names.
+fn errno_name(code: i32) -> String {
+    let name = match code {
+        5 => "EIO",
+        12 => "ENOMEM",
+        22 => "EINVAL",
+        _ => return code.to_string(),
+    };
+    format!("{code} ({name})")
 }
 
 pub(crate) fn poisoned_error(plugin: &str) -> PluginError {
@@ -284,45 +429,91 @@ impl Iterator for ImportedStream {
             self.finished = true;
             return Some(Err(poisoned_error(plugin).into_arrow()));
         }
-        match self.reader.next()? {
-            Ok(batch) => Some(Ok(batch)),
-            Err(error) => {
-                let text = error.to_string();
-                match decode(&text) {
-                    Some((plugin_error, panicked)) => {
-                        if panicked {
-                            if let Some((poison, _)) = &self.poison {
-                                poison.set();
-                            }
-                            self.finished = true;
-                        }
-                        Some(Err(plugin_error.into_arrow()))
-                    }
-                    None => Some(Err(error)),
-                }
-            }
+        let Some(get_next) = self.stream.get_next else {
+            self.finished = true;
+            return Some(Err(PluginError::new(
+                ErrorKind::Internal,
+                STREAM_ERROR_CODE,
+                format!(
+                    "{} handed over a stream without `get_next`",
+                    self.producer()
+                ),
+            )
+            .into_arrow()));
+        };
+        let mut array = FFI_ArrowArray::empty();
+        // SAFETY: the stream is live and owned by us; `array` is an empty struct for the producer to fill.
+        let code = unsafe { get_next(&mut self.stream, &mut array) };
+        if code != 0 {
+            // After an error the only valid call on a C stream is `release`.
+            self.finished = true;
+            return Some(Err(self.stream_error(code)));
         }
+        if array.is_released() {
+            self.finished = true;
+            return None;
+        }
+        let batch = self.import(array);
+        if batch.is_err() {
+            self.finished = true;
+        }
+        Some(batch)
     }
 }
 
 impl RecordBatchReader for ImportedStream {
     fn schema(&self) -> SchemaRef {
-        self.reader.schema()
+        self.schema.clone()
     }
 }
 
 /// Imports a C stream (takes ownership; the stream is released when the reader drops).
 pub(crate) fn import_stream(stream: RawArrowStream) -> Result<ImportedStream, PluginError> {
-    let reader = ArrowArrayStreamReader::try_new(from_raw(stream)).map_err(|e| {
-        let mut error = PluginError::from_arrow(&e);
-        if error.code == "ARROW" {
-            error = PluginError::internal(format!("a stream could not be read: {}", error.message));
-        }
-        error
-    })?;
+    let mut stream = from_raw(stream);
+    let unreadable =
+        |why: String| PluginError::internal(format!("a stream could not be read: {why}"));
+    if stream.release.is_none() {
+        return Err(unreadable("it is already released".into()));
+    }
+    let Some(get_schema) = stream.get_schema else {
+        return Err(PluginError::new(
+            ErrorKind::Internal,
+            STREAM_ERROR_CODE,
+            "a stream could not be read: it has no `get_schema`",
+        ));
+    };
+    let mut schema = FFI_ArrowSchema::empty();
+    // SAFETY: the stream is live and owned by us; `schema` is an empty struct for the producer to fill.
+    let code = unsafe { get_schema(&mut stream, &mut schema) };
+    if code != 0 {
+        return Err(match last_error(&mut stream) {
+            Some(text) => match decode(&text) {
+                Some((error, _)) => error,
+                None => unreadable(format!("its schema could not be read: {text}")),
+            },
+            None => PluginError::new(
+                ErrorKind::Internal,
+                STREAM_ERROR_CODE,
+                format!(
+                    "a stream could not be read: its schema could not be read (C stream error {}) and it gave no error message",
+                    errno_name(code)
+                ),
+            ),
+        });
+    }
+    let schema = guard(|| Schema::try_from(&schema))
+        .map_err(|panicked| {
+            unreadable(format!(
+                "its schema cannot be imported ({})",
+                panicked.message
+            ))
+        })?
+        .map_err(|e| unreadable(format!("its schema cannot be imported: {e}")))?;
     Ok(ImportedStream {
-        reader,
+        stream,
+        schema: Arc::new(schema),
         poison: None,
+        validate: None,
         finished: false,
     })
 }
@@ -407,6 +598,74 @@ mod tests {
         );
         assert!(poison.is_set());
         assert!(imported.next().is_none());
+    }
+
+    /// What validating a loaded plugin's output costs, on the shape of the 1M-row benchmark file (`id`, `name`,
+    /// `amount`, `created_at`, plus echo's `n`) in 8192-row batches: the same export and import, with and without
+    /// validation. Run with `cargo test --release -p osiris-plugin-sdk --features host --lib -- --ignored
+    /// --nocapture validation_cost`; docs/performance.md has the figures.
+    #[cfg(feature = "host")]
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn validation_cost() {
+        use arrow_array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
+        use arrow_schema::TimeUnit;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("amount", DataType::Float64, true),
+            Field::new(
+                "created_at",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let rows = 1_000_000i64;
+        let batches: Vec<RecordBatch> = (0..rows)
+            .step_by(8192)
+            .map(|start| {
+                let ids: Vec<i64> = (start..(start + 8192).min(rows)).collect();
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(Int64Array::from(ids.clone())),
+                    Arc::new(StringArray::from_iter_values(
+                        ids.iter()
+                            .map(|i| format!("customer_{:04}", (i * 7919) % 5000)),
+                    )),
+                    Arc::new(Float64Array::from_iter_values(
+                        ids.iter().map(|i| ((i * 104729) % 100000) as f64 / 100.0),
+                    )),
+                    Arc::new(TimestampMicrosecondArray::from_iter_values(
+                        ids.iter().map(|i| 1_704_067_200_000_000 + i * 1_000_000),
+                    )),
+                    Arc::new(Int64Array::from(ids)),
+                ];
+                RecordBatch::try_new(schema.clone(), columns).unwrap()
+            })
+            .collect();
+        let pull = |validate: bool| {
+            let reader =
+                RecordBatchIterator::new(batches.clone().into_iter().map(Ok), schema.clone());
+            let raw = export_stream(Box::new(reader), "p", "w").unwrap();
+            let mut imported = import_stream(raw).unwrap();
+            if validate {
+                imported = imported.with_validation("p", "df");
+            }
+            let started = std::time::Instant::now();
+            let n: usize = imported.map(|b| b.unwrap().num_rows()).sum();
+            assert_eq!(n as i64, rows);
+            started.elapsed().as_secs_f64() * 1000.0
+        };
+        let median = |validate: bool| {
+            let mut times: Vec<f64> = (0..11).map(|_| pull(validate)).collect();
+            times.sort_by(f64::total_cmp);
+            times[5]
+        };
+        let (off, on) = (median(false), median(true));
+        println!(
+            "1M rows through export+import: {off:.2} ms unvalidated, {on:.2} ms validated, validation {:.2} ms",
+            on - off
+        );
     }
 
     #[test]

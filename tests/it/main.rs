@@ -1,4 +1,5 @@
 mod authoring;
+mod boundary;
 mod bulk;
 mod cancel;
 mod cli_exit;

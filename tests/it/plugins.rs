@@ -19,7 +19,7 @@ use std::process::{Command, Output};
 
 #[allow(dead_code)]
 #[path = "../../host/src/plugins/package.rs"]
-mod package;
+pub(crate) mod package;
 
 use package::PackageInput;
 
@@ -1918,7 +1918,7 @@ fn package_dep_plugin(p: &Project, library: PathBuf) -> PathBuf {
 }
 
 /// Issue 13, finding 5: a signed plugin whose library pulls in a non-system library (through its RUNPATH) is
-/// refused with PLUGIN-E025 before `dlopen`: the dependency's constructor never runs, not even under `--load`
+/// refused with PLUGIN-E022 before `dlopen`: the dependency's constructor never runs, not even under `--load`
 /// or in a run that uses the plugin.
 #[test]
 fn a_signed_plugin_with_a_bundled_dependency_is_refused_before_any_of_it_runs() {
@@ -1929,7 +1929,7 @@ fn a_signed_plugin_with_a_bundled_dependency_is_refused_before_any_of_it_runs() 
     let rows = p.plugins_list();
     let r = row(&rows, "osiris-test-deplugin");
     assert_eq!(r["status"], "rejected", "{r:#}");
-    assert_eq!(r["code"], "PLUGIN-E025", "{r:#}");
+    assert_eq!(r["code"], "PLUGIN-E022", "{r:#}");
     assert!(
         r["reason"].as_str().unwrap().contains("DT_RUNPATH"),
         "{r:#}"
@@ -1940,10 +1940,10 @@ fn a_signed_plugin_with_a_bundled_dependency_is_refused_before_any_of_it_runs() 
     );
     let out = p.osiris(&["plugins", "verify", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
-    assert!(stdout(&out).contains("PLUGIN-E025"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("PLUGIN-E022"), "{}", stdout(&out));
     let out = p.with_dir(&["plugins", "doctor", "--load"]);
     assert!(
-        stdout(&out).contains("FAIL dependencies: PLUGIN-E025"),
+        stdout(&out).contains("FAIL dependencies: PLUGIN-E022"),
         "{}",
         stdout(&out)
     );
@@ -1976,7 +1976,7 @@ fn a_dependency_found_through_ld_library_path_is_refused_before_it_runs() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
     let r = row(&rows, "osiris-test-deplugin");
-    assert_eq!(r["code"], "PLUGIN-E025", "{r:#}");
+    assert_eq!(r["code"], "PLUGIN-E022", "{r:#}");
     let reason = r["reason"].as_str().unwrap();
     assert!(
         reason.contains("LD_LIBRARY_PATH") && reason.contains("libosiris_test_dep.so"),
@@ -1989,7 +1989,7 @@ fn a_dependency_found_through_ld_library_path_is_refused_before_it_runs() {
     // without LD_LIBRARY_PATH it is simply not a system library
     let rows = p.plugins_list();
     let r = row(&rows, "osiris-test-deplugin");
-    assert_eq!(r["code"], "PLUGIN-E025", "{r:#}");
+    assert_eq!(r["code"], "PLUGIN-E022", "{r:#}");
     assert!(
         r["reason"]
             .as_str()

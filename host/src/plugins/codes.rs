@@ -51,6 +51,8 @@ pub enum Code {
     WritableByOthers,
     /// The library has its own search path or depends on a library outside the system library directories.
     UnsafeDependency,
+    /// The library was built with `panic = "abort"` (or does not record its panic strategy).
+    PanicStrategy,
     /// Warning: the same plugin name in a higher-precedence directory wins.
     Shadowed,
     /// Warning: plugins are disabled (`--disable-plugins` or `plugins.enabled: false`).
@@ -60,7 +62,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 26] = [
         Code::ManifestInvalid,
         Code::AbiMismatch,
         Code::TargetMismatch,
@@ -83,6 +85,7 @@ impl Code {
         Code::Rollback,
         Code::WritableByOthers,
         Code::UnsafeDependency,
+        Code::PanicStrategy,
         Code::Shadowed,
         Code::Disabled,
         Code::ConfigProblem,
@@ -111,7 +114,8 @@ impl Code {
             Code::ComponentOutOfScope => "PLUGIN-E019",
             Code::Rollback => "PLUGIN-E020",
             Code::WritableByOthers => "PLUGIN-E021",
-            Code::UnsafeDependency => "PLUGIN-E025",
+            Code::UnsafeDependency => "PLUGIN-E022",
+            Code::PanicStrategy => "PLUGIN-E023",
             Code::Shadowed => "PLUGIN-W001",
             Code::Disabled => "PLUGIN-W002",
             Code::ConfigProblem => "PLUGIN-W003",
@@ -143,6 +147,7 @@ impl Code {
             Code::Rollback => "older build of a plugin than a validly signed one found",
             Code::WritableByOthers => "plugin files writable by other users",
             Code::UnsafeDependency => "plugin library depends on a non-system library",
+            Code::PanicStrategy => "plugin built with `panic = \"abort\"`",
             Code::Shadowed => "plugin shadowed by a higher-precedence directory",
             Code::Disabled => "plugins disabled",
             Code::ConfigProblem => "unusable `plugins:` setting",

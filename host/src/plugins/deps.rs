@@ -2,7 +2,7 @@
 //!
 //! Only the plugin's own library is hashed and signed. `dlopen` also loads every library it names in `DT_NEEDED`
 //! and runs their constructors, so each of those must come from where the dynamic loader finds the system's own
-//! libraries, never from a place the plugin or the caller's environment chose. The rule (`PLUGIN-E025`):
+//! libraries, never from a place the plugin or the caller's environment chose. The rule (`PLUGIN-E022`):
 //!
 //! - the library carries no `DT_RPATH` / `DT_RUNPATH` (a search path of its own);
 //! - every `DT_NEEDED` entry is a plain file name (no `/`);

@@ -12,7 +12,7 @@
 use super::codes::Code;
 use super::package::{Manifest, sha256_hex};
 use super::policy::{PackageFiles, Refusal};
-use osiris_plugin_sdk::host::Module;
+use osiris_plugin_sdk::host::{LoadErrorKind, Module};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -56,6 +56,21 @@ pub fn load_verified(m: &Manifest, files: &PackageFiles) -> Result<Arc<Module>, 
     // SAFETY: the bytes at `path` are the ones whose hash and signature were verified (the staged copy cannot
     // change); running their constructors is the decision the trust checks just made.
     let module = unsafe { Module::load(&path, &m.entry) }.map_err(|e| {
+        if e.kind == LoadErrorKind::PanicStrategy {
+            let built = match e.detail.as_deref() {
+                Some(strategy) => format!("was built with `panic = \"{strategy}\"`"),
+                None => "does not record its panic strategy (built with an older osiris-plugin-sdk)".into(),
+            };
+            return (
+                Code::PanicStrategy,
+                format!(
+                    "plugin {who}: `{}` {built}: a panic in it would abort the whole osiris process, so it is not \
+                     loaded; {}",
+                    files.library_path.display(),
+                    e.help.as_deref().unwrap_or("rebuild it with `panic = \"unwind\"`")
+                ),
+            );
+        }
         (
             Code::LoadFailed,
             format!(

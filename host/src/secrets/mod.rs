@@ -12,7 +12,7 @@
 
 mod redact;
 
-pub use redact::{Redactor, Strategy, is_secret_key};
+pub use redact::{Redactor, Strategy, basic_credentials, is_secret_key, is_user_key};
 
 use crate::exit::{Exit, Fail};
 use serde_json::{Map, Value};
@@ -470,6 +470,17 @@ impl Connections {
             }
             fields.insert(name.clone(), value);
         }
+        // A client may send a user and a secret as HTTP Basic credentials: mask `base64(user:secret)` whole.
+        let users: Vec<&str> = fields
+            .iter()
+            .filter(|(name, _)| is_user_key(name))
+            .filter_map(|(_, v)| v.as_str())
+            .collect();
+        let basic: Vec<String> = users
+            .iter()
+            .flat_map(|u| secret_values.iter().map(move |p| basic_credentials(u, p)))
+            .collect();
+        secret_values.extend(basic);
         Ok(Resolved {
             family: family.to_string(),
             alias,

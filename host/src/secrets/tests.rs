@@ -160,3 +160,77 @@ fn secret_key_rules() {
         assert!(!is_secret_key(k), "{k}");
     }
 }
+
+// Issue 13 (the data boundary): secrets also leave in encoded forms.
+
+#[test]
+fn redactor_masks_percent_encoded_forms_of_every_secret() {
+    let r = Redactor::new(Strategy::Mask, "***");
+    r.add_secrets(["p@ss w/rd:ü"]);
+    for (text, want) in [
+        // encodeURIComponent-style, upper and lower case hex
+        ("?key=p%40ss%20w%2Frd%3A%C3%BC&x=1", "?key=***&x=1"),
+        ("?key=p%40ss%20w%2frd%3a%c3%bc", "?key=***"),
+        // form encoding (space as `+`), and an encoder that leaves `@` and `:` alone
+        ("password=p%40ss+w%2Frd%3A%C3%BC", "password=***"),
+        ("u=p@ss%20w/rd:%C3%BC;", "u=***;"),
+        // the plain value still
+        ("login p@ss w/rd:ü refused", "login *** refused"),
+    ] {
+        assert_eq!(r.text(text), want, "{text}");
+    }
+    // Nothing that only looks close is touched, and text without the secret is returned as is.
+    let other = "p%40ss%20w%2Frd and 100%25 done + more";
+    assert_eq!(r.text(other), other);
+}
+
+#[test]
+fn redactor_masks_base64_forms_and_http_basic_credentials() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let r = Redactor::new(Strategy::Mask, "***");
+    let secret = "s3cr3t-?>-p4ssw0rd";
+    let basic = super::basic_credentials("ann", secret);
+    r.add_secrets([secret, basic.as_str()]);
+    // The whole Basic header, when the user is known (a connection's `user` field).
+    assert_eq!(
+        r.text(&format!("Authorization: Basic {basic}")),
+        "Authorization: Basic ***"
+    );
+    // With a user the redactor never heard of, at each of the three alignments: no run of the secret's own
+    // base64 characters survives.
+    for user in ["bob", "bo", "b", "carol12"] {
+        let header = STANDARD.encode(format!("{user}:{secret}"));
+        let masked = r.text(&format!("Basic {header}"));
+        assert!(masked.contains("***"), "{user}: {masked}");
+        let (before, after) = masked
+            .trim_start_matches("Basic ")
+            .split_once("***")
+            .unwrap();
+        assert!(
+            before.len() <= (user.len() + 1) * 4 / 3 + 2 && after.len() <= 4,
+            "{user}: only the user's part and the boundary characters remain: {masked}"
+        );
+    }
+    // The value encoded alone, standard and URL-safe.
+    assert_eq!(r.text(&STANDARD.encode(secret)), "***");
+    assert_eq!(r.text(&URL_SAFE_NO_PAD.encode(secret)), "***");
+}
+
+#[test]
+fn a_connection_adds_its_basic_credentials_to_the_secret_values() {
+    let mut c = Connections::default();
+    c.merge_text(
+        "f.yaml",
+        "connections:\n  graphql:\n    main:\n      auth_username: ann\n      auth_token: tok-123456\n",
+        Origin::ConnectionsFile,
+    )
+    .unwrap();
+    let r = c.resolve("@graphql.main").unwrap();
+    assert!(r.secret_values.contains(&"tok-123456".to_string()), "{r:?}");
+    assert!(
+        r.secret_values
+            .contains(&super::basic_credentials("ann", "tok-123456")),
+        "{r:?}"
+    );
+}
