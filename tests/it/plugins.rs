@@ -1081,6 +1081,40 @@ fn install_replaces_only_its_own_package_and_never_writes_through_links() {
     assert!(!p.loaded("osiris-test-echo"));
 }
 
+/// Issue 13, finding 1: from a subdirectory of the project, the default plugin directory is an absolute path under
+/// the project root; a cloned repository's `.osiris -> elsewhere` must still not redirect `install` or `remove`
+/// (PLUGIN-E018), as it does not from the root.
+#[cfg(unix)]
+#[test]
+fn install_and_remove_from_a_subdirectory_never_write_through_a_linked_project_dir() {
+    let p = Project::new();
+    let pkg = p.root.join("dist/echo");
+    package::write_package(&pkg, &echo_input()).unwrap();
+    let outer = p.root.join("outer");
+    // what `.osiris` points to already holds an installed-looking package `plugins/victim`
+    let mut input = echo_input();
+    input.name = "victim".into();
+    package::write_package(&outer.join("plugins/victim"), &input).unwrap();
+    std::os::unix::fs::symlink(&outer, p.root.join(".osiris")).unwrap();
+    let sub = p.root.join("pipelines");
+    std::fs::create_dir_all(&sub).unwrap();
+    let before = snapshot(&outer);
+    for args in [
+        vec!["plugins", "install", pkg.to_str().unwrap()],
+        vec!["plugins", "remove", "victim"],
+    ] {
+        let out = p.osiris_in(&sub, &args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("PLUGIN-E018"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(snapshot(&outer), before, "{args:?} wrote through the link");
+    }
+    assert!(!p.loaded("osiris-test-echo"));
+}
+
 /// Issue 13, finding 1: `plugins remove` takes a plugin name of the grammar (PLUGIN-E017) and removes only a real
 /// package directory of that name, never a link (PLUGIN-E018).
 #[cfg(unix)]

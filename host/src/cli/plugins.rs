@@ -92,7 +92,7 @@ pub fn run(g: &Global, c: PluginsCmd) -> CmdResult {
         }
         PluginsCmd::Remove(mut a) => {
             a.dir = project_plugin_dir(g, a.dir);
-            remove(a)
+            remove(g, a)
         }
     }
 }
@@ -917,13 +917,19 @@ fn unsafe_path(message: String) -> Fail {
 }
 
 /// The plugin directory `install` and `remove` write in: it must be a directory that is not a symbolic link,
-/// nor reached through one inside the working directory (a cloned repository's `.osiris -> ~/.ssh` must not
-/// redirect an install); to install (`create`), others must not be able to write it.
-fn plugin_dir_for_writing(dir: &std::path::Path, create: bool) -> Result<(), Fail> {
+/// nor reached through one inside the working directory or the project root `root` (a cloned repository's
+/// `.osiris -> ~/.ssh` must not redirect an install, from the root or from a subdirectory, where the default
+/// directory is an absolute path under the root); to install (`create`), others must not be able to write it.
+fn plugin_dir_for_writing(
+    dir: &std::path::Path,
+    root: &std::path::Path,
+    create: bool,
+) -> Result<(), Fail> {
     let mut walked = PathBuf::new();
     for part in dir.components() {
         walked.push(part);
-        if dir.is_relative() || walked == dir {
+        let below_root = !root.as_os_str().is_empty() && walked.starts_with(root) && walked != root;
+        if dir.is_relative() || walked == dir || below_root {
             package::refuse_symlink(&walked).map_err(|e| {
                 unsafe_path(format!(
                     "refusing to write in plugin directory `{}`: {e}",
@@ -977,7 +983,7 @@ fn install(g: &Global, a: InstallArgs) -> CmdResult {
             format!("error: cannot {what} `{}`: {e}", p.display()),
         )
     };
-    plugin_dir_for_writing(&a.dir, true)?;
+    plugin_dir_for_writing(&a.dir, &plugins::project_root(g), true)?;
     // Copy the files the verified manifest names into a new staging directory (created here, so nothing in it
     // is a link), check the copy again, then move it into place. The destination's name comes from the staged
     // copy that passed the checks, never from another read of the source.
@@ -1084,7 +1090,7 @@ fn install(g: &Global, a: InstallArgs) -> CmdResult {
     Ok(Exit::Ok)
 }
 
-fn remove(a: RemoveArgs) -> CmdResult {
+fn remove(g: &Global, a: RemoveArgs) -> CmdResult {
     package::check_plugin_name(&a.name).map_err(|why| {
         Fail::new(
             Exit::Validation,
@@ -1094,7 +1100,7 @@ fn remove(a: RemoveArgs) -> CmdResult {
             ),
         )
     })?;
-    plugin_dir_for_writing(&a.dir, false)?;
+    plugin_dir_for_writing(&a.dir, &plugins::project_root(g), false)?;
     let dest = a.dir.join(&a.name);
     if std::fs::symlink_metadata(&dest).is_ok_and(|md| md.file_type().is_symlink()) {
         return Err(unsafe_path(format!(
