@@ -1258,6 +1258,21 @@ fn pack_never_writes_through_links() {
     assert!(stderr(&out).contains("PLUGIN-E018"), "{}", stderr(&out));
     assert_eq!(snapshot(&victims), before);
 
+    // the default `<crate>/dist/<name>` reached through a linked `dist` (a cloned crate's `dist -> elsewhere`)
+    std::os::unix::fs::symlink(&victims, krate.join("dist")).unwrap();
+    let out = p.osiris(&[
+        "plugins",
+        "pack",
+        "--manifest-path",
+        krate.to_str().unwrap(),
+        "--library",
+        library.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("PLUGIN-E018"), "{}", stderr(&out));
+    assert_eq!(snapshot(&victims), before, "nothing written through `dist`");
+    std::fs::remove_file(krate.join("dist")).unwrap();
+
     // a crate name outside the grammar never becomes a package (nor a default `dist/<name>` path)
     std::fs::write(krate.join("Cargo.toml"), cargo_toml("Evil_Name")).unwrap();
     let out = pack(&p.root.join("dist2"));

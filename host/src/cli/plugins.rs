@@ -862,11 +862,21 @@ fn pack(a: PackArgs) -> CmdResult {
         requires: Some(info.requires.clone()),
         specs: vec![(component.clone(), spec_path.clone())],
     };
-    if let Err(e) = package::refuse_symlink(&out) {
-        return Err(unsafe_path(format!(
-            "refusing to pack into `{}`: {e}",
-            out.display()
-        )));
+    // Neither the output directory nor a directory on the way to it inside the crate (or the working directory,
+    // for a relative path) may be a link: a cloned crate's `dist -> elsewhere` must not redirect the package.
+    let mut walked = PathBuf::new();
+    for part in out.components() {
+        walked.push(part);
+        let in_crate = out.starts_with(&crate_dir);
+        let below_crate = in_crate && walked.starts_with(&crate_dir) && walked != crate_dir;
+        if (out.is_relative() && !in_crate) || walked == out || below_crate {
+            if let Err(e) = package::refuse_symlink(&walked) {
+                return Err(unsafe_path(format!(
+                    "refusing to pack into `{}`: {e}",
+                    out.display()
+                )));
+            }
+        }
     }
     let m = package::write_package(&out, &input)
         .map_err(|e| pack_err(format!("cannot write the package `{}`: {e}", out.display())))?;
