@@ -1850,6 +1850,33 @@ fn the_machine_policy_is_tightened_by_projects_but_never_loosened() {
     assert_refused(&p, ECHO, "PLUGIN-E008", &["`own`"]);
 }
 
+/// Issue 13, findings 2 and 3: a component family a machine-policy key reserves (`families: [test]`) stays
+/// reserved in every project: a project key listing the same family does not get it (PLUGIN-W003 says so), and the
+/// project-signed plugin claiming `test.echo` is refused with PLUGIN-E019 before any of its code runs.
+#[test]
+fn a_project_key_cannot_take_a_family_the_machine_policy_reserves() {
+    let p = Project::new();
+    let dir = package_echo(&p, "echo", |_| {});
+    let (_, corp) = p.keygen("corp.key");
+    let (own, own_public) = p.keygen("own.key");
+    p.sign(&dir, &own, "own");
+    p.machine_policy(&format!(
+        "plugins:\n  trusted_keys:\n{}",
+        key_entry(&corp, "corp", Some("test-*"), Some("[test]"))
+    ));
+    p.config(&format!(
+        "plugins:\n  trusted_keys:\n{}",
+        key_entry(&own_public, "own", None, Some("[test]"))
+    ));
+    assert_refused(&p, ECHO, "PLUGIN-E019", &["test.echo"]);
+    let out = p.with_dir(&["plugins", "list"]);
+    assert!(
+        stderr(&out).contains("PLUGIN-W003") && stderr(&out).contains("reserves"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// Issue 13, finding 3: a machine policy that cannot be read or parsed fails the command (exit 5) instead of
 /// silently not applying.
 #[test]
