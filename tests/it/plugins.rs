@@ -1143,6 +1143,35 @@ fn remove_refuses_names_and_links_that_leave_the_plugin_dir() {
     }
 }
 
+/// Issue 13, finding 1: the key id in `osiris-plugin.sig` comes from the package; one that is not a plain
+/// identifier (here a terminal escape and a forged diagnostic line) is refused as an invalid signature
+/// (PLUGIN-E007) and never printed raw.
+#[test]
+fn a_key_id_with_control_characters_is_refused_and_never_printed_raw() {
+    let p = Project::new();
+    let dir = package_echo(&p, "echo", |_| {});
+    let (key, public) = p.keygen("acme.key");
+    p.sign(&dir, &key, "acme");
+    p.config(&trust_config(&public, "acme", None, true));
+    let sig = dir.join(package::SIGNATURE_FILE);
+    let text = std::fs::read_to_string(&sig).unwrap().replace(
+        "key_id = \"acme\"",
+        "key_id = \"acme\\u001b[2K\\nerror[PLUGIN-E000]: forged\"",
+    );
+    assert!(text.contains("forged"), "{text}");
+    std::fs::write(&sig, text).unwrap();
+    assert_refused(&p, ECHO, "PLUGIN-E007", &["not a plain identifier"]);
+    for args in [vec!["plugins", "list"], vec!["plugins", "doctor"]] {
+        let out = p.with_dir(&args);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!all.contains('\u{1b}'), "{args:?}: {all}");
+        assert!(
+            !all.lines().any(|l| l.starts_with("error[PLUGIN-E000]")),
+            "{args:?}: {all}"
+        );
+    }
+}
+
 /// Issue 13, finding 8: `plugins sign` replaces an `osiris-plugin.sig` that is a symbolic link with a new file;
 /// the file it pointed to is untouched, and the new signature verifies.
 #[cfg(unix)]

@@ -515,6 +515,27 @@ pub fn check(dir: &Path, m: &Manifest, trusted: &[TrustedKey], require: bool) ->
             );
         }
     };
+    // The key id comes from the package and ends up in messages and `plugins list`: a plain identifier only
+    // (no control characters that could rewrite the terminal or forge lines).
+    if file.key_id.is_empty()
+        || file.key_id.len() > 128
+        || file
+            .key_id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        let shown: String = file.key_id.chars().take(64).collect();
+        return invalid(
+            None,
+            format!(
+                "`{}` names key id `{}`, which is not a plain identifier (1 to 128 characters, no whitespace or \
+                 control characters)",
+                sig_path.display(),
+                shown.escape_debug()
+            ),
+            &who,
+        );
+    }
     let key_id = Some(file.key_id.clone());
     if file.algorithm != ALGORITHM || file.format != STATEMENT_VERSION {
         return invalid(
