@@ -869,13 +869,13 @@ fn pack(a: PackArgs) -> CmdResult {
         walked.push(part);
         let in_crate = out.starts_with(&crate_dir);
         let below_crate = in_crate && walked.starts_with(&crate_dir) && walked != crate_dir;
-        if (out.is_relative() && !in_crate) || walked == out || below_crate {
-            if let Err(e) = package::refuse_symlink(&walked) {
-                return Err(unsafe_path(format!(
-                    "refusing to pack into `{}`: {e}",
-                    out.display()
-                )));
-            }
+        if ((out.is_relative() && !in_crate) || walked == out || below_crate)
+            && let Err(e) = package::refuse_symlink(&walked)
+        {
+            return Err(unsafe_path(format!(
+                "refusing to pack into `{}`: {e}",
+                out.display()
+            )));
         }
     }
     let m = package::write_package(&out, &input)
