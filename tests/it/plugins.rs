@@ -1161,6 +1161,22 @@ fn a_key_id_with_control_characters_is_refused_and_never_printed_raw() {
     assert!(text.contains("forged"), "{text}");
     std::fs::write(&sig, text).unwrap();
     assert_refused(&p, ECHO, "PLUGIN-E007", &["not a plain identifier"]);
+    // and `plugins sign` does not write a signature under such an id
+    let out = p.osiris(&[
+        "plugins",
+        "sign",
+        dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--key-id",
+        "acme corp",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("not a plain identifier"),
+        "{}",
+        stderr(&out)
+    );
     for args in [vec!["plugins", "list"], vec!["plugins", "doctor"]] {
         let out = p.with_dir(&args);
         let all = format!("{}{}", stdout(&out), stderr(&out));

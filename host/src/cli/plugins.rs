@@ -440,6 +440,16 @@ fn sign(a: SignArgs) -> CmdResult {
     let key_id = a
         .key_id
         .unwrap_or_else(|| signing::default_key_id(&key.verifying_key()));
+    if !signing::is_plain_key_id(&key_id) {
+        return Err(Fail::new(
+            Exit::Validation,
+            format!(
+                "error: `--key-id` `{}` is not a plain identifier (1 to 128 characters, no whitespace or control \
+                 characters): osiris would refuse the signature; use the `id` of the key in `plugins.trusted_keys`",
+                key_id.escape_debug()
+            ),
+        ));
+    }
     let sig = signing::sign(&m, &key, &key_id);
     // Written as a new file renamed into place: an `osiris-plugin.sig` that is a link is replaced, never followed.
     let path = signing::write_signature(&dir, &sig).map_err(|e| {
