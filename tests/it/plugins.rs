@@ -1077,6 +1077,40 @@ fn install_replaces_only_its_own_package_and_never_writes_through_links() {
     assert!(!p.loaded("osiris-test-echo"));
 }
 
+/// Issue 13, finding 1: from a subdirectory of the project, the default plugin directory is an absolute path under
+/// the project root; a cloned repository's `.osiris -> elsewhere` must still not redirect `install` or `remove`
+/// (PLUGIN-E018), as it does not from the root.
+#[cfg(unix)]
+#[test]
+fn install_and_remove_from_a_subdirectory_never_write_through_a_linked_project_dir() {
+    let p = Project::new();
+    let pkg = p.root.join("dist/echo");
+    package::write_package(&pkg, &echo_input()).unwrap();
+    let outer = p.root.join("outer");
+    // what `.osiris` points to already holds an installed-looking package `plugins/victim`
+    let mut input = echo_input();
+    input.name = "victim".into();
+    package::write_package(&outer.join("plugins/victim"), &input).unwrap();
+    std::os::unix::fs::symlink(&outer, p.root.join(".osiris")).unwrap();
+    let sub = p.root.join("pipelines");
+    std::fs::create_dir_all(&sub).unwrap();
+    let before = snapshot(&outer);
+    for args in [
+        vec!["plugins", "install", pkg.to_str().unwrap()],
+        vec!["plugins", "remove", "victim"],
+    ] {
+        let out = p.osiris_in(&sub, &args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("PLUGIN-E018"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(snapshot(&outer), before, "{args:?} wrote through the link");
+    }
+    assert!(!p.loaded("osiris-test-echo"));
+}
+
 /// Issue 13, finding 1: `plugins remove` takes a plugin name of the grammar (PLUGIN-E017) and removes only a real
 /// package directory of that name, never a link (PLUGIN-E018).
 #[cfg(unix)]
@@ -1102,6 +1136,51 @@ fn remove_refuses_names_and_links_that_leave_the_plugin_dir() {
         assert_eq!(out.status.code(), Some(2), "`{name}`: {}", stdout(&out));
         assert!(stderr(&out).contains(code), "`{name}`: {}", stderr(&out));
         assert_eq!(snapshot(&outer), before, "`{name}` changed files");
+    }
+}
+
+/// Issue 13, finding 1: the key id in `osiris-plugin.sig` comes from the package; one that is not a plain
+/// identifier (here a terminal escape and a forged diagnostic line) is refused as an invalid signature
+/// (PLUGIN-E007) and never printed raw.
+#[test]
+fn a_key_id_with_control_characters_is_refused_and_never_printed_raw() {
+    let p = Project::new();
+    let dir = package_echo(&p, "echo", |_| {});
+    let (key, public) = p.keygen("acme.key");
+    p.sign(&dir, &key, "acme");
+    p.config(&trust_config(&public, "acme", None, true));
+    let sig = dir.join(package::SIGNATURE_FILE);
+    let text = std::fs::read_to_string(&sig).unwrap().replace(
+        "key_id = \"acme\"",
+        "key_id = \"acme\\u001b[2K\\nerror[PLUGIN-E000]: forged\"",
+    );
+    assert!(text.contains("forged"), "{text}");
+    std::fs::write(&sig, text).unwrap();
+    assert_refused(&p, ECHO, "PLUGIN-E007", &["not a plain identifier"]);
+    // and `plugins sign` does not write a signature under such an id
+    let out = p.osiris(&[
+        "plugins",
+        "sign",
+        dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--key-id",
+        "acme corp",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("not a plain identifier"),
+        "{}",
+        stderr(&out)
+    );
+    for args in [vec!["plugins", "list"], vec!["plugins", "doctor"]] {
+        let out = p.with_dir(&args);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!all.contains('\u{1b}'), "{args:?}: {all}");
+        assert!(
+            !all.lines().any(|l| l.starts_with("error[PLUGIN-E000]")),
+            "{args:?}: {all}"
+        );
     }
 }
 
@@ -1219,6 +1298,21 @@ fn pack_never_writes_through_links() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(stderr(&out).contains("PLUGIN-E018"), "{}", stderr(&out));
     assert_eq!(snapshot(&victims), before);
+
+    // the default `<crate>/dist/<name>` reached through a linked `dist` (a cloned crate's `dist -> elsewhere`)
+    std::os::unix::fs::symlink(&victims, krate.join("dist")).unwrap();
+    let out = p.osiris(&[
+        "plugins",
+        "pack",
+        "--manifest-path",
+        krate.to_str().unwrap(),
+        "--library",
+        library.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("PLUGIN-E018"), "{}", stderr(&out));
+    assert_eq!(snapshot(&victims), before, "nothing written through `dist`");
+    std::fs::remove_file(krate.join("dist")).unwrap();
 
     // a crate name outside the grammar never becomes a package (nor a default `dist/<name>` path)
     std::fs::write(krate.join("Cargo.toml"), cargo_toml("Evil_Name")).unwrap();
@@ -1795,6 +1889,33 @@ fn the_machine_policy_is_tightened_by_projects_but_never_loosened() {
         "plugins:\n  project_keys: false\n  trusted_keys:\n    - {{ id: corp, public_key: \"{public}\" }}\n"
     ));
     assert_refused(&p, ECHO, "PLUGIN-E008", &["`own`"]);
+}
+
+/// Issue 13, findings 2 and 3: a component family a machine-policy key reserves (`families: [test]`) stays
+/// reserved in every project: a project key listing the same family does not get it (PLUGIN-W003 says so), and the
+/// project-signed plugin claiming `test.echo` is refused with PLUGIN-E019 before any of its code runs.
+#[test]
+fn a_project_key_cannot_take_a_family_the_machine_policy_reserves() {
+    let p = Project::new();
+    let dir = package_echo(&p, "echo", |_| {});
+    let (_, corp) = p.keygen("corp.key");
+    let (own, own_public) = p.keygen("own.key");
+    p.sign(&dir, &own, "own");
+    p.machine_policy(&format!(
+        "plugins:\n  trusted_keys:\n{}",
+        key_entry(&corp, "corp", Some("test-*"), Some("[test]"))
+    ));
+    p.config(&format!(
+        "plugins:\n  trusted_keys:\n{}",
+        key_entry(&own_public, "own", None, Some("[test]"))
+    ));
+    assert_refused(&p, ECHO, "PLUGIN-E019", &["test.echo"]);
+    let out = p.with_dir(&["plugins", "list"]);
+    assert!(
+        stderr(&out).contains("PLUGIN-W003") && stderr(&out).contains("reserves"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Issue 13, finding 3: a machine policy that cannot be read or parsed fails the command (exit 5) instead of

@@ -92,7 +92,7 @@ pub fn run(g: &Global, c: PluginsCmd) -> CmdResult {
         }
         PluginsCmd::Remove(mut a) => {
             a.dir = project_plugin_dir(g, a.dir);
-            remove(a)
+            remove(g, a)
         }
     }
 }
@@ -440,6 +440,16 @@ fn sign(a: SignArgs) -> CmdResult {
     let key_id = a
         .key_id
         .unwrap_or_else(|| signing::default_key_id(&key.verifying_key()));
+    if !signing::is_plain_key_id(&key_id) {
+        return Err(Fail::new(
+            Exit::Validation,
+            format!(
+                "error: `--key-id` `{}` is not a plain identifier (1 to 128 characters, no whitespace or control \
+                 characters): osiris would refuse the signature; use the `id` of the key in `plugins.trusted_keys`",
+                key_id.escape_debug()
+            ),
+        ));
+    }
     let sig = signing::sign(&m, &key, &key_id);
     // Written as a new file renamed into place: an `osiris-plugin.sig` that is a link is replaced, never followed.
     let path = signing::write_signature(&dir, &sig).map_err(|e| {
@@ -862,11 +872,21 @@ fn pack(a: PackArgs) -> CmdResult {
         requires: Some(info.requires.clone()),
         specs: vec![(component.clone(), spec_path.clone())],
     };
-    if let Err(e) = package::refuse_symlink(&out) {
-        return Err(unsafe_path(format!(
-            "refusing to pack into `{}`: {e}",
-            out.display()
-        )));
+    // Neither the output directory nor a directory on the way to it inside the crate (or the working directory,
+    // for a relative path) may be a link: a cloned crate's `dist -> elsewhere` must not redirect the package.
+    let mut walked = PathBuf::new();
+    for part in out.components() {
+        walked.push(part);
+        let in_crate = out.starts_with(&crate_dir);
+        let below_crate = in_crate && walked.starts_with(&crate_dir) && walked != crate_dir;
+        if ((out.is_relative() && !in_crate) || walked == out || below_crate)
+            && let Err(e) = package::refuse_symlink(&walked)
+        {
+            return Err(unsafe_path(format!(
+                "refusing to pack into `{}`: {e}",
+                out.display()
+            )));
+        }
     }
     let m = package::write_package(&out, &input)
         .map_err(|e| pack_err(format!("cannot write the package `{}`: {e}", out.display())))?;
@@ -917,13 +937,19 @@ fn unsafe_path(message: String) -> Fail {
 }
 
 /// The plugin directory `install` and `remove` write in: it must be a directory that is not a symbolic link,
-/// nor reached through one inside the working directory (a cloned repository's `.osiris -> ~/.ssh` must not
-/// redirect an install); to install (`create`), others must not be able to write it.
-fn plugin_dir_for_writing(dir: &std::path::Path, create: bool) -> Result<(), Fail> {
+/// nor reached through one inside the working directory or the project root `root` (a cloned repository's
+/// `.osiris -> ~/.ssh` must not redirect an install, from the root or from a subdirectory, where the default
+/// directory is an absolute path under the root); to install (`create`), others must not be able to write it.
+fn plugin_dir_for_writing(
+    dir: &std::path::Path,
+    root: &std::path::Path,
+    create: bool,
+) -> Result<(), Fail> {
     let mut walked = PathBuf::new();
     for part in dir.components() {
         walked.push(part);
-        if dir.is_relative() || walked == dir {
+        let below_root = !root.as_os_str().is_empty() && walked.starts_with(root) && walked != root;
+        if dir.is_relative() || walked == dir || below_root {
             package::refuse_symlink(&walked).map_err(|e| {
                 unsafe_path(format!(
                     "refusing to write in plugin directory `{}`: {e}",
@@ -977,7 +1003,7 @@ fn install(g: &Global, a: InstallArgs) -> CmdResult {
             format!("error: cannot {what} `{}`: {e}", p.display()),
         )
     };
-    plugin_dir_for_writing(&a.dir, true)?;
+    plugin_dir_for_writing(&a.dir, &plugins::project_root(g), true)?;
     // Copy the files the verified manifest names into a new staging directory (created here, so nothing in it
     // is a link), check the copy again, then move it into place. The destination's name comes from the staged
     // copy that passed the checks, never from another read of the source.
@@ -1084,7 +1110,7 @@ fn install(g: &Global, a: InstallArgs) -> CmdResult {
     Ok(Exit::Ok)
 }
 
-fn remove(a: RemoveArgs) -> CmdResult {
+fn remove(g: &Global, a: RemoveArgs) -> CmdResult {
     package::check_plugin_name(&a.name).map_err(|why| {
         Fail::new(
             Exit::Validation,
@@ -1094,7 +1120,7 @@ fn remove(a: RemoveArgs) -> CmdResult {
             ),
         )
     })?;
-    plugin_dir_for_writing(&a.dir, false)?;
+    plugin_dir_for_writing(&a.dir, &plugins::project_root(g), false)?;
     let dest = a.dir.join(&a.name);
     if std::fs::symlink_metadata(&dest).is_ok_and(|md| md.file_type().is_symlink()) {
         return Err(unsafe_path(format!(

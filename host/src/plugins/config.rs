@@ -202,7 +202,37 @@ impl PluginsConfig {
             .map(|p| p.trusted_keys.iter().map(TrustedKeyConfig::key).collect())
             .unwrap_or_default();
         let project_keys = mp.and_then(|p| p.project_keys) != Some(false);
+        // Families a machine key lists by name stay reserved to the machine's keys in every project.
+        let machine_families: Vec<&str> = mp
+            .iter()
+            .flat_map(|p| &p.trusted_keys)
+            .flat_map(|k| k.families.iter().flatten())
+            .map(String::as_str)
+            .filter(|f| *f != "*")
+            .collect();
         for k in &self.trusted_keys {
+            let mut k = k.clone();
+            if project_keys && let Some(families) = &mut k.families {
+                let taken: Vec<String> = families
+                    .iter()
+                    .filter(|f| machine_families.contains(&f.as_str()))
+                    .cloned()
+                    .collect();
+                if !taken.is_empty() {
+                    families.retain(|f| !taken.contains(f));
+                    notes.push(format!(
+                        "`plugins.trusted_keys` entry `{}`: `families` {} ignored: the machine policy \
+                         `{policy_file}` reserves them to its own keys; a project key may provide other families only",
+                        k.id,
+                        taken
+                            .iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            let k = &k;
             if !project_keys {
                 notes.push(format!(
                     "`plugins.trusted_keys` entry `{}` is ignored: the machine policy `{policy_file}` sets \

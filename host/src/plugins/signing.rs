@@ -204,6 +204,12 @@ pub fn secret_key_permission_problem(_path: &Path) -> Option<String> {
     None
 }
 
+/// True when `id` can be a key id: 1 to 128 characters, no whitespace or control character (it is printed in
+/// messages and `plugins list`).
+pub fn is_plain_key_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && !id.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// Signs the manifest's statement and returns the signature file content.
 pub fn sign(m: &Manifest, key: &SigningKey, key_id: &str) -> SignatureFile {
     let sig = key.sign(&statement(m));
@@ -515,6 +521,21 @@ pub fn check(dir: &Path, m: &Manifest, trusted: &[TrustedKey], require: bool) ->
             );
         }
     };
+    // The key id comes from the package and ends up in messages and `plugins list`: a plain identifier only
+    // (no control characters that could rewrite the terminal or forge lines).
+    if !is_plain_key_id(&file.key_id) {
+        let shown: String = file.key_id.chars().take(64).collect();
+        return invalid(
+            None,
+            format!(
+                "`{}` names key id `{}`, which is not a plain identifier (1 to 128 characters, no whitespace or \
+                 control characters)",
+                sig_path.display(),
+                shown.escape_debug()
+            ),
+            &who,
+        );
+    }
     let key_id = Some(file.key_id.clone());
     if file.algorithm != ALGORITHM || file.format != STATEMENT_VERSION {
         return invalid(
