@@ -452,3 +452,31 @@ fn a_run_failed_mid_file_reports_the_rows_its_source_handed_on() {
         "{err}"
     );
 }
+
+/// Issue 21 (3): in a one-column file a null is an empty line (the writer cannot quote it: `""` is the empty
+/// string). The extractor skipped empty lines, so NULL -> CSV -> extractor lost the row.
+#[test]
+fn a_one_column_null_survives_a_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (newline, eol) in [("lf", "\n"), ("crlf", "\r\n")] {
+        let input = ["s", "a", "", "\"\"", "b", ""].join(eol);
+        std::fs::write(tmp.path().join("in.csv"), &input).unwrap();
+        copy_pipeline(
+            tmp.path(),
+            "in.csv",
+            "",
+            "one.csv",
+            &format!("      newline: {newline}"),
+        );
+        let _ = std::fs::remove_dir_all(tmp.path().join("run_logs"));
+        let o = run_copy(tmp.path());
+        assert_eq!(code(&o), 0, "{:?}", text(&o));
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("out/one.csv")).unwrap(),
+            input,
+            "{newline}"
+        );
+        let status = json(&run_dir(tmp.path(), "default", "copy").join("status.json"));
+        assert_eq!(status["rows_read"], 4, "{newline}: {status}");
+    }
+}
