@@ -6,7 +6,7 @@
 //! on stderr and makes a successful command exit 1 (see [`failure`]). Diagnostics on stderr go through
 //! [`errln!`], which ignores a closed stderr the same way.
 //!
-//! Invariant: no code of the `osiris` binary prints to stdout with `print!`/`println!` (clippy's
+//! Invariant: no code of the `osiris` binary prints with `print!`/`println!`/`eprint!`/`eprintln!` (clippy's
 //! `disallowed-macros`, host/clippy.toml).
 
 use std::fmt::Arguments;

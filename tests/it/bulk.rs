@@ -29,6 +29,7 @@ fn numbers(line: &str) -> Vec<String> {
 }
 
 #[test]
+#[allow(clippy::disallowed_macros)] // eprintln!: the test reports its timing (not osiris output)
 fn bulk_one_million_rows_mysql_to_postgres() {
     let test = "bulk_one_million_rows_mysql_to_postgres";
     if !(server("PostgreSQL", PG_PORT, test) && server("MariaDB", MY_PORT, test)) {

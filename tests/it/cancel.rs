@@ -12,6 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How soon after a signal a blocked run must have ended. osiris gives a blocked step 1 s
+/// (`runner::cancel::GRACE`); the rest is headroom for process exit and the test's own polling on a loaded
+/// 2-core CI machine. Far below the 600 s `connect_timeout` and the 600 s server-side sleep the runs are
+/// blocked on, so a signal that only takes effect when the block ends still fails the test.
+const PROMPT: Duration = Duration::from_secs(10);
+
 /// A server on 127.0.0.1 that accepts connections, keeps them open and never answers.
 struct Silent {
     port: u16,
@@ -214,7 +220,7 @@ fn mysql_server_that_never_answers_times_out_after_connect_timeout() {
     );
 }
 
-/// A run blocked connecting to a silent server ends within ~2 s of `signal`, as cancelled.
+/// A run blocked connecting to a silent server ends promptly after `signal` ([`PROMPT`]), as cancelled.
 fn signal_ends_a_run_blocked_on_a_silent_server(family: &str, signal: &str) {
     let silent = Silent::start();
     let p = project(silent.port, 600);
@@ -226,7 +232,7 @@ fn signal_ends_a_run_blocked_on_a_silent_server(family: &str, signal: &str) {
     let (_, err) = text(&out);
     assert_eq!(code(&out), 130, "{err}");
     assert!(
-        waited < Duration::from_millis(2500),
+        waited < PROMPT,
         "SIG{signal} took {waited:?} to end the run:\n{err}"
     );
     assert!(err.contains("cancelled"), "{err}");
@@ -263,7 +269,7 @@ fn doctor_and_discovery_end_on_ctrl_c_while_a_server_does_not_answer() {
         let (out, waited) = signal_and_wait(child, "INT");
         let (stdout, err) = text(&out);
         assert_eq!(code(&out), 130, "{args:?}: {stdout}{err}");
-        assert!(waited < Duration::from_millis(2500), "{args:?}: {waited:?}");
+        assert!(waited < PROMPT, "{args:?}: {waited:?}");
         assert!(err.contains("cancelled (Ctrl-C)"), "{args:?}: {err}");
     }
 }
@@ -328,10 +334,7 @@ steps:
     let (out, waited) = signal_and_wait(child, "INT");
     let (_, err) = text(&out);
     assert_eq!(code(&out), 130, "{err}");
-    assert!(
-        waited < Duration::from_millis(2500),
-        "took {waited:?}:\n{err}"
-    );
+    assert!(waited < PROMPT, "took {waited:?}:\n{err}");
     let status = cancelled_status(p.path(), "stall");
     let read = status["rows_read"].as_f64().unwrap();
     assert!(read > 0.0 && read <= 30_000.0, "{status}");

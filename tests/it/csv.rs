@@ -416,3 +416,67 @@ fn ragged_row_at_line_15000_is_reported_or_skipped_and_counted() {
     );
     assert!(err.contains("line 20001"), "{err}");
 }
+
+/// Issue 21 (10): a run that fails after its source handed rows on says so everywhere. The summary line and
+/// status.json's `rows_read` said 0 while the failed source's step entry said how many it had handed on.
+#[test]
+fn a_run_failed_mid_file_reports_the_rows_its_source_handed_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut input = String::from("id,name\n");
+    for i in 1..=30_000 {
+        if i == 25_000 {
+            input.push_str("x\n");
+        } else {
+            input.push_str(&format!("{i},n{i}\n"));
+        }
+    }
+    std::fs::write(tmp.path().join("in.csv"), &input).unwrap();
+    copy_pipeline(tmp.path(), "in.csv", "", "out.csv", "");
+    let o = run_copy(tmp.path());
+    let (_, err) = text(&o);
+    assert_eq!(code(&o), 4, "{err}");
+    let status = json(&run_dir(tmp.path(), "default", "copy").join("status.json"));
+    let read = &status["steps"][0];
+    assert_eq!(
+        (&read["id"], &read["status"]),
+        (&"read".into(), &"failed".into()),
+        "{status}"
+    );
+    let handed_on = read["rows_read"].as_f64().unwrap();
+    assert!(handed_on > 0.0 && handed_on < 25_000.0, "{status}");
+    assert_eq!(status["rows_read"], read["rows_read"], "{status}");
+    assert!(
+        err.contains(&format!(
+            "run failed `copy`: 0/2 steps, {handed_on} rows read"
+        )),
+        "{err}"
+    );
+}
+
+/// Issue 21 (3): in a one-column file a null is an empty line (the writer cannot quote it: `""` is the empty
+/// string). The extractor skipped empty lines, so NULL -> CSV -> extractor lost the row.
+#[test]
+fn a_one_column_null_survives_a_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (newline, eol) in [("lf", "\n"), ("crlf", "\r\n")] {
+        let input = ["s", "a", "", "\"\"", "b", ""].join(eol);
+        std::fs::write(tmp.path().join("in.csv"), &input).unwrap();
+        copy_pipeline(
+            tmp.path(),
+            "in.csv",
+            "",
+            "one.csv",
+            &format!("      newline: {newline}"),
+        );
+        let _ = std::fs::remove_dir_all(tmp.path().join("run_logs"));
+        let o = run_copy(tmp.path());
+        assert_eq!(code(&o), 0, "{:?}", text(&o));
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("out/one.csv")).unwrap(),
+            input,
+            "{newline}"
+        );
+        let status = json(&run_dir(tmp.path(), "default", "copy").join("status.json"));
+        assert_eq!(status["rows_read"], 4, "{newline}: {status}");
+    }
+}

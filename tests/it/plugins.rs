@@ -2119,3 +2119,41 @@ fn a_dependency_found_through_ld_library_path_is_refused_before_it_runs() {
         "{r:#}"
     );
 }
+
+/// Issue 21 (9): `osiris components list 2>&1 | head -1` with a refused plugin: the refusal printed on a stderr
+/// whose reader had gone panicked ("failed printing to stderr", exit 1) instead of the command finishing with
+/// its own exit code.
+#[test]
+fn a_refusal_printed_on_a_closed_stderr_keeps_the_exit_code() {
+    let p = Project::new();
+    package_echo(&p, "echo", |_| {});
+    p.config("plugins:\n  require_signatures: true\n");
+    let args = ["components", "list"];
+    let open = p.with_dir(&args);
+    assert_eq!(open.status.code(), Some(0), "{}", stderr(&open));
+    assert!(stderr(&open).contains("PLUGIN-E006"), "{}", stderr(&open));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
+    cmd.current_dir(&p.root)
+        .args(args)
+        .args(["--plugin-dir", &p.plugins.display().to_string()]);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OSIRIS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .env("HOME", &p.root)
+        .env("XDG_DATA_HOME", p.root.join("xdg"))
+        .env("OSIRIS_TEST_MARKER_DIR", &p.markers)
+        .env("OSIRIS_POLICY_FILE", p.root.join("machine-policy.yaml"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader of stderr goes before osiris writes to it.
+    drop(child.stderr.take());
+    let closed = child.wait_with_output().unwrap();
+    assert_eq!(closed.status.code(), Some(0), "{}", stdout(&closed));
+    assert!(stdout(&closed).contains("filesystem.csv_extractor"));
+}

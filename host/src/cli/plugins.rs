@@ -174,7 +174,7 @@ fn list(g: &Global, format: Format, load: bool) -> CmdResult {
                 }
             }
             for p in &report.config_problems {
-                eprintln!("warning[{}]: {p}", plugins::Code::ConfigProblem);
+                errln!("warning[{}]: {p}", plugins::Code::ConfigProblem);
             }
         }
     }
@@ -433,7 +433,7 @@ fn sign(a: SignArgs) -> CmdResult {
     plugins::policy::read_and_hash(&dir, &m)
         .map_err(|(code, e)| Fail::new(Exit::Validation, format!("error[{code}]: {e}")))?;
     if let Some(w) = signing::secret_key_permission_problem(&a.key) {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     let key = signing::read_secret_key(&a.key)
         .map_err(|e| Fail::new(Exit::Config, format!("error: {e}")))?;
@@ -895,7 +895,7 @@ fn pack(a: PackArgs) -> CmdResult {
     if std::fs::symlink_metadata(&sig).is_ok() {
         std::fs::remove_file(&sig)
             .map_err(|e| pack_err(format!("cannot remove the stale `{}`: {e}", sig.display())))?;
-        eprintln!(
+        errln!(
             "note: removed the old signature `{}`: sign the new package",
             sig.display()
         );

@@ -936,14 +936,15 @@ pub fn print_problems(g: &crate::cli::Global, report: &Report) {
         return;
     }
     for d in report.diagnostics() {
-        eprint!("{}", d.render(None));
+        // Through `out`: a closed stderr is not a panic.
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), d.render(None).as_bytes());
     }
     if report
         .candidates
         .iter()
         .any(|c| c.status == Status::Rejected)
     {
-        eprintln!(
+        errln!(
             "   = note: `osiris plugins list` and `osiris plugins doctor` show every plugin and check"
         );
     }

@@ -728,7 +728,7 @@ pub fn warn_if_writable(path: &Path, code: &str, what: &str, why: &str) {
         .map(|mut s| s.insert(path.to_path_buf()))
         .unwrap_or(true);
     if first {
-        eprintln!("{w}");
+        errln!("{w}");
     }
 }
 

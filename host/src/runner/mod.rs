@@ -848,14 +848,16 @@ impl<'a> Scheduler<'a> {
         self.consumers.get(step).map(Vec::len).unwrap_or(0)
     }
 
-    /// rows_read of source steps (no inputs), rows_written of sink steps (no consumers).
+    /// rows_read of source steps (no inputs), rows_written of sink steps (no consumers). A source's rows are
+    /// those of its status entry (`rows_read` below): a source that failed mid-stream counts the rows
+    /// it handed on.
     fn totals(&self) -> (Value, Value) {
         let mut read = 0.0;
         let mut written = 0.0;
         for s in &self.compiled.manifest.steps {
             let st = &self.stats[&s.id];
             if self.compiled.upstreams(s).is_empty() {
-                read += StepStats::get(&st.rows_read).unwrap_or(0.0);
+                read += self.rows_read(s).unwrap_or(0.0);
             }
             if self.n_consumers(&s.id) == 0 {
                 written += StepStats::get(&st.rows_written).unwrap_or(0.0);

@@ -8,7 +8,9 @@
 //!   becomes [`NULL_MARK`], the only value the parser is told to read as null. A quoted `""` therefore stays
 //!   an empty string, and an unquoted empty field is a null (DuckDB's convention);
 //! - a record with more or fewer fields than the first one (the header) is a `CSV-PARSE` error naming its
-//!   line, or, with `ignore_errors`, is left out and counted (`max_bad_rows` caps how many).
+//!   line, or, with `ignore_errors`, is left out and counted (`max_bad_rows` caps how many);
+//! - in a file of one column an empty line is a record whose field is a null (what the writer writes for a
+//!   null there); in any other file it is skipped.
 //!
 //! Invariant: every other byte reaches the parser unchanged, so line numbers and field contents are the
 //! file's own.
@@ -102,6 +104,8 @@ pub(crate) struct Scanner<R> {
     ends_unquoted: [bool; 256],
     /// A field longer than this cannot be a null (so most fields need no comparison).
     longest_null: usize,
+    /// The last byte scanned was a CR that ended a line: an LF right after it ends the same line.
+    after_cr: bool,
 }
 
 impl<R: Read> Scanner<R> {
@@ -138,6 +142,7 @@ impl<R: Read> Scanner<R> {
                 done: false,
                 ends_unquoted,
                 longest_null,
+                after_cr: false,
             },
             report,
         )
@@ -248,8 +253,18 @@ impl<R: Read> Scanner<R> {
             let b = bytes[i];
             match self.state {
                 State::RecordStart => {
+                    let after_cr = std::mem::take(&mut self.after_cr);
+                    if (b == b'\n' && !after_cr || b == b'\r') && self.expected == Some(1) {
+                        // An empty line in a file of one column: a record holding a null.
+                        self.record_line = self.line;
+                        self.out.extend_from_slice(NULL_MARK.as_bytes());
+                        self.fields_in_record = 1;
+                        self.end_line(b)?;
+                        i += 1;
+                        continue;
+                    }
                     if b == b'\n' || b == b'\r' {
-                        // An empty line: the parser skips it; keep it for the line numbers.
+                        // An empty line (or the LF of a CRLF): the parser skips it; keep it for the line numbers.
                         self.out.push(b);
                         self.ready = self.out.len();
                         if b == b'\n' {
@@ -344,6 +359,7 @@ impl<R: Read> Scanner<R> {
         if b == b'\n' {
             self.line += 1;
         }
+        self.after_cr = b == b'\r';
         self.state = State::RecordStart;
         Ok(())
     }
