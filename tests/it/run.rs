@@ -560,3 +560,74 @@ fn ctrl_c_cancels_a_running_step_and_records_the_run_as_cancelled() {
     assert_eq!(index[0]["status"], "cancelled");
     assert_eq!(index[0]["run_id"], status["run_id"]);
 }
+
+/// Issue 21 (item 1, for connections): a misspelt connection field (`base_dri`, `sslmod: require`) would silently
+/// use the field's default (a whole directory elsewhere, or no TLS); it is refused before any step runs, with a
+/// did-you-mean, in a run and in a dry run.
+#[test]
+fn a_misspelt_connection_field_is_refused_before_any_step_runs() {
+    let p = project(&[
+        (
+            "p.yaml",
+            &pipeline(
+                "typo",
+                "      connection: \"@filesystem.local\"\n      path: orders.csv",
+                "SELECT * FROM df",
+            ),
+        ),
+        (
+            "pg.yaml",
+            "oml_version: \"0.1.0\"\nname: pgtypo\nsteps:\n  - id: extract\n    component: postgres.extractor\n    mode: read\n    config:\n      connection: \"@postgres.main\"\n      query: SELECT 1 AS x\n  - id: write\n    component: filesystem.csv_writer\n    mode: write\n    needs: [extract]\n    config:\n      path: out/pg.csv\n",
+        ),
+        (
+            "osiris_connections.yaml",
+            "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      default: true\n      base_dri: data\n  postgres:\n    main:\n      host: 127.0.0.1\n      database: postgres\n      user: postgres\n      sslmod: require\n",
+        ),
+    ]);
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "p.yaml",
+            &["run", "p.yaml"],
+            &[
+                "`base_dri`",
+                "did you mean `base_dir`?",
+                "@filesystem.local",
+            ],
+        ),
+        (
+            "p.yaml",
+            &["run", "p.yaml", "--dry-run"],
+            &["`base_dri`", "did you mean `base_dir`?"],
+        ),
+        (
+            "pg.yaml",
+            &["run", "pg.yaml"],
+            &["`sslmod`", "did you mean `sslmode`?", "@postgres.main"],
+        ),
+        (
+            "pg.yaml",
+            &["run", "pg.yaml", "--dry-run"],
+            &["`sslmod`", "did you mean `sslmode`?"],
+        ),
+    ];
+    for (file, args, parts) in cases {
+        let o = osiris(p.path(), args, &[]);
+        let (_, stderr) = text(&o);
+        assert_eq!(code(&o), 5, "{file} {args:?}: {stderr}");
+        assert!(stderr.contains("RUN-E008"), "{args:?}: {stderr}");
+        for part in parts {
+            assert!(stderr.contains(part), "{args:?}: missing {part}: {stderr}");
+        }
+    }
+    assert!(!p.path().join("out/result.csv").exists());
+    assert!(!p.path().join("out/pg.csv").exists());
+
+    // Spelt right, the same project runs.
+    std::fs::write(
+        p.path().join("osiris_connections.yaml"),
+        "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      default: true\n      base_dir: data\n",
+    )
+    .unwrap();
+    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    assert_eq!(code(&o), 0, "{:?}", text(&o));
+}

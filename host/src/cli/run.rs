@@ -195,6 +195,7 @@ pub fn execute(g: &Global, a: &RunArgs) -> Result<Option<Outcome>, Fail> {
     let modules = ModuleSet::load(g)?;
     let registry = crate::registry::build_registry(g);
     let mut secret_pointers = BTreeMap::new();
+    let connection_fields = known_connection_fields(&registry);
     let mut transactional = BTreeSet::new();
     for s in &compiled.manifest.steps {
         if let Some(map) = registry.secret_map(&s.component) {
@@ -209,7 +210,13 @@ pub fn execute(g: &Global, a: &RunArgs) -> Result<Option<Outcome>, Fail> {
         }
     }
     if a.dry_run {
-        dry_run(&compiled, &connections, &modules, a.format)?;
+        dry_run(
+            &compiled,
+            &connections,
+            &modules,
+            &connection_fields,
+            a.format,
+        )?;
         return Ok(None);
     }
     let max_parallel = a.max_parallel.unwrap_or(config.run.max_parallel).max(1);
@@ -223,6 +230,7 @@ pub fn execute(g: &Global, a: &RunArgs) -> Result<Option<Outcome>, Fail> {
         max_parallel,
         modules,
         secret_pointers,
+        connection_fields,
         cancel: Arc::new(AtomicBool::new(false)),
         retries: a.retries,
         transactional,
@@ -238,6 +246,7 @@ fn dry_run(
     c: &Compiled,
     conns: &Connections,
     modules: &ModuleSet,
+    known: &BTreeMap<String, BTreeSet<String>>,
     format: Format,
 ) -> Result<(), Fail> {
     let mut steps = Vec::new();
@@ -257,6 +266,15 @@ fn dry_run(
                         ),
                     )
                 })?;
+                if let Some(msg) = runner::unknown_connection_fields(&res, known) {
+                    return Err(Fail::new(
+                        Exit::Config,
+                        format!(
+                            "error[RUN-E008]: step `{}` (`{}`): {msg}",
+                            s.id, s.component
+                        ),
+                    ));
+                }
                 Some(format!("@{}.{}", res.family, res.alias))
             }
             _ => None,
@@ -351,4 +369,27 @@ pub fn run(g: &Global, a: RunArgs) -> CmdResult {
         Some(outcome) => Ok(report(&outcome, a.format, &project_dir(g), Path::new(""))),
         None => Ok(Exit::Ok),
     }
+}
+
+/// Connection family -> every field a component of that family reads: its `configSchema` properties and its
+/// `x-connection-fields`, over all components named `<family>.*`.
+fn known_connection_fields(
+    registry: &crate::registry::Registry,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for spec in registry.iter() {
+        let Some((family, _)) = spec.name.split_once('.') else {
+            continue;
+        };
+        let set = known.entry(family.to_string()).or_default();
+        if let Some(props) = spec
+            .config_schema
+            .get("properties")
+            .and_then(serde_json::Value::as_object)
+        {
+            set.extend(props.keys().cloned());
+        }
+        set.extend(spec.connection_fields.iter().map(|f| f.name.clone()));
+    }
+    known
 }

@@ -58,6 +58,9 @@ pub struct RunOptions {
     pub modules: ModuleSet,
     /// component -> JSON Pointers of its secret config fields (from the registry's secret map).
     pub secret_pointers: BTreeMap<String, Vec<String>>,
+    /// connection family -> every field a component of that family reads (config properties and
+    /// `x-connection-fields`); a connection field outside it is refused before any step runs (RUN-E008).
+    pub connection_fields: BTreeMap<String, BTreeSet<String>>,
     /// Set by SIGINT (Ctrl-C), SIGTERM or a failed step; seen by drivers through `ctx.is_cancelled()`.
     pub cancel: Arc<AtomicBool>,
     /// `--retries N`: attempts after the first, for retry-safe steps.
@@ -322,6 +325,42 @@ fn retryable_kind(kind: ErrorKind) -> bool {
     )
 }
 /// Runs the manifest. Never returns early: every outcome is recorded in the run directory.
+/// A connection field that no component of its family reads is a typo (`sslmod: require`) that would silently
+/// fall back to a default: the message names the connection and the field (never a value), with a did-you-mean.
+pub fn unknown_connection_fields(
+    res: &crate::secrets::Resolved,
+    known: &BTreeMap<String, BTreeSet<String>>,
+) -> Option<String> {
+    let known = known.get(&res.family)?;
+    let fields = res.fields.as_object()?;
+    let unknown: Vec<&String> = fields
+        .keys()
+        .filter(|k| !known.contains(k.as_str()))
+        .collect();
+    let first = unknown.first()?;
+    let list = unknown
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let hint = match crate::diag::did_you_mean(first, known.iter().map(String::as_str)) {
+        Some(m) => format!("did you mean `{m}`? "),
+        None => String::new(),
+    };
+    Some(format!(
+        "connection `@{}.{}` sets {list}, which no `{}` component reads (a misspelt field would silently use its default)\n  = help: {hint}fix or remove it in the connections file; the fields a `{}` connection may set: {}",
+        res.family,
+        res.alias,
+        res.family,
+        res.family,
+        known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 pub fn execute(opts: RunOptions) -> Result<Outcome, Fail> {
     let compiled = &opts.compiled;
     let m = &compiled.manifest;
@@ -416,6 +455,17 @@ pub fn execute(opts: RunOptions) -> Result<Outcome, Fail> {
             Some(r) if r.starts_with('@') => match opts.connections.resolve(r) {
                 Ok(res) => {
                     redactor.add_secrets(&res.secret_values);
+                    if let Some(msg) = unknown_connection_fields(&res, &opts.connection_fields) {
+                        preflight = Some((
+                            Exit::Config,
+                            s.id.clone(),
+                            format!(
+                                "error[RUN-E008]: step `{}` (`{}`): {msg}",
+                                s.id, s.component
+                            ),
+                        ));
+                        break;
+                    }
                     Some(res.fields)
                 }
                 Err(f) => {
