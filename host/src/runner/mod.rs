@@ -327,15 +327,18 @@ fn retryable_kind(kind: ErrorKind) -> bool {
 /// Runs the manifest. Never returns early: every outcome is recorded in the run directory.
 /// A connection field that no component of its family reads is a typo (`sslmod: require`) that would silently
 /// fall back to a default: the message names the connection and the field (never a value), with a did-you-mean.
+/// Fields named like secrets are not refused (see below).
 pub fn unknown_connection_fields(
     res: &crate::secrets::Resolved,
     known: &BTreeMap<String, BTreeSet<String>>,
 ) -> Option<String> {
     let known = known.get(&res.family)?;
     let fields = res.fields.as_object()?;
+    // A field named like a secret is masked wherever it appears and, unread, changes nothing: it is not refused
+    // (a connection may keep a token for another tool beside its login).
     let unknown: Vec<&String> = fields
         .keys()
-        .filter(|k| !known.contains(k.as_str()))
+        .filter(|k| !known.contains(k.as_str()) && !crate::secrets::is_secret_key(k))
         .collect();
     let first = unknown.first()?;
     let list = unknown
