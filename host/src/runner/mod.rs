@@ -455,35 +455,33 @@ pub fn execute(opts: RunOptions) -> Result<Outcome, Fail> {
         };
         let cfg = compiled.driver_config(&s.id);
         let connection = match cfg.get("connection").and_then(Value::as_str) {
-            Some(r) if r.starts_with('@') => match opts.connections.resolve(r) {
-                Ok(res) => {
-                    redactor.add_secrets(&res.secret_values);
-                    if let Some(msg) = unknown_connection_fields(&res, &opts.connection_fields) {
+            Some(r) if r.starts_with('@') => {
+                let checked = opts
+                    .connections
+                    .resolve(r)
+                    .map_err(|f| {
+                        let msg = f.message.trim_start_matches("error: ").to_string();
+                        ("RUN-E005", msg)
+                    })
+                    .and_then(|res| {
+                        redactor.add_secrets(&res.secret_values);
+                        match unknown_connection_fields(&res, &opts.connection_fields) {
+                            Some(msg) => Err(("RUN-E008", msg)),
+                            None => Ok(res.fields),
+                        }
+                    });
+                match checked {
+                    Ok(fields) => Some(fields),
+                    Err((code, msg)) => {
                         preflight = Some((
                             Exit::Config,
                             s.id.clone(),
-                            format!(
-                                "error[RUN-E008]: step `{}` (`{}`): {msg}",
-                                s.id, s.component
-                            ),
+                            format!("error[{code}]: step `{}` (`{}`): {msg}", s.id, s.component),
                         ));
                         break;
                     }
-                    Some(res.fields)
                 }
-                Err(f) => {
-                    let msg = f.message.trim_start_matches("error: ").to_string();
-                    preflight = Some((
-                        Exit::Config,
-                        s.id.clone(),
-                        format!(
-                            "error[RUN-E005]: step `{}` (`{}`): {msg}",
-                            s.id, s.component
-                        ),
-                    ));
-                    break;
-                }
-            },
+            }
             _ => None,
         };
         let pointers = opts
