@@ -255,26 +255,8 @@ fn dry_run(
         let cfg = c.driver_config(&s.id);
         let connection = match cfg.get("connection").and_then(|v| v.as_str()) {
             Some(r) if r.starts_with('@') => {
-                let res = conns.resolve(r).map_err(|f| {
-                    Fail::new(
-                        f.exit,
-                        format!(
-                            "error[RUN-E005]: step `{}` (`{}`): {}",
-                            s.id,
-                            s.component,
-                            f.message.trim_start_matches("error: ")
-                        ),
-                    )
-                })?;
-                if let Some(msg) = runner::unknown_connection_fields(&res, known) {
-                    return Err(Fail::new(
-                        Exit::Config,
-                        format!(
-                            "error[RUN-E008]: step `{}` (`{}`): {msg}",
-                            s.id, s.component
-                        ),
-                    ));
-                }
+                let res =
+                    runner::resolve_step_connection(conns, known, None, (&s.id, &s.component), r)?;
                 Some(format!("@{}.{}", res.family, res.alias))
             }
             _ => None,

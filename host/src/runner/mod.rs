@@ -325,10 +325,38 @@ fn retryable_kind(kind: ErrorKind) -> bool {
     )
 }
 /// Runs the manifest. Never returns early: every outcome is recorded in the run directory.
+/// Resolves the connection `reference` of a step (`(id, component)`) and checks its fields, as the run's preflight
+/// and `run --dry-run` both do before any step starts: RUN-E005 when it cannot be resolved, RUN-E008 when it sets
+/// a field no component of its family reads. Its secret values reach `redactor` (when given) before the check.
+pub fn resolve_step_connection(
+    connections: &Connections,
+    known: &BTreeMap<String, BTreeSet<String>>,
+    redactor: Option<&Redactor>,
+    (step, component): (&str, &str),
+    reference: &str,
+) -> Result<crate::secrets::Resolved, Fail> {
+    let fail = |code: &str, msg: &str| {
+        Fail::new(
+            Exit::Config,
+            format!("error[{code}]: step `{step}` (`{component}`): {msg}"),
+        )
+    };
+    let res = connections
+        .resolve(reference)
+        .map_err(|f| fail("RUN-E005", f.message.trim_start_matches("error: ")))?;
+    if let Some(r) = redactor {
+        r.add_secrets(&res.secret_values);
+    }
+    match unknown_connection_fields(&res, known) {
+        Some(msg) => Err(fail("RUN-E008", &msg)),
+        None => Ok(res),
+    }
+}
+
 /// A connection field that no component of its family reads is a typo (`sslmod: require`) that would silently
 /// fall back to a default: the message names the connection and the field (never a value), with a did-you-mean.
 /// Fields named like secrets are not refused (see below).
-pub fn unknown_connection_fields(
+fn unknown_connection_fields(
     res: &crate::secrets::Resolved,
     known: &BTreeMap<String, BTreeSet<String>>,
 ) -> Option<String> {
@@ -456,28 +484,17 @@ pub fn execute(opts: RunOptions) -> Result<Outcome, Fail> {
         let cfg = compiled.driver_config(&s.id);
         let connection = match cfg.get("connection").and_then(Value::as_str) {
             Some(r) if r.starts_with('@') => {
-                let checked = opts
-                    .connections
-                    .resolve(r)
-                    .map_err(|f| {
-                        let msg = f.message.trim_start_matches("error: ").to_string();
-                        ("RUN-E005", msg)
-                    })
-                    .and_then(|res| {
-                        redactor.add_secrets(&res.secret_values);
-                        match unknown_connection_fields(&res, &opts.connection_fields) {
-                            Some(msg) => Err(("RUN-E008", msg)),
-                            None => Ok(res.fields),
-                        }
-                    });
+                let checked = resolve_step_connection(
+                    &opts.connections,
+                    &opts.connection_fields,
+                    Some(&redactor),
+                    (&s.id, &s.component),
+                    r,
+                );
                 match checked {
-                    Ok(fields) => Some(fields),
-                    Err((code, msg)) => {
-                        preflight = Some((
-                            Exit::Config,
-                            s.id.clone(),
-                            format!("error[{code}]: step `{}` (`{}`): {msg}", s.id, s.component),
-                        ));
+                    Ok(res) => Some(res.fields),
+                    Err(f) => {
+                        preflight = Some((f.exit, s.id.clone(), f.message));
                         break;
                     }
                 }
