@@ -1,22 +1,6 @@
-//! The `osiris` command: a thin binary over the library modules below.
-#![allow(dead_code)] // scaffolding: removed once every module is wired
-
-#[macro_use]
-mod out;
-
-mod cli;
-mod compiler;
-mod config;
-mod diag;
-mod discovery;
-mod exit;
-mod oml;
-mod plugins;
-mod registry;
-mod runner;
-mod secrets;
-mod yaml;
+//! The `osiris` command: a thin binary over `osiris-cli` (host/crates/cli), which parses the command line and
+//! calls the library crates under host/crates/ (docs/ARCHITECTURE.md draws their graph).
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    osiris_cli::main()
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::plugins::package;
+use osiris_plugins::package;
 
 const ROGUE: &str = "osiris-test-rogue 0.1.0";
 

@@ -17,11 +17,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[allow(dead_code)]
-#[path = "../../host/src/plugins/package.rs"]
-pub(crate) mod package;
-
-use package::PackageInput;
+use osiris_plugins::package::{self, PackageInput};
 
 const ECHO: &str = "osiris-test-echo";
 

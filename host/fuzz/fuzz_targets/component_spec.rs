@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         let report = check_text("spec.yaml", text, level, source());
         // YAML counts a line break as LF, CRLF or a lone CR (YAML 1.2, 5.4), so a file with old Mac line endings
         // has more lines than `str::lines` sees.
-        let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count().max(1);
+        let lines = text
+            .replace("\r\n", "\n")
+            .split(['\n', '\r'])
+            .count()
+            .max(1);
         for d in &report.diagnostics {
             if let Some(line) = d.line {
                 assert!(line <= lines + 1, "line {line} of {lines}: {d:?}");

@@ -38,9 +38,9 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(dir.join(SIGNATURE_FILE), sig.as_bytes()).expect("scratch file");
     let m = manifest();
     let trusted = [
-        TrustedKey::new("fuzz", KEY, None),
-        TrustedKey::new("scoped", KEY, Some("acme-*")),
-        TrustedKey::new("other", key_text, Some(key_text)),
+        TrustedKey::new("fuzz", KEY, None, None),
+        TrustedKey::new("scoped", KEY, Some("acme-*"), None),
+        TrustedKey::new("other", key_text, Some(key_text), None),
     ];
     for require in [false, true] {
         let result = signing::check(dir, &m, &trusted, require);

@@ -31,7 +31,10 @@ fn signed_fields(m: &Manifest) -> Vec<(String, String)> {
         ("abi".into(), m.abi_version.to_string()),
         ("entry".into(), m.entry.clone()),
         ("osiris".into(), m.osiris.as_requirement()),
-        ("library-sha256".into(), m.library_sha256.to_ascii_lowercase()),
+        (
+            "library-sha256".into(),
+            m.library_sha256.to_ascii_lowercase(),
+        ),
     ];
     let mut comps: Vec<(String, String)> = m
         .components

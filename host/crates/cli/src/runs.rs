@@ -1,0 +1,329 @@
+//! `osiris runs list|show`: the run index (`.osiris/index/runs.jsonl`, one line per run, failed and cancelled
+//! runs included) and each run's `status.json`.
+
+use super::{Format, Global};
+use osiris_core::diag::did_you_mean;
+use osiris_core::exit::{CmdResult, Exit, Fail};
+use osiris_runner::progress::thousands;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RunsCmd {
+    /// List past runs, newest first.
+    List(ListArgs),
+    /// Show one run: status, per-step rows and durations, where its files are.
+    Show(ShowArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Only runs of this pipeline (its id: the OML `name` slug).
+    #[arg(long, value_name = "P")]
+    pub pipeline: Option<String>,
+    /// Only runs with this status.
+    #[arg(long, value_enum, value_name = "S")]
+    pub status: Option<StatusFilter>,
+    /// At most this many runs.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl StatusFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Succeeded => "succeeded",
+            StatusFilter::Failed => "failed",
+            StatusFilter::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// The run id (`run-<12 hex>`, as `osiris runs list` shows it); a unique prefix is enough.
+    pub run_id: String,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn run(g: &Global, c: RunsCmd) -> CmdResult {
+    match c {
+        RunsCmd::List(a) => list(g, a),
+        RunsCmd::Show(a) => show(g, a),
+    }
+}
+
+fn index_path(project: &Path) -> PathBuf {
+    project.join(".osiris").join("index").join("runs.jsonl")
+}
+
+/// Every indexed run, oldest first. A missing index is an empty one; a damaged line is skipped with a warning.
+fn read_index(project: &Path) -> Result<Vec<Value>, Fail> {
+    let path = index_path(project);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Fail::new(
+                Exit::Config,
+                format!("error: cannot read the run index `{}`: {e}", path.display()),
+            ));
+        }
+    };
+    let mut runs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) if v.get("run_id").is_some_and(Value::is_string) => runs.push(v),
+            _ => tracing::warn!("{}:{}: not a run record, skipped", path.display(), i + 1),
+        }
+    }
+    Ok(runs)
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+fn num(v: &Value) -> String {
+    match v.as_u64() {
+        Some(n) => thousands(n),
+        None if v.is_null() => "-".to_string(),
+        None => v.to_string(),
+    }
+}
+
+fn list(g: &Global, a: ListArgs) -> CmdResult {
+    let project = super::run::project_dir(g);
+    let mut runs: Vec<Value> = read_index(&project)?
+        .into_iter()
+        .filter(|r| a.pipeline.as_deref().is_none_or(|p| s(r, "pipeline") == p))
+        .filter(|r| a.status.is_none_or(|st| s(r, "status") == st.as_str()))
+        .collect();
+    runs.reverse();
+    if let Some(n) = a.limit {
+        runs.truncate(n);
+    }
+    if a.format == Format::Json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "runs": runs })).unwrap_or_default()
+        );
+        return Ok(Exit::Ok);
+    }
+    if runs.is_empty() {
+        outln!(
+            "no runs recorded{} (the index is {})",
+            match (&a.pipeline, a.status) {
+                (None, None) => String::new(),
+                _ => " that match".to_string(),
+            },
+            index_path(&project).display()
+        );
+        return Ok(Exit::Ok);
+    }
+    outln!(
+        "{:<17} {:<10} {:<24} {:<20} {:>6} {:>12} {:>12} {:>10}",
+        "RUN",
+        "STATUS",
+        "PIPELINE",
+        "STARTED",
+        "STEPS",
+        "ROWS READ",
+        "ROWS WRITTEN",
+        "DURATION"
+    );
+    for r in &runs {
+        let started = s(r, "started_at");
+        outln!(
+            "{:<17} {:<10} {:<24} {:<20} {:>6} {:>12} {:>12} {:>10}",
+            s(r, "run_id"),
+            s(r, "status"),
+            s(r, "pipeline"),
+            started.get(..19).unwrap_or(started).replace('T', " "),
+            format!("{}/{}", r["steps_completed"], r["steps_total"]),
+            num(&r["rows_read"]),
+            num(&r["rows_written"]),
+            duration(&r["duration_ms"]),
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn duration(ms: &Value) -> String {
+    match ms.as_u64() {
+        Some(ms) if ms < 1000 => format!("{ms} ms"),
+        Some(ms) => format!("{:.1} s", ms as f64 / 1000.0),
+        None => "-".to_string(),
+    }
+}
+
+fn show(g: &Global, a: ShowArgs) -> CmdResult {
+    let project = super::run::project_dir(g);
+    let runs = read_index(&project)?;
+    let matches: Vec<&Value> = runs
+        .iter()
+        .filter(|r| s(r, "run_id") == a.run_id)
+        .chain(
+            runs.iter()
+                .filter(|r| s(r, "run_id") != a.run_id && s(r, "run_id").starts_with(&a.run_id)),
+        )
+        .collect();
+    let entry = match matches.as_slice() {
+        [] => {
+            let ids: Vec<&str> = runs.iter().map(|r| s(r, "run_id")).collect();
+            let hint = match did_you_mean(&a.run_id, ids.iter().copied()) {
+                Some(m) => format!("did you mean `{m}`? "),
+                None => String::new(),
+            };
+            return Err(Fail::new(
+                Exit::Validation,
+                format!(
+                    "error[RUN-E007]: no run `{}` in {}\n  = help: {hint}`osiris runs list` shows the recorded runs",
+                    a.run_id,
+                    index_path(&project).display()
+                ),
+            ));
+        }
+        [one, ..] if s(one, "run_id") == a.run_id || matches.len() == 1 => *one,
+        several => {
+            return Err(Fail::new(
+                Exit::Validation,
+                format!(
+                    "error[RUN-E007]: `{}` is the start of several run ids: {}\n  = help: give more of the id",
+                    a.run_id,
+                    several
+                        .iter()
+                        .map(|r| format!("`{}`", s(r, "run_id")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    };
+    let dir_shown = s(entry, "run_dir").to_string();
+    let dir = if Path::new(&dir_shown).is_absolute() {
+        PathBuf::from(&dir_shown)
+    } else {
+        project.join(&dir_shown)
+    };
+    // status.json is the full record (with steps); the index line is the fallback when the directory is gone.
+    let (status, dir_exists) = match std::fs::read_to_string(dir.join("status.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    {
+        Some(v) => (v, true),
+        None => (entry.clone(), dir.is_dir()),
+    };
+    let files: Vec<String> = [
+        "status.json",
+        "events.jsonl",
+        "metrics.jsonl",
+        "osiris.log",
+        "manifest.yaml",
+    ]
+    .iter()
+    .filter(|f| dir.join(f).is_file())
+    .map(|f| format!("{dir_shown}/{f}"))
+    .collect();
+    let mut artifacts: Vec<String> = Vec::new();
+    if let Ok(steps) = std::fs::read_dir(dir.join("artifacts")) {
+        for st in steps.flatten() {
+            if let Ok(fs) = std::fs::read_dir(st.path()) {
+                for f in fs.flatten() {
+                    artifacts.push(format!(
+                        "{dir_shown}/artifacts/{}/{}",
+                        st.file_name().to_string_lossy(),
+                        f.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+    }
+    artifacts.sort();
+    if a.format == Format::Json {
+        let mut v = status.clone();
+        v["run_dir"] = json!(dir_shown);
+        v["files"] = json!(files);
+        v["artifacts"] = json!(artifacts);
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(Exit::Ok);
+    }
+    outln!(
+        "run {}  {}  (exit {})",
+        s(&status, "run_id"),
+        s(&status, "status"),
+        status["exit_code"]
+    );
+    outln!(
+        "pipeline {}  profile {}",
+        s(&status, "pipeline"),
+        s(&status, "profile")
+    );
+    outln!(
+        "started {}  ended {}  duration {}",
+        s(&status, "started_at"),
+        s(&status, "ended_at"),
+        duration(&status["duration_ms"])
+    );
+    outln!(
+        "steps {}/{}  rows read {}  rows written {}",
+        status["steps_completed"],
+        status["steps_total"],
+        num(&status["rows_read"]),
+        num(&status["rows_written"])
+    );
+    if let Some(step) = status.get("failed_step").and_then(Value::as_str) {
+        outln!("failed step: {step}");
+    }
+    if let Some(e) = status.get("error").and_then(Value::as_str) {
+        outln!("{}", e.trim_end());
+    }
+    if let Some(steps) = status.get("steps").and_then(Value::as_array) {
+        outln!();
+        outln!(
+            "  {:<24} {:<28} {:<12} {:>8} {:>12} {:>12} {:>10}",
+            "STEP",
+            "COMPONENT",
+            "STATUS",
+            "ATTEMPTS",
+            "ROWS READ",
+            "ROWS WRITTEN",
+            "DURATION"
+        );
+        for st in steps {
+            outln!(
+                "  {:<24} {:<28} {:<12} {:>8} {:>12} {:>12} {:>10}",
+                s(st, "id"),
+                s(st, "component"),
+                s(st, "status"),
+                st["attempts"],
+                num(&st["rows_read"]),
+                num(&st["rows_written"]),
+                duration(&st["duration_ms"])
+            );
+        }
+    }
+    outln!();
+    if dir_exists {
+        outln!("run directory: {dir_shown}");
+    } else {
+        outln!("run directory: {dir_shown} (no longer exists)");
+    }
+    for f in files.iter().chain(artifacts.iter()) {
+        outln!("  {f}");
+    }
+    Ok(Exit::Ok)
+}

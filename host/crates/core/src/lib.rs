@@ -1,0 +1,48 @@
+//! `osiris-core`: what every other osiris crate shares, and nothing that knows about components, pipelines,
+//! plugins or runs.
+//!
+//! It owns diagnostics ([`diag`]: code, file:line:col, help), exit codes and the error that carries one
+//! ([`exit`]), YAML with source positions ([`yaml`]), the project configuration types ([`config`], including
+//! `plugins:` and the machine policy as written), connections and secrets with their redactor ([`secrets`]),
+//! warnings about files others can write ([`perms`]), the settings every command passes down ([`Global`]) and
+//! the notice channel library code reports warnings through ([`notice`]).
+//!
+//! It may not: depend on another osiris crate, on clap, or print (warnings go through [`notice`]).
+
+pub mod config;
+pub mod diag;
+pub mod exit;
+pub mod notice;
+pub mod perms;
+pub mod secrets;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+/// The options every command shares, resolved by the command-line front end: where the project is and how
+/// plugins are found. Library crates take this instead of command-line types.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    /// The project's osiris.yaml (`--config`, else the nearest one walking up from the working directory, else
+    /// `osiris.yaml` in the working directory). Its directory is the project root.
+    pub config: PathBuf,
+    /// More log output (`-v`, repeatable).
+    pub verbose: u8,
+    /// Only errors on stderr (`-q`).
+    pub quiet: bool,
+    /// Extra plugin directories, searched first (`--plugin-dir`).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Built-in components only; no plugin is loaded (`--disable-plugins`).
+    pub disable_plugins: bool,
+}
+
+impl Global {
+    /// The project root as a path to join with: the directory of [`Global::config`] (empty: the working
+    /// directory).
+    pub fn project_root(&self) -> PathBuf {
+        self.config
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,17 @@
+//! `osiris-oml`: OML, the pipeline language: parsing with source positions, the validator shared by
+//! `osiris oml validate`, `osiris compile` and every other front end, parameters, wiring (the DAG) and the
+//! `osiris upgrade` rewrites. See docs/oml.md.
+//!
+//! Depends on `osiris-core` and `osiris-registry` (a [`catalog::Catalog`] is what the validator asks about
+//! components). May not: read files, osiris.yaml or the environment (callers pass text and [`Options`]),
+//! compile, run, or print: it returns a [`Report`] of diagnostics and, when valid, a [`Plan`].
+
+pub mod catalog;
+pub mod check;
+pub mod dag;
+pub mod params;
+pub mod secrets;
+pub mod sql;
+
+pub use check::{Mode, Options, Plan, PlannedStep, Report, check};
+pub mod upgrade;

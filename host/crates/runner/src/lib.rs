@@ -1,0 +1,1750 @@
+//! `osiris-runner`: executes a compiled manifest directory (never OML), and discovers what a connection holds
+//! ([`discovery`]). It links the first-party plugins ([`modules`]) and asks `osiris-plugins` for third-party
+//! ones; depends on `osiris-core`, `osiris-registry`, `osiris-plugins` and the SDK. May not: parse OML,
+//! compile, or print: progress goes to the writer the caller passes, results are returned.
+//!
+//!
+//! - Steps start in dependency order; independent branches run concurrently (driver calls on tokio's blocking
+//!   pool, at most `max_parallel` at once).
+//! - Data flows as Arrow streams: a step starts as soon as its upstream steps have *returned* their output
+//!   streams, and pulls them while they are produced, so a linear chain streams end to end without the host
+//!   collecting anything. An output read by several steps goes through a bounded tee: pulled once, each reader
+//!   fed through a bounded channel, all readers started together (see docs/adr/0006-runner-streaming.md).
+//! - A step failure stops scheduling and cancels the running steps (they see `ctx.is_cancelled()`); the run
+//!   ends with exit 4 naming step, component, plugin and the (masked) driver error.
+//! - SIGINT (Ctrl-C) and SIGTERM cancel the run the same way; a step that has not returned [`cancel::GRACE`]
+//!   later (blocked inside its driver) is abandoned, so the run always ends, with status `cancelled`, exit 130
+//!   and the rows counted so far.
+//! - `--retries N` re-runs a failed step with exponential backoff when its component declares it safe
+//!   (extractors; writers with `capabilities.transactions`), re-reading the connection's secrets first.
+//! - Everything written or printed passes through one [`Redactor`] holding every secret value of this run.
+//!
+//! Invariant: the run directory holds no secret value: cfg files are secret-free by construction (the compiler
+//! keeps `@family.alias` references) and every other byte goes through the redactor.
+
+pub mod cancel;
+pub mod discovery;
+pub mod manifest;
+pub mod modules;
+pub mod progress;
+pub mod rundir;
+pub mod tee;
+
+use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+use manifest::{Compiled, Step};
+use modules::{ModuleSet, Provider};
+use osiris_core::exit::{Exit, Fail};
+use osiris_core::secrets::{Connections, Redactor, Strategy};
+use osiris_plugin_sdk::{BatchStream, ContextBackend, ErrorKind, Level, PluginError, Streams};
+use rundir::{RunLog, json_number, now_rfc3339};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// Re-reads the connections (secrets file, environment, connections file) before a retried attempt.
+pub type ReloadConnections = Arc<dyn Fn() -> Result<Connections, Fail> + Send + Sync>;
+
+/// Everything a run needs besides the manifest.
+pub struct RunOptions {
+    pub compiled: Compiled,
+    /// Where `.osiris/index/runs.jsonl` lives and relative `logs_dir` resolves.
+    pub project_dir: PathBuf,
+    pub logs_dir: PathBuf,
+    /// `--out DIR`: the run directory itself.
+    pub out: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub connections: Connections,
+    pub max_parallel: usize,
+    pub modules: ModuleSet,
+    /// component -> JSON Pointers of its secret config fields (from the registry's secret map).
+    pub secret_pointers: BTreeMap<String, Vec<String>>,
+    /// connection family -> every field a component of that family reads (config properties and
+    /// `x-connection-fields`); a connection field outside it is refused before any step runs (RUN-E008).
+    pub connection_fields: BTreeMap<String, BTreeSet<String>>,
+    /// Set by SIGINT (Ctrl-C), SIGTERM or a failed step; seen by drivers through `ctx.is_cancelled()`.
+    pub cancel: Arc<AtomicBool>,
+    /// `--retries N`: attempts after the first, for retry-safe steps.
+    pub retries: u32,
+    /// Components whose spec declares `capabilities.transactions: true` (their writes may be retried).
+    pub transactional: BTreeSet<String>,
+    /// How to re-read secrets before a retry; `None` reuses `connections`.
+    pub reload: Option<ReloadConnections>,
+    /// Where per-step progress is shown while the run goes on, if anywhere (the CLI passes stderr when it is a
+    /// terminal); the runner itself never prints.
+    pub progress: Option<Box<dyn std::io::Write + Send>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What a run produced, for the CLI to print.
+pub struct Outcome {
+    pub status: RunStatus,
+    pub exit: Exit,
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    /// The content of status.json.
+    pub summary: Value,
+    /// The (masked) error message for a failed run.
+    pub error: Option<String>,
+}
+
+/// Per-step numbers: the driver's metrics, the host's live row count, timing and attempts.
+#[derive(Default)]
+pub struct StepStats {
+    rows_read: Mutex<Option<f64>>,
+    rows_written: Mutex<Option<f64>>,
+    /// Rows of this step's outputs seen by the host so far (for progress).
+    pub live_rows: AtomicU64,
+    /// When the step's first attempt got its slot.
+    pub started: Mutex<Option<Instant>>,
+    /// Set when the step reached a final state.
+    pub finished: AtomicBool,
+    pub attempts: AtomicU32,
+    /// Final duration, set with `finished`.
+    pub duration_ms: AtomicU64,
+    /// `succeeded`, `failed`, `cancelled`, `not_started`, once final.
+    pub outcome: Mutex<Option<&'static str>>,
+}
+
+impl StepStats {
+    fn get(slot: &Mutex<Option<f64>>) -> Option<f64> {
+        *slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn elapsed_ms(&self) -> u64 {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| t.elapsed().as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// The host side of a step's `Context`.
+struct StepCtx {
+    step: String,
+    log: Arc<RunLog>,
+    cancel: Arc<AtomicBool>,
+    connection: Option<Value>,
+    stats: Arc<StepStats>,
+}
+
+impl ContextBackend for StepCtx {
+    fn log(&self, level: Level, message: &str) {
+        let l = match level {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+            Level::Trace => "TRACE",
+        };
+        self.log.log(l, Some(&self.step), message);
+    }
+    fn metric(&self, name: &str, value: f64, unit: Option<&str>) {
+        self.log.metric(Some(&self.step), name, value, unit);
+        let slot = match name {
+            "rows_read" => &self.stats.rows_read,
+            "rows_written" => &self.stats.rows_written,
+            _ => return,
+        };
+        let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+        *s = Some(s.unwrap_or(0.0) + value);
+    }
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+    fn connection(&self) -> Option<Value> {
+        self.connection.clone()
+    }
+}
+
+enum Ev {
+    RunReturned {
+        step: String,
+        result: Result<Streams, PluginError>,
+        /// Why a failure was not retried although `--retries` asked for it.
+        not_retried: Option<String>,
+    },
+    /// Re-reading the connection before a retry failed (exit 5).
+    ConnectionFailed {
+        step: String,
+        message: String,
+    },
+    StreamEnded {
+        step: String,
+        rows: u64,
+        error: Option<String>,
+        early: bool,
+    },
+    Collected {
+        step: String,
+        result: Result<(SchemaRef, Arc<Vec<RecordBatch>>), String>,
+    },
+    Drained,
+}
+
+/// A driver's error from its output stream as the run reports it: `[CODE] message` and, on its own line, the
+/// driver's help (as for an error `run` returns); an error that is not a driver's keeps arrow's text.
+fn stream_error_text(e: &ArrowError) -> String {
+    let pe = PluginError::from_arrow(e);
+    if pe.code == "ARROW" {
+        return e.to_string();
+    }
+    let mut text = format!("[{}] {}", pe.code, pe.message);
+    if let Some(h) = &pe.help {
+        text.push_str(&format!("\n  = help: {h}"));
+    }
+    text
+}
+
+/// Wraps a step's output stream: counts rows and tells the scheduler when (and how) it ended.
+struct Tracked {
+    inner: BatchStream,
+    step: String,
+    rows: u64,
+    live: Arc<StepStats>,
+    tx: UnboundedSender<Ev>,
+    ended: bool,
+}
+
+impl Iterator for Tracked {
+    type Item = Result<RecordBatch, ArrowError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let item = self.inner.next();
+        match &item {
+            Some(Ok(b)) => {
+                self.rows += b.num_rows() as u64;
+                self.live
+                    .live_rows
+                    .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+            }
+            Some(Err(e)) => {
+                self.ended = true;
+                let _ = self.tx.send(Ev::StreamEnded {
+                    step: self.step.clone(),
+                    rows: self.rows,
+                    error: Some(stream_error_text(e)),
+                    early: false,
+                });
+            }
+            None => {
+                self.ended = true;
+                let _ = self.tx.send(Ev::StreamEnded {
+                    step: self.step.clone(),
+                    rows: self.rows,
+                    error: None,
+                    early: false,
+                });
+            }
+        }
+        item
+    }
+}
+
+impl RecordBatchReader for Tracked {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.tx.send(Ev::StreamEnded {
+                step: self.step.clone(),
+                rows: self.rows,
+                error: None,
+                early: true,
+            });
+        }
+    }
+}
+
+enum Available {
+    /// One reader.
+    Stream(Option<BatchStream>),
+    /// Several readers, all started together through a bounded tee.
+    Fanout(Option<BatchStream>),
+    /// Several readers that cannot all start together: collected once, replayed to each.
+    Shared(SchemaRef, Arc<Vec<RecordBatch>>),
+    /// Being collected for several readers.
+    Pending,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum St {
+    Pending,
+    Running,
+    Produced,
+    Done,
+    Failed,
+    /// Stopped because the run stopped (another step failed, or Ctrl-C).
+    Cancelled,
+    Skipped,
+}
+
+impl St {
+    fn as_str(self) -> &'static str {
+        match self {
+            St::Done => "succeeded",
+            St::Failed => "failed",
+            St::Cancelled => "cancelled",
+            St::Pending | St::Skipped => "not_started",
+            St::Running | St::Produced => "incomplete",
+        }
+    }
+}
+
+/// Backoff before attempt `attempt + 1`: 0.5 s, 1 s, 2 s, 4 s, then 8 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let ms = 500u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(4));
+    Duration::from_millis(ms.min(8_000))
+}
+
+/// Failures another attempt may cure: unreachable service, refused credentials, I/O, unknown.
+fn retryable_kind(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Connection | ErrorKind::Auth | ErrorKind::Io | ErrorKind::Internal
+    )
+}
+/// Runs the manifest. Never returns early: every outcome is recorded in the run directory.
+/// Resolves the connection `reference` of a step (`(id, component)`) and checks its fields, as the run's preflight
+/// and `run --dry-run` both do before any step starts: RUN-E005 when it cannot be resolved, RUN-E008 when it sets
+/// a field no component of its family reads. Its secret values reach `redactor` (when given) before the check.
+pub fn resolve_step_connection(
+    connections: &Connections,
+    known: &BTreeMap<String, BTreeSet<String>>,
+    redactor: Option<&Redactor>,
+    (step, component): (&str, &str),
+    reference: &str,
+) -> Result<osiris_core::secrets::Resolved, Fail> {
+    let fail = |code: &str, msg: &str| {
+        Fail::new(
+            Exit::Config,
+            format!("error[{code}]: step `{step}` (`{component}`): {msg}"),
+        )
+    };
+    let res = connections
+        .resolve(reference)
+        .map_err(|f| fail("RUN-E005", f.message.trim_start_matches("error: ")))?;
+    if let Some(r) = redactor {
+        r.add_secrets(&res.secret_values);
+    }
+    match unknown_connection_fields(&res, known) {
+        Some(msg) => Err(fail("RUN-E008", &msg)),
+        None => Ok(res),
+    }
+}
+
+/// A connection field that no component of its family reads is a typo (`sslmod: require`) that would silently
+/// fall back to a default: the message names the connection and the field (never a value), with a did-you-mean.
+/// Fields named like secrets are not refused (see below).
+fn unknown_connection_fields(
+    res: &osiris_core::secrets::Resolved,
+    known: &BTreeMap<String, BTreeSet<String>>,
+) -> Option<String> {
+    let known = known.get(&res.family)?;
+    let fields = res.fields.as_object()?;
+    // A field named like a secret is masked wherever it appears and, unread, changes nothing: it is not refused
+    // (a connection may keep a token for another tool beside its login).
+    let unknown: Vec<&String> = fields
+        .keys()
+        .filter(|k| !known.contains(k.as_str()) && !osiris_core::secrets::is_secret_key(k))
+        .collect();
+    let first = unknown.first()?;
+    let list = unknown
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let hint = match osiris_core::diag::did_you_mean(first, known.iter().map(String::as_str)) {
+        Some(m) => format!("did you mean `{m}`? "),
+        None => String::new(),
+    };
+    Some(format!(
+        "connection `@{}.{}` sets {list}, which no `{}` component reads (a misspelt field would silently use its default)\n  = help: {hint}fix or remove it in the connections file; the fields a `{}` connection may set: {}",
+        res.family,
+        res.alias,
+        res.family,
+        res.family,
+        known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
+    let progress_out = opts.progress.take();
+    let compiled = &opts.compiled;
+    let m = &compiled.manifest;
+    let profile = opts
+        .profile
+        .clone()
+        .or_else(|| m.meta.profile.clone())
+        .unwrap_or_else(|| "default".to_string());
+    let run_id = rundir::new_run_id();
+    let started_at = now_rfc3339();
+    let t0 = Instant::now();
+
+    let redactor = run_redactor(&opts.connections);
+    let run_dir = run_dir_for(&opts, &profile, &run_id);
+    let log = Arc::new(
+        RunLog::create(&run_dir, &run_id, redactor.clone()).map_err(|e| {
+            Fail::new(
+                Exit::Run,
+                format!(
+                    "error[RUN-E003]: cannot create the run directory `{}`: {e}",
+                    run_dir.display()
+                ),
+            )
+        })?,
+    );
+    let _ = log.write_text("manifest.yaml", &compiled.text);
+    for s in &m.steps {
+        if let Some((text, _)) = compiled.configs.get(&s.id) {
+            let _ = log.write_text(&s.cfg_path, text);
+        }
+    }
+    log.event(
+        "run_start",
+        None,
+        json!({
+            "pipeline": m.pipeline.id, "profile": profile, "manifest_hash": m.meta.manifest_hash,
+            "steps_total": m.steps.len(), "run_dir": run_dir.display().to_string(),
+        }),
+    );
+    log.log(
+        "INFO",
+        None,
+        &format!(
+            "run {run_id} of `{}` started ({} steps)",
+            m.pipeline.id,
+            m.steps.len()
+        ),
+    );
+
+    // Preflight: every step has a driver and its connection resolves.
+    let (plans, preflight) = preflight(&opts, &log, &redactor);
+
+    let mut sched = Scheduler::new(&opts, log.clone(), plans);
+    let (status, failure) = match preflight {
+        Some((exit, step, msg)) => {
+            log.event("step_error", Some(&step), json!({ "error": msg }));
+            (RunStatus::Failed, Some((exit, Some(step), msg)))
+        }
+        None => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .max_blocking_threads(opts.max_parallel.max(1) * 2 + 8)
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    Fail::new(
+                        Exit::Internal,
+                        format!("error: cannot start the runtime: {e}"),
+                    )
+                })?;
+            let progress =
+                progress_out.map(|out| progress::Progress::start(sched.progress_rows(), out));
+            let result = rt.block_on(sched.run());
+            if let Some(p) = progress {
+                p.stop();
+            }
+            if sched.abandoned {
+                // Dropping the runtime would wait for the abandoned driver calls.
+                rt.shutdown_background();
+            }
+            result
+        }
+    };
+
+    let duration_ms = t0.elapsed().as_millis() as u64;
+    let exit = match (status, &failure) {
+        (RunStatus::Succeeded, _) => Exit::Ok,
+        (RunStatus::Cancelled, _) => Exit::Cancelled,
+        (RunStatus::Failed, Some((e, _, _))) => *e,
+        (RunStatus::Failed, None) => Exit::Run,
+    };
+    let error = failure.as_ref().map(|(_, _, msg)| redactor.text(msg));
+    let summary = run_summary(
+        &sched,
+        &opts,
+        (&run_id, &profile, &started_at),
+        (status, exit, duration_ms),
+        &failure,
+        error.as_deref(),
+    );
+    log.event(
+        "run_end",
+        None,
+        json!({ "status": status.as_str(), "exit_code": exit.code(), "duration_ms": duration_ms }),
+    );
+    log.log(
+        "INFO",
+        None,
+        &format!("run {run_id} {} in {duration_ms} ms", status.as_str()),
+    );
+    let _ = log.write_json("status.json", &summary);
+    append_index(&opts.project_dir, &summary, &run_dir, &redactor);
+
+    Ok(Outcome {
+        status,
+        exit,
+        run_id,
+        run_dir,
+        summary: redactor.json(&summary, &[]),
+        error,
+    })
+}
+
+/// A redactor holding every secret value known to this run, from every connection that resolves.
+fn run_redactor(connections: &Connections) -> Arc<Redactor> {
+    let redactor = Arc::new(Redactor::new(Strategy::Mask, "***"));
+    redactor.add_secrets(connections.literal_secrets());
+    for (family, aliases) in &connections.families {
+        for alias in aliases.keys() {
+            if let Ok(r) = connections.resolve(&format!("@{family}.{alias}")) {
+                redactor.add_secrets(&r.secret_values);
+            }
+        }
+    }
+    redactor
+}
+
+/// `--out DIR`, else `<logs>/<profile>/<pipeline>/<ts>_<run_id>-<manifest_short>`.
+fn run_dir_for(opts: &RunOptions, profile: &str, run_id: &str) -> PathBuf {
+    let compiled = &opts.compiled;
+    let m = &compiled.manifest;
+    if let Some(d) = &opts.out {
+        return d.clone();
+    }
+    let short = if m.meta.manifest_short.is_empty() {
+        osiris_registry::fingerprint(&json!(compiled.text)).trim_start_matches("sha256:")[..7]
+            .to_string()
+    } else {
+        m.meta.manifest_short.clone()
+    };
+    let logs = if opts.logs_dir.is_absolute() {
+        opts.logs_dir.clone()
+    } else {
+        opts.project_dir.join(&opts.logs_dir)
+    };
+    let ts = chrono::Utc::now().format("%Y%m%dt%H%M%Sz");
+    logs.join(profile)
+        .join(&m.pipeline.id)
+        .join(format!("{ts}_{run_id}-{short}"))
+}
+
+/// Each step's provider and resolved connection fields, and the first step that has no driver or whose
+/// connection does not resolve: (exit, step, message). Writes each step's cleaned config artifact.
+type Preflight = (
+    BTreeMap<String, (Provider, Option<Value>)>,
+    Option<(Exit, String, String)>,
+);
+
+fn preflight(opts: &RunOptions, log: &RunLog, redactor: &Arc<Redactor>) -> Preflight {
+    let compiled = &opts.compiled;
+    let mut plans: BTreeMap<String, (Provider, Option<Value>)> = BTreeMap::new();
+    let mut failed: Option<(Exit, String, String)> = None;
+    for s in &compiled.manifest.steps {
+        let provider = match opts.modules.provider(&s.id, &s.component) {
+            Ok(p) => p,
+            Err(f) => {
+                failed = Some((f.exit, s.id.clone(), f.message));
+                break;
+            }
+        };
+        let cfg = compiled.driver_config(&s.id);
+        let connection = match cfg.get("connection").and_then(Value::as_str) {
+            Some(r) if r.starts_with('@') => {
+                let checked = resolve_step_connection(
+                    &opts.connections,
+                    &opts.connection_fields,
+                    Some(redactor),
+                    (&s.id, &s.component),
+                    r,
+                );
+                match checked {
+                    Ok(res) => Some(res.fields),
+                    Err(f) => {
+                        failed = Some((f.exit, s.id.clone(), f.message));
+                        break;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let pointers = opts
+            .secret_pointers
+            .get(&s.component)
+            .cloned()
+            .unwrap_or_default();
+        let _ = log.write_json(
+            &format!("artifacts/{}/cleaned_config.json", s.id),
+            &redactor.json(&cfg, &pointers),
+        );
+        plans.insert(s.id.clone(), (provider, connection));
+    }
+    (plans, failed)
+}
+
+/// `status.json`: the run's outcome, totals and per-step summaries.
+fn run_summary(
+    sched: &Scheduler<'_>,
+    opts: &RunOptions,
+    (run_id, profile, started_at): (&str, &str, &str),
+    (status, exit, duration_ms): (RunStatus, Exit, u64),
+    failure: &Option<(Exit, Option<String>, String)>,
+    error: Option<&str>,
+) -> Value {
+    let m = &opts.compiled.manifest;
+    let (rows_read, rows_written) = sched.totals();
+    let mut summary = json!({
+        "run_id": run_id,
+        "status": status.as_str(),
+        "exit_code": exit.code(),
+        "pipeline": m.pipeline.id,
+        "profile": profile,
+        "manifest_hash": m.meta.manifest_hash,
+        "steps_total": m.steps.len(),
+        "steps_completed": sched.completed(),
+        "started_at": started_at,
+        "ended_at": now_rfc3339(),
+        "duration_ms": duration_ms,
+        "rows_read": rows_read,
+        "rows_written": rows_written,
+    });
+    summary["steps"] = sched.step_summaries();
+    if let Some((_, step, _)) = failure {
+        if let Some(step) = step {
+            summary["failed_step"] = json!(step);
+        }
+        summary["error"] = json!(error.unwrap_or_default());
+    }
+    summary
+}
+
+/// One line per run in `.osiris/index/runs.jsonl`.
+fn append_index(project_dir: &Path, summary: &Value, run_dir: &Path, redactor: &Redactor) {
+    let dir = project_dir.join(".osiris").join("index");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let mut line = summary.clone();
+    if let Value::Object(m) = &mut line {
+        // The index stays one short line per run: `osiris runs show` reads the steps from status.json.
+        m.remove("steps");
+    }
+    let shown = run_dir.strip_prefix(project_dir).unwrap_or(run_dir);
+    line["run_dir"] = json!(shown.display().to_string());
+    let text = redactor.text(&redactor.json(&line, &[]).to_string());
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("runs.jsonl"))
+    {
+        use std::io::Write;
+        let _ = writeln!(f, "{text}");
+    }
+}
+
+/// A step to start: everything its task needs, owned.
+struct Job {
+    step: String,
+    component: String,
+    provider: Provider,
+    config: Value,
+    connection: Option<Value>,
+    inputs: Streams,
+    stats: Arc<StepStats>,
+    log: Arc<RunLog>,
+    cancel: Arc<AtomicBool>,
+    tx: UnboundedSender<Ev>,
+    /// Attempts after the first; 0 when the step is not retry-safe.
+    retries: u32,
+    /// Why a failed attempt is not retried (when `--retries` was given but the step is not retry-safe).
+    unsafe_reason: Option<String>,
+    reload: Option<(ReloadConnections, String)>,
+}
+
+impl Job {
+    /// Runs the step's attempts; holds `permit` (its share of `--max-parallel`) throughout.
+    async fn run(self, permit: Arc<tokio::sync::OwnedSemaphorePermit>) {
+        let Job {
+            step,
+            component,
+            provider,
+            config,
+            mut connection,
+            inputs,
+            stats,
+            log,
+            cancel,
+            tx,
+            retries,
+            unsafe_reason,
+            reload,
+        } = self;
+        if cancel.load(Ordering::Relaxed) {
+            let _ = tx.send(Ev::RunReturned {
+                step,
+                result: Err(PluginError::new(
+                    ErrorKind::Cancelled,
+                    "CANCELLED",
+                    "the run stopped before this step started",
+                )),
+                not_retried: None,
+            });
+            drop(permit);
+            return;
+        }
+        *stats.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        log.event(
+            "step_start",
+            Some(&step),
+            json!({ "component": component, "plugin": provider.label, "inputs": inputs.keys().collect::<Vec<_>>() }),
+        );
+        log.log(
+            "INFO",
+            Some(&step),
+            &format!("started ({component}, {})", provider.label),
+        );
+        // With retries, inputs are lent: an attempt that failed before reading any batch gives them back.
+        let (lendable, mut inputs_once) = if retries > 0 {
+            let l: BTreeMap<String, tee::Lendable> = inputs
+                .into_iter()
+                .map(|(k, s)| (k, tee::Lendable::new(s)))
+                .collect();
+            (Some(l), None)
+        } else {
+            (None, Some(inputs))
+        };
+        let mut attempt: u32 = 1;
+        loop {
+            stats.attempts.store(attempt, Ordering::Relaxed);
+            let attempt_inputs: Streams = match &lendable {
+                Some(l) => l
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Box::new(v.lend()) as BatchStream))
+                    .collect(),
+                None => inputs_once.take().unwrap_or_default(),
+            };
+            let ctx: Arc<dyn ContextBackend> = Arc::new(StepCtx {
+                step: step.clone(),
+                log: log.clone(),
+                cancel: cancel.clone(),
+                connection: connection.clone(),
+                stats: stats.clone(),
+            });
+            let module = provider.module.clone();
+            let (c, s, cfg) = (component.clone(), step.clone(), config.clone());
+            let result =
+                tokio::task::spawn_blocking(move || module.run(&c, &s, &cfg, ctx, attempt_inputs))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(PluginError::internal(format!(
+                            "the step's task ended abnormally: {e}"
+                        )))
+                    });
+            let error = match result {
+                Ok(outputs) => {
+                    let _ = tx.send(Ev::RunReturned {
+                        step,
+                        result: Ok(outputs),
+                        not_retried: None,
+                    });
+                    break;
+                }
+                Err(e) => e,
+            };
+            let stop = |why: Option<String>| Ev::RunReturned {
+                step: step.clone(),
+                result: Err(error.clone()),
+                not_retried: why,
+            };
+            if cancel.load(Ordering::Relaxed) || error.kind == ErrorKind::Cancelled {
+                let _ = tx.send(stop(None));
+                break;
+            }
+            if retries == 0 {
+                let _ = tx.send(stop(unsafe_reason.clone()));
+                break;
+            }
+            if attempt > retries {
+                let _ = tx.send(stop(Some(format!(
+                    "gave up after {attempt} attempts (--retries {retries})"
+                ))));
+                break;
+            }
+            if !retryable_kind(error.kind) {
+                let _ = tx.send(stop(Some(format!(
+                    "a `{}` error does not go away by trying again",
+                    error.kind.as_str()
+                ))));
+                break;
+            }
+            if let Some(l) = &lendable
+                && let Some((name, _)) = l.iter().find(|(_, v)| v.pulled())
+            {
+                let _ = tx.send(stop(Some(format!(
+                    "the failed attempt had already read part of input `{name}`"
+                ))));
+                break;
+            }
+            let delay = backoff(attempt);
+            let text = format!("[{}] {}", error.code, error.message);
+            log.event(
+                "step_retry",
+                Some(&step),
+                json!({ "attempt": attempt + 1, "max_attempts": retries + 1, "delay_ms": delay.as_millis() as u64, "error": text }),
+            );
+            log.log(
+                "WARN",
+                Some(&step),
+                &format!(
+                    "attempt {attempt} failed: {text}; retrying in {} ms",
+                    delay.as_millis()
+                ),
+            );
+            let until = Instant::now() + delay;
+            while Instant::now() < until && !cancel.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(20).min(until - Instant::now())).await;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                let _ = tx.send(stop(None));
+                break;
+            }
+            // Secrets may have been rotated since the run started: read them again.
+            if let Some((reload, reference)) = &reload {
+                let resolved = reload().and_then(|c| c.resolve(reference));
+                match resolved {
+                    Ok(r) => {
+                        log.redactor().add_secrets(&r.secret_values);
+                        connection = Some(r.fields);
+                    }
+                    Err(f) => {
+                        let _ = tx.send(Ev::ConnectionFailed {
+                            step: step.clone(),
+                            message: format!(
+                                "error[RUN-E005]: step `{step}` (`{component}`): before attempt {}: {}",
+                                attempt + 1,
+                                f.message.trim_start_matches("error: ")
+                            ),
+                        });
+                        break;
+                    }
+                }
+            }
+            attempt += 1;
+        }
+        drop(permit);
+    }
+}
+
+struct Scheduler<'a> {
+    compiled: &'a Compiled,
+    log: Arc<RunLog>,
+    plans: BTreeMap<String, (Provider, Option<Value>)>,
+    cancel: Arc<AtomicBool>,
+    sem: Arc<tokio::sync::Semaphore>,
+    max_parallel: usize,
+    retries: u32,
+    transactional: BTreeSet<String>,
+    reload: Option<ReloadConnections>,
+    state: BTreeMap<String, St>,
+    stats: BTreeMap<String, Arc<StepStats>>,
+    /// Rows counted by the host on each step's inputs and outputs.
+    rows_in: BTreeMap<String, u64>,
+    rows_out: BTreeMap<String, u64>,
+    available: BTreeMap<String, Available>,
+    /// step -> the steps reading its output, in manifest order.
+    consumers: BTreeMap<String, Vec<String>>,
+    /// Outputs with several readers that cannot all start together: collected instead of teed.
+    collect: BTreeSet<String>,
+    outstanding: BTreeMap<String, usize>,
+    returned: BTreeSet<String>,
+    /// Producers whose output a reader dropped before its end while that reader was still running: complete
+    /// only if the reader then succeeds (it needed no more), cancelled if the run stops (issue 21).
+    cut_short: BTreeSet<String>,
+    in_flight: usize,
+    stopping: bool,
+    /// The signal that cancelled the run.
+    cancelled: Option<cancel::Signal>,
+    /// Steps still running when the run stopped waiting for them (see [`cancel::GRACE`]).
+    abandoned: bool,
+    first_failure: Option<(Exit, Option<String>, String)>,
+    tx: UnboundedSender<Ev>,
+    rx: UnboundedReceiver<Ev>,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(
+        opts: &'a RunOptions,
+        log: Arc<RunLog>,
+        plans: BTreeMap<String, (Provider, Option<Value>)>,
+    ) -> Self {
+        let compiled = &opts.compiled;
+        let mut consumers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in &compiled.manifest.steps {
+            for (up, _) in compiled.upstreams(s) {
+                consumers.entry(up).or_default().push(s.id.clone());
+            }
+        }
+        let collect = collect_outputs(compiled, &consumers);
+        let (tx, rx) = unbounded_channel();
+        Scheduler {
+            compiled,
+            log,
+            plans,
+            cancel: opts.cancel.clone(),
+            sem: Arc::new(tokio::sync::Semaphore::new(opts.max_parallel.max(1))),
+            max_parallel: opts.max_parallel.max(1),
+            retries: opts.retries,
+            transactional: opts.transactional.clone(),
+            reload: opts.reload.clone(),
+            state: compiled
+                .manifest
+                .steps
+                .iter()
+                .map(|s| (s.id.clone(), St::Pending))
+                .collect(),
+            stats: compiled
+                .manifest
+                .steps
+                .iter()
+                .map(|s| (s.id.clone(), Arc::new(StepStats::default())))
+                .collect(),
+            rows_in: BTreeMap::new(),
+            rows_out: BTreeMap::new(),
+            available: BTreeMap::new(),
+            consumers,
+            collect,
+            outstanding: BTreeMap::new(),
+            returned: BTreeSet::new(),
+            cut_short: BTreeSet::new(),
+            in_flight: 0,
+            stopping: false,
+            cancelled: None,
+            abandoned: false,
+            first_failure: None,
+            tx,
+            rx,
+        }
+    }
+
+    fn completed(&self) -> usize {
+        self.state.values().filter(|s| **s == St::Done).count()
+    }
+
+    fn n_consumers(&self, step: &str) -> usize {
+        self.consumers.get(step).map(Vec::len).unwrap_or(0)
+    }
+
+    /// rows_read of source steps (no inputs), rows_written of sink steps (no consumers). A source's rows are
+    /// those of its status entry (`rows_read` below): a source that failed mid-stream counts the rows
+    /// it handed on.
+    fn totals(&self) -> (Value, Value) {
+        let mut read = 0.0;
+        let mut written = 0.0;
+        for s in &self.compiled.manifest.steps {
+            let st = &self.stats[&s.id];
+            if self.compiled.upstreams(s).is_empty() {
+                read += self.rows_read(s).unwrap_or(0.0);
+            }
+            if self.n_consumers(&s.id) == 0 {
+                written += StepStats::get(&st.rows_written).unwrap_or(0.0);
+            }
+        }
+        (json_number(read), json_number(written))
+    }
+
+    /// One object per step for status.json: state, rows, duration, attempts.
+    fn step_summaries(&self) -> Value {
+        let steps: Vec<Value> = self
+            .compiled
+            .manifest
+            .steps
+            .iter()
+            .map(|s| {
+                let st = &self.stats[&s.id];
+                let started = st
+                    .started
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_some();
+                json!({
+                    "id": s.id,
+                    "component": s.component,
+                    "plugin": self.plans.get(&s.id).map(|p| p.0.label.clone()),
+                    "status": self.state[&s.id].as_str(),
+                    "attempts": st.attempts.load(Ordering::Relaxed),
+                    "rows_read": self.rows_read(s).map(json_number),
+                    "rows_written": StepStats::get(&st.rows_written).map(json_number),
+                    "duration_ms": started.then(|| st.duration_ms.load(Ordering::Relaxed)),
+                })
+            })
+            .collect();
+        Value::Array(steps)
+    }
+
+    /// What the progress display watches.
+    fn progress_rows(&self) -> Vec<progress::Row> {
+        self.compiled
+            .manifest
+            .steps
+            .iter()
+            .map(|s| progress::Row {
+                id: s.id.clone(),
+                stats: self.stats[&s.id].clone(),
+                upstream: self
+                    .compiled
+                    .upstreams(s)
+                    .iter()
+                    .map(|(u, _)| self.stats[u].clone())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    async fn run(&mut self) -> (RunStatus, Option<(Exit, Option<String>, String)>) {
+        let mut signals = cancel::Signals::new().ok();
+        // When the run stops waiting for steps that ignore the cancellation.
+        let mut give_up: Option<tokio::time::Instant> = None;
+        loop {
+            if !self.stopping {
+                self.launch_ready();
+            }
+            if self.in_flight == 0 {
+                // Nothing is running: handle what is queued, or stop.
+                if let Ok(ev) = self.rx.try_recv() {
+                    self.handle(ev);
+                    continue;
+                }
+                let all_terminal = self
+                    .state
+                    .values()
+                    .all(|s| matches!(s, St::Done | St::Failed | St::Cancelled | St::Skipped));
+                if !self.stopping && !all_terminal && self.first_failure.is_none() {
+                    let waiting: Vec<String> = self
+                        .state
+                        .iter()
+                        .filter(|(_, s)| {
+                            !matches!(s, St::Done | St::Failed | St::Cancelled | St::Skipped)
+                        })
+                        .map(|(id, _)| format!("`{id}`"))
+                        .collect();
+                    self.first_failure = Some((
+                        Exit::Internal,
+                        None,
+                        format!(
+                            "error[RUN-E006]: the run cannot make progress: steps {} wait on each other's output (this is a bug: please report it with the manifest)",
+                            waiting.join(", ")
+                        ),
+                    ));
+                }
+                break;
+            }
+            tokio::select! {
+                ev = self.rx.recv() => match ev {
+                    Some(ev) => self.handle(ev),
+                    None => break,
+                },
+                sig = cancel::next(&mut signals) => {
+                    if self.cancelled.is_some() {
+                        self.log.log("WARN", None, &format!("{} again: not waiting for running steps", sig.label()));
+                        self.abandon();
+                        break;
+                    }
+                    self.cancelled = Some(sig);
+                    self.stopping = true;
+                    self.cancel.store(true, Ordering::Relaxed);
+                    self.log.log("WARN", None, &format!("cancelled ({}): stopping running steps", sig.label()));
+                    self.log.event("run_cancel", None, json!({ "signal": sig.name() }));
+                    give_up = Some(tokio::time::Instant::now() + cancel::GRACE);
+                }
+                _ = tokio::time::sleep_until(give_up.unwrap_or_else(tokio::time::Instant::now)), if give_up.is_some() => {
+                    self.abandon();
+                    break;
+                }
+            }
+        }
+        if self.abandoned {
+            // Streams of abandoned steps: releasing them would call into drivers that may be blocked.
+            for (_, a) in std::mem::take(&mut self.available) {
+                std::mem::forget(a);
+            }
+        } else {
+            // Streams nobody will read: release them (their producers are not complete).
+            self.available.clear();
+        }
+        while let Ok(ev) = self.rx.try_recv() {
+            match ev {
+                Ev::RunReturned {
+                    step,
+                    result: Ok(outputs),
+                    ..
+                } if self.abandoned => {
+                    self.in_flight -= 1;
+                    self.returned.insert(step.clone());
+                    std::mem::forget(outputs);
+                    self.cancelled_step(&step);
+                }
+                ev => self.handle(ev),
+            }
+        }
+        let ids: Vec<String> = self.state.keys().cloned().collect();
+        for id in ids {
+            match self.state[&id] {
+                St::Pending => {
+                    self.state.insert(id.clone(), St::Skipped);
+                    self.log.log("INFO", Some(&id), "not started");
+                }
+                St::Running | St::Produced => {
+                    self.state.insert(id.clone(), St::Cancelled);
+                    self.log.log("INFO", Some(&id), "not completed");
+                }
+                _ => {}
+            }
+            if self.state[&id] == St::Cancelled {
+                self.rows_so_far(&id);
+            }
+            self.finish_stats(&id);
+        }
+        let status = if self.cancelled.is_some() {
+            RunStatus::Cancelled
+        } else if self.first_failure.is_some() || self.state.values().any(|s| *s != St::Done) {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        let failure = match (status, self.first_failure.take(), self.cancelled) {
+            (RunStatus::Cancelled, _, Some(sig)) => Some((
+                Exit::Cancelled,
+                None,
+                format!("error: the run was cancelled ({})", sig.label()),
+            )),
+            (_, f, _) => f,
+        };
+        (status, failure)
+    }
+
+    fn step(&self, id: &str) -> &'a Step {
+        self.compiled
+            .step(id)
+            .expect("step ids come from the manifest")
+    }
+
+    /// Every dependency of `s` is satisfied: data inputs returned their streams, order-only deps are done.
+    fn ready(&self, s: &Step) -> bool {
+        let ups = self.compiled.upstreams(s);
+        let data: BTreeSet<&str> = ups.iter().map(|(u, _)| u.as_str()).collect();
+        self.compiled.all_deps(s).iter().all(|d| {
+            if data.contains(d.as_str()) {
+                matches!(self.state.get(d), Some(St::Produced | St::Done))
+                    && matches!(
+                        self.available.get(d),
+                        Some(
+                            Available::Stream(Some(_))
+                                | Available::Fanout(Some(_))
+                                | Available::Shared(..)
+                        )
+                    )
+            } else {
+                self.state.get(d) == Some(&St::Done)
+            }
+        })
+    }
+
+    /// `id` and every step that must start with it: the readers of each teed output it reads, transitively.
+    fn group(&self, id: &str) -> Vec<String> {
+        let mut members = vec![id.to_string()];
+        let mut i = 0;
+        while i < members.len() {
+            let s = self.step(&members[i]);
+            for (up, _) in self.compiled.upstreams(s) {
+                if self.n_consumers(&up) > 1 && !self.collect.contains(&up) {
+                    for c in &self.consumers[&up] {
+                        if !members.contains(c) {
+                            members.push(c.clone());
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+        members
+    }
+
+    fn launch_ready(&mut self) {
+        let steps: Vec<&'a Step> = self.compiled.manifest.steps.iter().collect();
+        for s in steps {
+            if self.state[&s.id] != St::Pending || !self.ready(s) {
+                continue;
+            }
+            let group = self.group(&s.id);
+            let all_ready = group
+                .iter()
+                .all(|g| self.state.get(g) == Some(&St::Pending) && self.ready(self.step(g)));
+            if all_ready {
+                self.start_group(group);
+            }
+        }
+    }
+
+    /// Starts `members` together: the readers of a teed output must read concurrently (see [`tee::tee`]).
+    fn start_group(&mut self, members: Vec<String>) {
+        let mut tee_readers: BTreeMap<(String, String), tee::TeeReader> = BTreeMap::new();
+        let mut jobs = Vec::with_capacity(members.len());
+        for m in &members {
+            let s = self.step(m);
+            let mut inputs = Streams::new();
+            for (up, alias) in self.compiled.upstreams(s) {
+                let stream: BatchStream = match self.available.get_mut(&up) {
+                    Some(Available::Stream(slot)) => slot.take().expect("checked by ready()"),
+                    Some(Available::Shared(schema, batches)) => Box::new(RecordBatchIterator::new(
+                        batches.iter().cloned().map(Ok).collect::<Vec<_>>(),
+                        schema.clone(),
+                    )),
+                    Some(Available::Fanout(slot)) => {
+                        if let Some(source) = slot.take() {
+                            let readers = self.consumers[&up].clone();
+                            let (tees, pump) = tee::tee(source, &up, readers.len());
+                            for (r, t) in readers.into_iter().zip(tees) {
+                                tee_readers.insert((up.clone(), r), t);
+                            }
+                            self.spawn_blocking_task(move || {
+                                pump();
+                                Ev::Drained
+                            });
+                        }
+                        Box::new(
+                            tee_readers
+                                .remove(&(up.clone(), m.clone()))
+                                .expect("every reader of a teed output is in its group"),
+                        )
+                    }
+                    _ => unreachable!("checked by ready()"),
+                };
+                inputs.insert(alias, stream);
+            }
+            jobs.push(self.job(s, inputs));
+        }
+        let n = jobs.len();
+        // A group larger than --max-parallel still starts whole: its readers cannot wait for each other.
+        let permits = n.min(self.max_parallel) as u32;
+        self.in_flight += n;
+        let sem = self.sem.clone();
+        tokio::spawn(async move {
+            let permit = match sem.acquire_many_owned(permits).await {
+                Ok(p) => Arc::new(p),
+                Err(_) => return,
+            };
+            for job in jobs {
+                tokio::spawn(job.run(permit.clone()));
+            }
+        });
+    }
+
+    fn job(&mut self, s: &'a Step, inputs: Streams) -> Job {
+        let (provider, connection) = self.plans[&s.id].clone();
+        self.state.insert(s.id.clone(), St::Running);
+        let safe =
+            s.mode == "extract" || (s.mode == "write" && self.transactional.contains(&s.component));
+        let unsafe_reason = (!safe && self.retries > 0).then(|| {
+            format!(
+                "`{}` steps in mode `{}` are not retried (only extractors, and writers whose component declares `capabilities.transactions: true`)",
+                s.component, s.mode
+            )
+        });
+        let config = self.compiled.driver_config(&s.id);
+        let reference = config
+            .get("connection")
+            .and_then(Value::as_str)
+            .filter(|r| r.starts_with('@'))
+            .map(str::to_string);
+        Job {
+            step: s.id.clone(),
+            component: s.component.clone(),
+            provider,
+            config,
+            connection,
+            inputs,
+            stats: self.stats[&s.id].clone(),
+            log: self.log.clone(),
+            cancel: self.cancel.clone(),
+            tx: self.tx.clone(),
+            retries: if safe { self.retries } else { 0 },
+            unsafe_reason,
+            reload: match (&self.reload, reference) {
+                (Some(r), Some(reference)) => Some((r.clone(), reference)),
+                _ => None,
+            },
+        }
+    }
+
+    fn spawn_blocking_task(&mut self, f: impl FnOnce() -> Ev + Send + 'static) {
+        self.in_flight += 1;
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(f());
+        });
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::RunReturned {
+                step,
+                result,
+                not_retried,
+            } => {
+                self.in_flight -= 1;
+                self.returned.insert(step.clone());
+                match result {
+                    Ok(outputs) => self.produced(&step, outputs),
+                    Err(e) => {
+                        let bad_up = self
+                            .compiled
+                            .upstreams(self.step(&step))
+                            .into_iter()
+                            .map(|(u, _)| u)
+                            .find(|u| {
+                                matches!(self.state.get(u), Some(St::Failed | St::Cancelled))
+                            });
+                        let mut text = self.error_text(&step, &e);
+                        if let Some(why) = not_retried {
+                            text.push_str(&format!("\n  = note: not retried: {why}"));
+                        }
+                        match bad_up {
+                            Some(u) if self.state.get(&u) == Some(&St::Failed) => {
+                                self.state.insert(step.clone(), St::Failed);
+                                self.log.event(
+                                    "step_error",
+                                    Some(&step),
+                                    json!({ "error": text, "upstream": u }),
+                                );
+                                self.log.log_file_only(
+                                    "ERROR",
+                                    Some(&step),
+                                    &format!("stopped: upstream step `{u}` failed"),
+                                );
+                                self.finish_stats(&step);
+                            }
+                            _ if self.stopping
+                                && (e.kind == ErrorKind::Cancelled || bad_up.is_some()) =>
+                            {
+                                self.cancelled_step(&step);
+                            }
+                            _ => self.fail(&step, text, Exit::Run),
+                        }
+                    }
+                }
+                self.settle_cut_short();
+            }
+            Ev::ConnectionFailed { step, message } => {
+                self.in_flight -= 1;
+                self.returned.insert(step.clone());
+                self.fail(&step, message, Exit::Config);
+                self.settle_cut_short();
+            }
+            Ev::StreamEnded {
+                step,
+                rows,
+                error,
+                early,
+            } => {
+                *self.rows_out.entry(step.clone()).or_default() += rows;
+                if let Some(n) = self.outstanding.get_mut(&step) {
+                    *n = n.saturating_sub(1);
+                }
+                let st = self.state.get(&step).copied();
+                match error {
+                    Some(_) if matches!(st, Some(St::Failed | St::Cancelled)) => {}
+                    Some(_) if self.stopping => self.cancelled_step(&step),
+                    Some(err) => {
+                        let s = self.step(&step);
+                        let label = self
+                            .plans
+                            .get(&step)
+                            .map(|p| p.0.label.clone())
+                            .unwrap_or_default();
+                        let text = format!(
+                            "error[RUN-E004]: step `{step}` failed (component `{}`, plugin `{label}`)\n  {err}",
+                            s.component
+                        );
+                        self.fail(&step, text, Exit::Run);
+                    }
+                    None if early && self.stopping => {
+                        // Its reader stopped before the end because the run is stopping: not complete.
+                    }
+                    None if early && self.readers_running(&step) => {
+                        // A reader that is about to fail drops its input first: wait for its outcome.
+                        self.cut_short.insert(step);
+                    }
+                    None => self.maybe_complete(&step),
+                }
+            }
+            Ev::Collected { step, result } => {
+                self.in_flight -= 1;
+                match result {
+                    Ok((schema, batches)) => {
+                        self.available
+                            .insert(step.clone(), Available::Shared(schema, batches));
+                    }
+                    Err(_) => {
+                        // The stream error was reported through StreamEnded.
+                        self.available.remove(&step);
+                    }
+                }
+            }
+            Ev::Drained => {
+                self.in_flight -= 1;
+            }
+        }
+    }
+
+    fn produced(&mut self, step: &str, outputs: Streams) {
+        if matches!(self.state.get(step), Some(St::Failed | St::Cancelled)) {
+            return;
+        }
+        self.state.insert(step.to_string(), St::Produced);
+        self.outstanding.insert(step.to_string(), outputs.len());
+        if outputs.is_empty() {
+            self.maybe_complete(step);
+            return;
+        }
+        let consumers = self.n_consumers(step);
+        let mut outputs = outputs;
+        let main_name = if outputs.contains_key("df") {
+            Some("df".to_string())
+        } else {
+            outputs.keys().next().cloned()
+        };
+        let main = main_name.and_then(|n| outputs.remove(&n));
+        let stats = self.stats[step].clone();
+        let track = |s: BatchStream, tx: &UnboundedSender<Ev>| Tracked {
+            inner: s,
+            step: step.to_string(),
+            rows: 0,
+            live: stats.clone(),
+            tx: tx.clone(),
+            ended: false,
+        };
+        // Extra outputs nobody reads: drain them so their producer completes.
+        for (_, s) in std::mem::take(&mut outputs) {
+            let mut t = track(s, &self.tx);
+            self.spawn_blocking_task(move || {
+                for b in t.by_ref() {
+                    if b.is_err() {
+                        break;
+                    }
+                }
+                Ev::Drained
+            });
+        }
+        let Some(main) = main else { return };
+        let mut t = track(main, &self.tx);
+        match consumers {
+            0 => self.spawn_blocking_task(move || {
+                for b in t.by_ref() {
+                    if b.is_err() {
+                        break;
+                    }
+                }
+                Ev::Drained
+            }),
+            1 => {
+                self.available
+                    .insert(step.to_string(), Available::Stream(Some(Box::new(t))));
+            }
+            _ if !self.collect.contains(step) => {
+                self.available
+                    .insert(step.to_string(), Available::Fanout(Some(Box::new(t))));
+            }
+            _ => {
+                self.log.log(
+                    "WARN",
+                    Some(step),
+                    "its output is collected in memory: some of its readers depend on each other, so they cannot read it at the same time",
+                );
+                self.available.insert(step.to_string(), Available::Pending);
+                let name = step.to_string();
+                self.spawn_blocking_task(move || {
+                    let schema = t.schema();
+                    let result = t
+                        .by_ref()
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(|b| (schema, Arc::new(b)))
+                        .map_err(|e| e.to_string());
+                    Ev::Collected { step: name, result }
+                });
+            }
+        }
+    }
+
+    /// Some reader of `step`'s output has started and not returned yet.
+    fn readers_running(&self, step: &str) -> bool {
+        self.consumers.get(step).is_some_and(|cs| {
+            cs.iter().any(|c| {
+                matches!(self.state.get(c), Some(St::Running)) && !self.returned.contains(c)
+            })
+        })
+    }
+
+    /// Producers cut short by a reader that has returned since: complete when the run goes on (the reader
+    /// needed no more), left incomplete when it is stopping (recorded as `cancelled` at the end).
+    fn settle_cut_short(&mut self) {
+        let settled: Vec<String> = self
+            .cut_short
+            .iter()
+            .filter(|p| !self.readers_running(p))
+            .cloned()
+            .collect();
+        for p in settled {
+            self.cut_short.remove(&p);
+            if !self.stopping {
+                self.maybe_complete(&p);
+            }
+        }
+    }
+
+    /// Rows a step read: its driver's `rows_read` metric, else what the host saw it read (a source: the rows it
+    /// handed on; any other step: the rows its inputs handed on). `None` for a step that never started.
+    fn rows_read(&self, s: &Step) -> Option<f64> {
+        let st = &self.stats[&s.id];
+        if let Some(n) = StepStats::get(&st.rows_read) {
+            return Some(n);
+        }
+        st.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()?;
+        let ups = self.compiled.upstreams(s);
+        let seen = if ups.is_empty() {
+            st.live_rows.load(Ordering::Relaxed)
+        } else {
+            ups.iter()
+                .map(|(u, _)| self.stats[u].live_rows.load(Ordering::Relaxed))
+                .sum()
+        };
+        Some(seen as f64)
+    }
+
+    /// Records a step's final duration and state for progress and status.json.
+    fn finish_stats(&self, step: &str) {
+        let st = &self.stats[step];
+        if !st.finished.swap(true, Ordering::Relaxed) {
+            st.duration_ms.store(st.elapsed_ms(), Ordering::Relaxed);
+        }
+        *st.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.state[step].as_str());
+    }
+
+    fn maybe_complete(&mut self, step: &str) {
+        if !self.returned.contains(step) || self.outstanding.get(step).copied().unwrap_or(0) > 0 {
+            return;
+        }
+        if !matches!(self.state.get(step), Some(St::Produced)) {
+            return;
+        }
+        self.state.insert(step.to_string(), St::Done);
+        self.finish_stats(step);
+        let stats = self.stats[step].clone();
+        let duration_ms = stats.duration_ms.load(Ordering::Relaxed);
+        let s = self.step(step);
+        let ups = self.compiled.upstreams(s);
+        let host_in: u64 = ups
+            .iter()
+            .map(|(u, _)| self.rows_out.get(u).copied().unwrap_or(0))
+            .sum();
+        self.rows_in.insert(step.to_string(), host_in);
+        let host_out = self.rows_out.get(step).copied().unwrap_or(0);
+        let rows_read = StepStats::get(&stats.rows_read).unwrap_or(host_in as f64);
+        let rows_written = StepStats::get(&stats.rows_written).unwrap_or(host_out as f64);
+        let attempts = stats.attempts.load(Ordering::Relaxed);
+        self.log.event(
+            "step_complete",
+            Some(step),
+            json!({ "rows_read": json_number(rows_read), "rows_written": json_number(rows_written), "duration_ms": duration_ms, "attempts": attempts }),
+        );
+        self.log
+            .metric(Some(step), "duration_ms", duration_ms as f64, Some("ms"));
+        self.log.log(
+            "INFO",
+            Some(step),
+            &format!(
+                "completed in {duration_ms} ms ({rows_read} rows read, {rows_written} rows written)"
+            ),
+        );
+    }
+
+    fn error_text(&self, step: &str, e: &PluginError) -> String {
+        let s = self.step(step);
+        let label = self
+            .plans
+            .get(step)
+            .map(|p| p.0.label.clone())
+            .unwrap_or_default();
+        let mut text = format!(
+            "error[RUN-E004]: step `{step}` failed (component `{}`, plugin `{label}`)\n  [{}] {}",
+            s.component, e.code, e.message
+        );
+        if let Some(h) = &e.help {
+            text.push_str(&format!("\n  = help: {h}"));
+        }
+        text
+    }
+
+    /// Stops waiting for the steps still running: they did not return within [`cancel::GRACE`] of the
+    /// cancellation (or a second signal came), so they are blocked where the cancel flag does not reach.
+    fn abandon(&mut self) {
+        self.abandoned = true;
+        let running: Vec<String> = self
+            .state
+            .iter()
+            .filter(|(_, s)| matches!(s, St::Running | St::Produced))
+            .map(|(id, _)| format!("`{id}`"))
+            .collect();
+        if !running.is_empty() {
+            self.log.log(
+                "WARN",
+                None,
+                &format!(
+                    "not waiting for step(s) {} any longer: they did not stop within {} ms of the cancellation",
+                    running.join(", "),
+                    cancel::GRACE.as_millis()
+                ),
+            );
+        }
+        self.log
+            .event("run_abandon", None, json!({ "steps": running }));
+    }
+
+    /// A cancelled source step whose driver did not report `rows_read` (it reports when its stream ends):
+    /// the rows the host received from it so far are what it read, recorded in the stats and `metrics.jsonl`.
+    fn rows_so_far(&self, step: &str) {
+        let s = self.step(step);
+        let st = &self.stats[step];
+        if !self.compiled.upstreams(s).is_empty()
+            || StepStats::get(&st.rows_read).is_some()
+            || st
+                .started
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
+        {
+            return;
+        }
+        let rows = st.live_rows.load(Ordering::Relaxed) as f64;
+        *st.rows_read.lock().unwrap_or_else(|e| e.into_inner()) = Some(rows);
+        self.log.metric(Some(step), "rows_read", rows, Some("rows"));
+    }
+
+    /// A step stopped because the run is stopping (another step failed, or Ctrl-C): not a failure of its own.
+    fn cancelled_step(&mut self, step: &str) {
+        self.state.insert(step.to_string(), St::Cancelled);
+        self.finish_stats(step);
+        self.log.event("step_cancelled", Some(step), json!({}));
+        self.log
+            .log("WARN", Some(step), "cancelled: the run is stopping");
+    }
+
+    fn fail(&mut self, step: &str, text: String, exit: Exit) {
+        self.state.insert(step.to_string(), St::Failed);
+        self.finish_stats(step);
+        let masked = self.log.redactor().text(&text);
+        let s = self.step(step);
+        let label = self
+            .plans
+            .get(step)
+            .map(|p| p.0.label.clone())
+            .unwrap_or_default();
+        self.log.event(
+            "step_error",
+            Some(step),
+            json!({ "error": masked, "component": s.component, "plugin": label }),
+        );
+        self.log.log_file_only("ERROR", Some(step), &masked);
+        if self.first_failure.is_none() {
+            self.first_failure = Some((exit, Some(step.to_string()), masked));
+        }
+        if !self.stopping {
+            self.stopping = true;
+            // Running steps see the cancellation and stop; writers roll back.
+            self.cancel.store(true, Ordering::Relaxed);
+            self.log.log(
+                "WARN",
+                Some(step),
+                &format!("step `{step}` failed: no new step starts, running steps are cancelled"),
+            );
+        }
+    }
+}
+
+/// Outputs read by several steps that cannot all be started together, so they are collected instead of teed:
+/// a reader that (transitively) depends on another reader of the same output, or on anything downstream of
+/// it, would wait for a step that waits for the tee.
+fn collect_outputs(
+    compiled: &Compiled,
+    consumers: &BTreeMap<String, Vec<String>>,
+) -> BTreeSet<String> {
+    // Ancestors of each step (the manifest is in topological order).
+    let mut anc: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for s in &compiled.manifest.steps {
+        let mut a = BTreeSet::new();
+        for d in compiled.all_deps(s) {
+            if let Some(x) = anc.get(d.as_str()) {
+                a.extend(x.iter().cloned());
+            }
+            a.insert(d);
+        }
+        anc.insert(s.id.as_str(), a);
+    }
+    let shared: Vec<&String> = consumers
+        .iter()
+        .filter(|(_, c)| c.len() > 1)
+        .map(|(u, _)| u)
+        .collect();
+    let mut collect = BTreeSet::new();
+    for up in shared {
+        let readers = &consumers[up];
+        let unsafe_group = readers.iter().any(|r| {
+            let Some(s) = compiled.step(r) else {
+                return true;
+            };
+            compiled.all_deps(s).iter().filter(|d| *d != up).any(|d| {
+                readers.contains(d)
+                    || anc
+                        .get(d.as_str())
+                        .is_some_and(|a| a.contains(up) || readers.iter().any(|r2| a.contains(r2)))
+            })
+        });
+        if unsafe_group {
+            collect.insert(up.clone());
+        }
+    }
+    collect
+}

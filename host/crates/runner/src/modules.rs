@@ -1,0 +1,230 @@
+//! Which plugin module runs which component: the linked-in first-party plugins (through the same entry a
+//! loaded cdylib exports) and, unless disabled, the third-party plugins the plugin host verified. A plugin is
+//! loaded (library hash, then `dlopen` of the hashed bytes) only when a component of it is asked for, so a run
+//! loads exactly the plugins its steps use.
+
+use osiris_core::exit::{Exit, Fail};
+use osiris_plugin_sdk::host::Module;
+use osiris_registry::{Registry, Source};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The plugins linked into this binary, loaded once per process through `Module::from_static`.
+pub fn linked_modules() -> &'static [Arc<Module>] {
+    static MODULES: OnceLock<Vec<Arc<Module>>> = OnceLock::new();
+    MODULES.get_or_init(|| {
+        let entries: &[&'static osiris_plugin_sdk::StaticEntry] = &[
+            &osiris_plugin_csv::OCP_ENTRY,
+            &osiris_plugin_postgres::OCP_ENTRY,
+            &osiris_plugin_mysql::OCP_ENTRY,
+            &osiris_plugin_graphql::OCP_ENTRY,
+            #[cfg(feature = "duckdb")]
+            &osiris_plugin_duckdb::OCP_ENTRY,
+        ];
+        entries
+            .iter()
+            .copied()
+            .filter_map(|e| match Module::from_static(e) {
+                Ok(m) => Some(Arc::new(m)),
+                Err(err) => {
+                    tracing::error!(error = %err, "a linked-in plugin failed to initialise (this is a bug: please report it)");
+                    None
+                }
+            })
+            .collect()
+    })
+}
+
+/// Components whose driver is linked into this binary, as the linked plugin modules report them.
+pub fn linked_components() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<&'static str> = linked_modules()
+            .iter()
+            .flat_map(|m| m.components().iter().map(|c| c.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    })
+}
+
+/// The registry the commands use: built-in specs, with linked-in components marked runnable, and the verified
+/// specs of plugins (no plugin library is read or loaded).
+pub fn build_registry(global: &osiris_core::Global) -> Registry {
+    let mut reg = Registry::builtin();
+    for name in linked_components() {
+        reg.set_runnable(name, Source::Builtin);
+    }
+    // Plugins that pass every check that needs no library (manifest, signature, spec hashes; see
+    // `osiris_plugins::extend_registry`) add their verified spec files (source = plugin name). No library is
+    // read or loaded here: the library hash is checked where a driver runs. A refused plugin is reported as a
+    // notice and never stops the command.
+    match osiris_plugins::extend_registry(global, &mut reg, linked_components()) {
+        Ok(report) => {
+            if !global.quiet {
+                for n in osiris_plugins::problem_notices(&report) {
+                    osiris_core::notice::warn(&n);
+                }
+            }
+        }
+        Err(fail) => {
+            if !global.quiet {
+                osiris_core::notice::warn(&format!(
+                    "warning: plugins not loaded: {}",
+                    fail.message.trim_end()
+                ));
+            }
+        }
+    }
+    reg
+}
+
+/// Names of the components the linked modules offer.
+pub fn linked_component_names() -> BTreeSet<String> {
+    linked_modules()
+        .iter()
+        .flat_map(|m| m.components().iter().map(|c| c.name.to_string()))
+        .collect()
+}
+
+/// A resolved component: the module and a label for messages (`osiris-csv 0.1.0 (built-in)`).
+#[derive(Clone)]
+pub struct Provider {
+    pub module: Arc<Module>,
+    pub label: String,
+}
+
+/// component name -> provider.
+#[derive(Clone, Default)]
+pub struct ModuleSet {
+    /// Linked modules, and plugins loaded up front by [`ModuleSet::load_where`].
+    by_component: BTreeMap<String, Provider>,
+    /// The verified plugins (steps 1–3 of the plugin host; no library read yet): [`ModuleSet::provider`] loads the
+    /// one offering a component on first use, and names its refusal when it has none.
+    plugins: Option<Arc<Mutex<osiris_plugins::Report>>>,
+}
+
+impl ModuleSet {
+    /// Linked modules, and the plugins that pass every check needing no library; none is loaded yet: the first
+    /// [`ModuleSet::provider`] call for one of a plugin's components checks its library hash and loads it. The
+    /// runner's preflight asks for every step's provider before any step runs, so a run loads exactly the plugins
+    /// its manifest uses, and a refusal fails the run before anything started.
+    pub fn load(g: &osiris_core::Global) -> Result<ModuleSet, Fail> {
+        ModuleSet::load_where(g, |_| false)
+    }
+
+    /// As [`ModuleSet::load`], and loads now the plugins providing a component `wanted` selects, so that
+    /// [`ModuleSet::components`] lists them (discovery and `connections doctor` choose among a family's
+    /// components).
+    pub fn load_where(
+        g: &osiris_core::Global,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<ModuleSet, Fail> {
+        let mut set = ModuleSet::linked_only();
+        if g.disable_plugins {
+            return Ok(set);
+        }
+        let mut report = osiris_plugins::verify(g, &linked_component_names())?;
+        report.load_where(&wanted);
+        for l in &report.loaded {
+            for (name, _, _) in &l.components {
+                set.by_component
+                    .entry(name.clone())
+                    .or_insert_with(|| Provider {
+                        module: l.module.clone(),
+                        label: format!("{} {}", l.name, l.version),
+                    });
+            }
+        }
+        set.plugins = Some(Arc::new(Mutex::new(report)));
+        Ok(set)
+    }
+
+    pub fn linked_only() -> ModuleSet {
+        let mut set = ModuleSet::default();
+        for m in linked_modules() {
+            let label = format!("{} {} (built-in)", m.plugin_name(), m.plugin_version());
+            for c in m.components() {
+                set.by_component.insert(
+                    c.name.to_string(),
+                    Provider {
+                        module: m.clone(),
+                        label: label.clone(),
+                    },
+                );
+            }
+        }
+        set
+    }
+
+    /// Every component with a loaded provider (linked, or a plugin loaded by [`ModuleSet::load_where`]), sorted
+    /// by name.
+    pub fn components(&self) -> impl Iterator<Item = (&String, &Provider)> {
+        self.by_component.iter()
+    }
+
+    /// The provider of `component`, loading the verified plugin offering it on first use (library hash, load,
+    /// cross-check), or an error naming the step, the plugin's refusal if any, and what to do.
+    pub fn provider(&self, step: &str, component: &str) -> Result<Provider, Fail> {
+        if let Some(p) = self.by_component.get(component) {
+            return Ok(p.clone());
+        }
+        let mut why = String::new();
+        if let Some(plugins) = &self.plugins {
+            let mut report = plugins.lock().unwrap_or_else(|e| e.into_inner());
+            report.load_where(|n| n == component);
+            if let Some(l) = report.loaded_for(component) {
+                return Ok(Provider {
+                    module: l.module.clone(),
+                    label: format!("{} {}", l.name, l.version),
+                });
+            }
+            if let Some(c) = report.refusal_for(component)
+                && let (Some(code), Some(reason)) = (c.code, &c.reason)
+            {
+                why = format!(
+                    "\n  = note: a plugin offering it was refused: error[{code}]: {reason}"
+                );
+            }
+        }
+        Err(Fail::new(
+            Exit::Run,
+            format!(
+                "error[RUN-E002]: step `{step}` uses component `{component}`, but no loaded plugin runs it{why}\n  = help: `osiris plugins list` shows the installed plugins; built-in components: {}",
+                self.by_component
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    }
+}
+
+/// The context of a one-off driver call outside a run (`doctor`, `discover`): the resolved connection, no
+/// metrics, cancelled by SIGINT/SIGTERM (see [`super::cancel::interruptible`]); logs go to tracing, masked.
+pub struct OneShotCtx {
+    pub connection: serde_json::Value,
+    pub redactor: Arc<osiris_core::secrets::Redactor>,
+    pub cancel: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl osiris_plugin_sdk::ContextBackend for OneShotCtx {
+    fn log(&self, level: osiris_plugin_sdk::Level, message: &str) {
+        use osiris_plugin_sdk::Level;
+        let m = self.redactor.text(message);
+        match level {
+            Level::Error | Level::Warn => tracing::warn!("{m}"),
+            Level::Info => tracing::info!("{m}"),
+            _ => tracing::debug!("{m}"),
+        }
+    }
+    fn metric(&self, _: &str, _: f64, _: Option<&str>) {}
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn connection(&self) -> Option<serde_json::Value> {
+        Some(self.connection.clone())
+    }
+}
