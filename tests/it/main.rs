@@ -1,3 +1,6 @@
+// The package's own dependency (`osiris-cli`, for the binary) is linked into this test crate unused.
+#![allow(unused_crate_dependencies)]
+
 mod authoring;
 mod boundary;
 mod bulk;

@@ -1522,6 +1522,7 @@ fn plugin_files_others_can_write_are_refused() {
     assert_eq!(row(&p.plugins_list(), ECHO)["status"], "loaded");
 
     // owned by another user (who could rewrite it): refused too, as ssh and git do; needs root to set up
+    // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
         std::os::unix::fs::chown(&lib, Some(4242), None).unwrap();

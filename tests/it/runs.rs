@@ -444,6 +444,7 @@ steps:
 /// Peak RSS (KiB) of a child, from `wait4` (its own rusage, not that of other tests' children).
 fn wait_peak_rss_kib(child: &mut std::process::Child) -> (i32, i64) {
     let mut status = 0;
+    // SAFETY: `rusage` is plain integers, for which all-zero bytes are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = child.id() as libc::pid_t;
     // SAFETY: `pid` is our unreaped child; status and usage are valid out-pointers.
