@@ -12,6 +12,7 @@ mod csv;
 mod db;
 mod dbutil;
 mod discovery;
+mod faults;
 mod graphql;
 mod plugins;
 mod pool;

@@ -36,6 +36,10 @@ pub enum StatusFilter {
     Succeeded,
     Failed,
     Cancelled,
+    /// Its process ended without finishing it (killed, or the machine stopped).
+    Crashed,
+    /// Still going.
+    Running,
 }
 
 impl StatusFilter {
@@ -44,6 +48,8 @@ impl StatusFilter {
             StatusFilter::Succeeded => "succeeded",
             StatusFilter::Failed => "failed",
             StatusFilter::Cancelled => "cancelled",
+            StatusFilter::Crashed => "crashed",
+            StatusFilter::Running => "running",
         }
     }
 }
@@ -64,33 +70,13 @@ pub fn run(g: &Global, c: RunsCmd) -> CmdResult {
 }
 
 fn index_path(project: &Path) -> PathBuf {
-    project.join(".osiris").join("index").join("runs.jsonl")
+    osiris_runner::index::path(project)
 }
 
-/// Every indexed run, oldest first. A missing index is an empty one; a damaged line is skipped with a warning.
+/// Every run of the project, oldest first (running ones last; a run whose process died is recorded as
+/// crashed on the way, see `osiris_runner::index`).
 fn read_index(project: &Path) -> Result<Vec<Value>, Fail> {
-    let path = index_path(project);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(Fail::new(
-                Exit::Config,
-                format!("error: cannot read the run index `{}`: {e}", path.display()),
-            ));
-        }
-    };
-    let mut runs = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(line) {
-            Ok(v) if v.get("run_id").is_some_and(Value::is_string) => runs.push(v),
-            _ => tracing::warn!("{}:{}: not a run record, skipped", path.display(), i + 1),
-        }
-    }
-    Ok(runs)
+    osiris_runner::index::read(project).map_err(|m| Fail::new(Exit::Config, m))
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
