@@ -9,6 +9,9 @@
 //! It may not: hold logic another front end (the MCP server, a test) would need; that belongs in the library
 //! crates below it (`osiris-core`, `-registry`, `-oml`, `-compiler`, `-plugins`, `-runner`).
 
+// Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 #[macro_use]
 mod out;
 

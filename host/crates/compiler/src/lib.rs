@@ -9,6 +9,9 @@
 //! Invariant: cfg files carry `connection: "@family.alias"` references, never connection fields resolved
 //! from a connection; inline secrets never get this far (the validator rejects them).
 
+// Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 pub mod canonical;
 
 use osiris_core::exit::{Exit, Fail};

@@ -22,6 +22,9 @@
 //! Invariant: the run directory holds no secret value: cfg files are secret-free by construction (the compiler
 //! keeps `@family.alias` references) and every other byte goes through the redactor.
 
+// Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 pub mod cancel;
 pub mod discovery;
 pub mod index;
