@@ -6,11 +6,11 @@
 //! The commands are read from `osiris --help` and each group's `--help`, so a new command is covered by the
 //! unknown-flag case without being listed here.
 
-use crate::run::{code, osiris, text};
+use crate::support::{Running, code, osiris, text};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 /// The codes of `osiris --help` ("Exit codes"), docs/adr/0002-exit-codes.md.
 const DOCUMENTED: &[i32] = &[0, 1, 2, 3, 4, 5, 130];
@@ -31,16 +31,16 @@ fn commands_in(help: &str) -> Vec<String> {
 
 /// Every leaf command, e.g. `["runs", "show"]`, with whether it accepts `--format`.
 fn leaf_commands(dir: &Path) -> Vec<(Vec<String>, bool)> {
-    let top = text(&osiris(dir, &["--help"], &[])).0;
+    let top = text(&osiris(dir).args(["--help"]).output()).0;
     let mut out = Vec::new();
     for c in commands_in(&top) {
-        let help = text(&osiris(dir, &[&c, "--help"], &[])).0;
+        let help = text(&osiris(dir).args([&c, "--help"]).output()).0;
         let subs = commands_in(&help);
         if subs.is_empty() {
             out.push((vec![c.clone()], help.contains("--format")));
         }
         for s in subs {
-            let h = text(&osiris(dir, &[&c, &s, "--help"], &[])).0;
+            let h = text(&osiris(dir).args([&c, &s, "--help"]).output()).0;
             out.push((vec![c.clone(), s], h.contains("--format")));
         }
     }
@@ -131,12 +131,12 @@ fn every_command_refuses_an_unknown_flag_with_exit_2() {
     for (cmd, has_format) in &leaves {
         let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
         args.push("--no-such-flag");
-        let o = osiris(p.path(), &args, &[]);
+        let o = osiris(p.path()).args(&args).output();
         assert_refused(&args, &o);
         assert_eq!(code(&o), 2, "{args:?}: {:?}", text(&o));
         if *has_format {
             args.extend(["--format", "json"]);
-            let o = osiris(p.path(), &args, &[]);
+            let o = osiris(p.path()).args(&args).output();
             assert_eq!(code(&o), 2, "{args:?}");
             assert_json_failure(&args, &o);
             let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -214,7 +214,7 @@ fn bad_input_exits_with_a_documented_code_and_never_panics() {
     let leaves = leaf_commands(p.path());
     let mut covered = std::collections::BTreeSet::new();
     for args in bad_inputs() {
-        let o = osiris(p.path(), &args, &[]);
+        let o = osiris(p.path()).args(&args).output();
         assert_refused(&args, &o);
         // The same with `--format json` where the command accepts it.
         let words: Vec<String> = args
@@ -229,7 +229,7 @@ fn bad_input_exits_with_a_documented_code_and_never_panics() {
             if *has_format {
                 let mut json_args = args.clone();
                 json_args.extend(["--format", "json"]);
-                let o = osiris(p.path(), &json_args, &[]);
+                let o = osiris(p.path()).args(&json_args).output();
                 assert_refused(&json_args, &o);
                 assert_json_failure(&json_args, &o);
             }
@@ -263,7 +263,7 @@ fn json_failures_are_json_objects_naming_the_problem() {
     ] {
         let mut args = args.to_vec();
         args.extend(["--format", "json"]);
-        let o = osiris(p.path(), &args, &[]);
+        let o = osiris(p.path()).args(&args).output();
         assert_eq!(code(&o), exit, "{args:?}: {:?}", text(&o));
         assert_json_failure(&args, &o);
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -297,18 +297,8 @@ fn many_runs(dir: &Path, n: usize) {
     }
 }
 
-fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_osiris"))
-        .current_dir(dir)
-        .args(args)
-        .env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn(dir: &Path, args: &[&str]) -> Running {
+    osiris(dir).args(args).stdin(Stdio::null()).spawn()
 }
 
 /// Issue 21, item 9: `osiris runs list | head -3` panicked with "Broken pipe" (exit 101). A reader that goes
@@ -332,14 +322,14 @@ fn a_closed_pipe_ends_the_output_quietly() {
             lines.next().expect("a line").unwrap();
         }
         drop(lines);
-        let o = child.wait_with_output().unwrap();
+        let o = child.wait_with_output();
         let stderr = text(&o).1;
         assert_eq!(code(&o), 0, "{args:?}: {stderr}");
         assert!(stderr.is_empty(), "{args:?}: quiet, got:\n{stderr}");
         // Closed before anything was read.
         let mut child = spawn(p.path(), args);
         drop(child.stdout.take());
-        let o = child.wait_with_output().unwrap();
+        let o = child.wait_with_output();
         let stderr = text(&o).1;
         assert_eq!(code(&o), 0, "{args:?}: {stderr}");
         assert!(stderr.is_empty(), "{args:?}: quiet, got:\n{stderr}");
@@ -359,11 +349,11 @@ fn a_closed_stderr_does_not_change_the_exit_code() {
         &["runs", "show", "nope"],
         &["components", "validate", "malformed.yaml"],
     ] {
-        let expected = code(&osiris(p.path(), args, &[]));
+        let expected = code(&osiris(p.path()).args(args).output());
         assert_eq!(expected, 2, "{args:?}");
         let mut child = spawn(p.path(), args);
         drop(child.stderr.take());
-        let o = child.wait_with_output().unwrap();
+        let o = child.wait_with_output();
         assert_eq!(code(&o), expected, "{args:?}: {:?}", text(&o));
     }
 }

@@ -3,7 +3,7 @@
 //! server is unreachable is skipped with a note, or fails when `OSIRIS_REQUIRE_DATABASES=1`.
 
 use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, ok, project, run_pipeline, server};
-use crate::run::{code, text};
+use crate::support::{code, text};
 use osiris_plugin_sdk::host::Module;
 use osiris_plugin_sdk::{ContextBackend, Level};
 use serde_json::{Value, json};

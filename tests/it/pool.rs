@@ -8,7 +8,7 @@
 //! behind, a pooled session killed on the server is replaced, and session state does not leak between steps.
 
 use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, ok, project, server};
-use crate::run::{jsonl, osiris, run_dir};
+use crate::support::{jsonl, osiris, run_dir};
 use osiris_plugin_sdk::arrow_array::cast::AsArray;
 use osiris_plugin_sdk::arrow_array::types::{Int32Type, Int64Type, UInt32Type, UInt64Type};
 use osiris_plugin_sdk::arrow_array::{
@@ -37,7 +37,9 @@ fn run_serially(dir: &Path, name: &str, steps: &str) -> Vec<Value> {
         format!("oml_version: \"0.1.0\"\nname: {name}\nsteps:\n{steps}"),
     )
     .unwrap();
-    let o = osiris(dir, &["run", &file, "--max-parallel", "1"], &[]);
+    let o = osiris(dir)
+        .args(&["run", &file, "--max-parallel", "1"])
+        .output();
     ok(&o);
     jsonl(&run_dir(dir, "default", name).join("metrics.jsonl"))
 }
@@ -250,7 +252,7 @@ fn more_concurrent_steps_than_the_pool_keeps_still_run() {
         format!("oml_version: \"0.1.0\"\nname: wide\nsteps:\n{steps}"),
     )
     .unwrap();
-    let o = osiris(p.path(), &["run", file], &[]);
+    let o = osiris(p.path()).args(&["run", file]).output();
     ok(&o);
     assert_eq!(pg.sql("SELECT total FROM sums"), "36");
     let metrics = jsonl(&run_dir(p.path(), "default", "wide").join("metrics.jsonl"));

@@ -1,11 +1,12 @@
 //! Issue 5 through the real binary: the run index and `osiris runs`, `--retries`, step failure semantics,
 //! shared outputs (bounded tee), bounded memory of a linear chain, terminal progress, `connections doctor`.
 
-use crate::run::{code, data, json, jsonl, osiris, project, run_dir, text};
+use crate::run::{data, project};
+use crate::support::{Running, code, json, jsonl, osiris, run_dir, text};
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn events_of(rd: &Path, name: &str) -> Vec<Value> {
@@ -57,12 +58,14 @@ fn runs_list_and_show_cover_succeeded_and_failed_runs() {
             &chain("broken", "      path: data/nowhere.csv", "out/b.csv"),
         ),
     ]);
-    let o = osiris(p.path(), &["run", "ok.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "ok.yaml"]).output();
     assert_eq!(code(&o), 0, "{:?}", text(&o));
-    let o = osiris(p.path(), &["run", "bad.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "bad.yaml"]).output();
     assert_eq!(code(&o), 4, "{:?}", text(&o));
 
-    let o = osiris(p.path(), &["runs", "list", "--format", "json"], &[]);
+    let o = osiris(p.path())
+        .args(["runs", "list", "--format", "json"])
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "{stderr}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
@@ -76,15 +79,15 @@ fn runs_list_and_show_cover_succeeded_and_failed_runs() {
     let ok_id = runs[1]["run_id"].as_str().unwrap().to_string();
     let bad_id = runs[0]["run_id"].as_str().unwrap().to_string();
 
-    let o = osiris(
-        p.path(),
-        &["runs", "list", "--status", "failed", "--format", "json"],
-        &[],
-    );
+    let o = osiris(p.path())
+        .args(["runs", "list", "--status", "failed", "--format", "json"])
+        .output();
     let v: Value = serde_json::from_str(&text(&o).0).unwrap();
     assert_eq!(v["runs"].as_array().unwrap().len(), 1);
     assert_eq!(v["runs"][0]["run_id"], bad_id.as_str());
-    let o = osiris(p.path(), &["runs", "list", "--pipeline", "good"], &[]);
+    let o = osiris(p.path())
+        .args(["runs", "list", "--pipeline", "good"])
+        .output();
     let (stdout, _) = text(&o);
     assert_eq!(code(&o), 0);
     assert!(stdout.contains(&ok_id), "{stdout}");
@@ -92,7 +95,7 @@ fn runs_list_and_show_cover_succeeded_and_failed_runs() {
     assert!(stdout.contains("succeeded"), "{stdout}");
 
     // show: status, per-step table, files.
-    let o = osiris(p.path(), &["runs", "show", &ok_id], &[]);
+    let o = osiris(p.path()).args(["runs", "show", &ok_id]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "{stderr}");
     for part in [
@@ -107,11 +110,9 @@ fn runs_list_and_show_cover_succeeded_and_failed_runs() {
     ] {
         assert!(stdout.contains(part), "{part} in:\n{stdout}");
     }
-    let o = osiris(
-        p.path(),
-        &["runs", "show", &bad_id[..10], "--format", "json"],
-        &[],
-    );
+    let o = osiris(p.path())
+        .args(["runs", "show", &bad_id[..10], "--format", "json"])
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "a unique prefix is enough: {stderr}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
@@ -126,7 +127,9 @@ fn runs_list_and_show_cover_succeeded_and_failed_runs() {
     let rd = p.path().join(v["run_dir"].as_str().unwrap());
     assert!(rd.join("status.json").is_file());
 
-    let o = osiris(p.path(), &["runs", "show", "run-000000000000"], &[]);
+    let o = osiris(p.path())
+        .args(["runs", "show", "run-000000000000"])
+        .output();
     let (_, stderr) = text(&o);
     assert_eq!(code(&o), 2, "{stderr}");
     assert!(stderr.contains("runs list"), "{stderr}");
@@ -178,18 +181,16 @@ fn retries_a_failed_extractor_with_backoff_and_rereads_secrets() {
         }
         false
     });
-    let o = osiris(
-        p.path(),
-        &[
+    let o = osiris(p.path())
+        .args([
             "run",
             "p.yaml",
             "--secrets-file",
             "secrets.yaml",
             "--retries",
             "3",
-        ],
-        &[],
-    );
+        ])
+        .output();
     let (stdout, stderr) = text(&o);
     assert!(watcher.join().unwrap(), "no step_retry event appeared");
     assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -234,7 +235,9 @@ fn a_writer_that_is_not_transactional_is_not_retried() {
             "data/orders.csv/out.csv",
         ),
     )]);
-    let o = osiris(p.path(), &["run", "p.yaml", "--retries", "2"], &[]);
+    let o = osiris(p.path())
+        .args(["run", "p.yaml", "--retries", "2"])
+        .output();
     let (_, stderr) = text(&o);
     assert_eq!(code(&o), 4, "{stderr}");
     assert!(stderr.contains("step `write`"), "{stderr}");
@@ -289,15 +292,7 @@ steps:
       path: out/bad.csv
 "#;
     let p = project(&[("p.yaml", pipeline), ("data/bad.csv", &bad)]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_osiris"))
-        .current_dir(p.path())
-        .args(["run", "p.yaml"])
-        .env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", p.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = osiris(p.path()).args(["run", "p.yaml"]).spawn();
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if started.elapsed() > Duration::from_secs(90) {
@@ -308,7 +303,7 @@ steps:
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_with_output();
     let (_, stderr) = text(&out);
     assert_eq!(code(&out), 4, "{stderr}");
     for part in [
@@ -368,7 +363,9 @@ steps:
       path: out/b.csv
 "#;
     let p = project(&[("p.yaml", pipeline)]);
-    let o = osiris(p.path(), &["run", "p.yaml", "--max-parallel", "1"], &[]);
+    let o = osiris(p.path())
+        .args(["run", "p.yaml", "--max-parallel", "1"])
+        .output();
     let (_, stderr) = text(&o);
     assert_eq!(code(&o), 0, "{stderr}");
     assert!(
@@ -429,7 +426,7 @@ steps:
       path: out/joined.csv
 "#;
     let p = project(&[("p.yaml", pipeline)]);
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     assert_eq!(code(&o), 0, "{:?}", text(&o));
     let out = std::fs::read_to_string(p.path().join("out/joined.csv")).unwrap();
     assert_eq!(out.lines().count(), 21, "{out}");
@@ -442,7 +439,7 @@ steps:
 }
 
 /// Peak RSS (KiB) of a child, from `wait4` (its own rusage, not that of other tests' children).
-fn wait_peak_rss_kib(child: &mut std::process::Child) -> (i32, i64) {
+fn wait_peak_rss_kib(child: &mut Running) -> (i32, i64) {
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = child.id() as libc::pid_t;
@@ -491,15 +488,11 @@ fn a_linear_chain_streams_two_million_rows_in_bounded_memory() {
         size > (BOUND_MIB as u64) << 20,
         "the input ({size} bytes) must be larger than the bound"
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_osiris"))
-        .current_dir(p.path())
+    let mut child = osiris(p.path())
         .args(["run", "p.yaml"])
-        .env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", p.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
     let (exit, peak_kib) = wait_peak_rss_kib(&mut child);
     assert_eq!(exit, 0);
     assert!(
@@ -524,14 +517,10 @@ fn progress_shows_rows_per_step_on_a_terminal() {
         "p.yaml",
         &chain("tty", "      path: data/orders.csv", "out/a.csv"),
     )]);
-    let cmd = format!("{} run p.yaml", env!("CARGO_BIN_EXE_osiris"));
-    let o = Command::new("script")
-        .current_dir(p.path())
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", p.path())
-        .output()
-        .expect("`script` (util-linux) runs");
+    let o = osiris(p.path())
+        .args(["run", "p.yaml"])
+        .on_a_terminal()
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "{stdout}\n{stderr}");
     let line = stdout
@@ -548,21 +537,17 @@ fn connections_doctor_checks_filesystem_connections() {
         "osiris_connections.yaml",
         "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      default: true\n      base_dir: data\n    gone:\n      base_dir: no-such-dir\n",
     )]);
-    let o = osiris(
-        p.path(),
-        &["connections", "doctor", "@filesystem.local"],
-        &[],
-    );
+    let o = osiris(p.path())
+        .args(["connections", "doctor", "@filesystem.local"])
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("@filesystem.local"), "{stdout}");
     assert!(stdout.contains("ok"), "{stdout}");
 
-    let o = osiris(
-        p.path(),
-        &["connections", "doctor", "--format", "json"],
-        &[],
-    );
+    let o = osiris(p.path())
+        .args(["connections", "doctor", "--format", "json"])
+        .output();
     let (stdout, stderr) = text(&o);
     assert_ne!(
         code(&o),
@@ -584,11 +569,9 @@ fn connections_doctor_checks_filesystem_connections() {
         .unwrap();
     assert_eq!(local["ok"], true);
 
-    let o = osiris(
-        p.path(),
-        &["connections", "doctor", "@filesystem.nope"],
-        &[],
-    );
+    let o = osiris(p.path())
+        .args(["connections", "doctor", "@filesystem.nope"])
+        .output();
     let (_, stderr) = text(&o);
     assert_eq!(code(&o), 5, "{stderr}");
     assert!(stderr.contains("`gone`"), "lists the aliases: {stderr}");
@@ -602,7 +585,9 @@ fn connections_list_counts_a_reference_with_a_default_as_ready() {
         "osiris_connections.yaml",
         "version: \"1.0\"\nconnections:\n  mysql:\n    local:\n      default: true\n      host: 127.0.0.1\n      user: root\n      password: ${OSIRIS_IT_UNSET_PASSWORD:-}\n      database: shop\n    strict:\n      host: 127.0.0.1\n      user: root\n      password: ${OSIRIS_IT_UNSET_PASSWORD}\n      database: shop\n",
     )]);
-    let o = osiris(p.path(), &["connections", "list", "--format", "json"], &[]);
+    let o = osiris(p.path())
+        .args(["connections", "list", "--format", "json"])
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "{stderr}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
@@ -636,7 +621,7 @@ fn connections_list_counts_a_reference_with_a_default_as_ready() {
         serde_json::json!(["OSIRIS_IT_UNSET_PASSWORD"])
     );
 
-    let o = osiris(p.path(), &["connections", "list"], &[]);
+    let o = osiris(p.path()).args(["connections", "list"]).output();
     let (stdout, _) = text(&o);
     let line = |r: &str| {
         stdout
@@ -662,7 +647,7 @@ fn a_failed_step_is_logged_with_its_step_id() {
     )]);
     // The writer's target is a directory: it fails.
     std::fs::create_dir_all(p.path().join("out/a.csv")).unwrap();
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 4, "{stdout}\n{stderr}");
     assert!(
@@ -719,7 +704,7 @@ steps:
 "#,
     )
     .unwrap();
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 4, "{stdout}\n{stderr}");
     let status = json(&run_dir(p.path(), "default", "cut-short").join("status.json"));
@@ -807,11 +792,9 @@ fn postgres_extractor_streams_as_its_spec_says() {
 
 /// `components spec NAME` says `streaming: true`.
 fn assert_spec_streams(component: &str) {
-    let o = osiris(
-        Path::new(env!("CARGO_MANIFEST_DIR")),
-        &["components", "spec", component, "--format", "json"],
-        &[],
-    );
+    let o = osiris(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .args(["components", "spec", component, "--format", "json"])
+        .output();
     let spec: Value = serde_json::from_str(&text(&o).0).unwrap();
     assert_eq!(
         spec["capabilities"]["streaming"], true,
