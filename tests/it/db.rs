@@ -5,7 +5,7 @@
 use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, ok, project, run_pipeline, server};
 use crate::support::{code, text};
 use osiris_plugin_sdk::host::Module;
-use osiris_plugin_sdk::{ContextBackend, Level};
+use osiris_plugin_sdk::testing::TestContext;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -664,21 +664,8 @@ fn predecessor_pipeline_mysql_duckdb_supabase() {
     );
 }
 
-struct Ctx(Option<Value>);
-
-impl ContextBackend for Ctx {
-    fn log(&self, _level: Level, _message: &str) {}
-    fn metric(&self, _name: &str, _value: f64, _unit: Option<&str>) {}
-    fn is_cancelled(&self) -> bool {
-        false
-    }
-    fn connection(&self) -> Option<Value> {
-        self.0.clone()
-    }
-}
-
-fn ctx(conn: Value) -> Arc<dyn ContextBackend> {
-    Arc::new(Ctx(Some(conn)))
+fn ctx(conn: Value) -> Arc<TestContext> {
+    TestContext::with_connection(conn)
 }
 
 #[test]
