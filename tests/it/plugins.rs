@@ -2138,3 +2138,50 @@ fn a_refusal_printed_on_a_closed_stderr_keeps_the_exit_code() {
     assert_eq!(closed.status.code(), Some(0), "{}", stdout(&closed));
     assert!(stdout(&closed).contains("filesystem.csv_extractor"));
 }
+
+/// Issue 15: `osiris --version` was checked to take under 2 s, standing for "does no work". Checked instead: where
+/// `plugins list --load` loads a plugin found through `OSIRIS_PLUGIN_PATH` (its library marks the load), and next
+/// to an osiris.yaml that does not parse and a machine policy that does not exist (either stops any other
+/// command), `--version` loads nothing, reads neither, and prints the version alone.
+#[test]
+fn version_reads_no_project_or_policy_and_loads_no_plugin() {
+    let p = Project::new();
+    package_echo(&p, "echo", |_| {});
+    let plugins = p.plugins.display().to_string();
+    let policy = p.root.join("machine-policy.yaml");
+    let missing_policy = p.root.join("no-such-policy.yaml");
+    let run = |args: &[&str], policy: &Path| {
+        p.command(&p.root, args)
+            .plugin_path(&plugins)
+            .policy_file(policy)
+            .output()
+    };
+    let assert_version = |out: &Output| {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        assert_eq!(
+            stdout(out),
+            format!("osiris {}\n", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(stderr(out), "", "nothing on stderr");
+        assert!(!p.loaded("osiris-test-echo"), "--version loaded a plugin");
+    };
+
+    let out = run(&["plugins", "list", "--load", "--format", "json"], &policy);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(p.loaded("osiris-test-echo"), "the setup shows a load");
+    std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
+    assert_version(&run(&["--version"], &policy));
+
+    let out = run(&["plugins", "list"], &missing_policy);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no-such-policy.yaml"),
+        "{}",
+        stderr(&out)
+    );
+    p.config("run: [\n");
+    let out = run(&["plugins", "list"], &policy);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("osiris.yaml"), "{}", stderr(&out));
+    assert_version(&run(&["--version"], &missing_policy));
+}
