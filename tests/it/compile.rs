@@ -4,7 +4,8 @@
 //! `err/<name>.yaml` fails with exit 2 and the diagnostics in `err/<name>.stderr`. Optional `<name>.args` holds
 //! extra command-line arguments, one per line. Refresh with `UPDATE_EXPECT=1`.
 
-use crate::support::osiris;
+use crate::support::{osiris, repo_root};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -237,6 +238,151 @@ fn output_is_byte_identical_across_runs_directories_and_key_order() {
         "{manifest}"
     );
     assert!(!manifest.contains("generated_at"));
+}
+
+/// Compact canonical JSON as ADR 0004 defines it (keys sorted by code point, no whitespace), written here
+/// independently of the compiler's own code.
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&m[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        scalar => scalar.to_string(),
+    }
+}
+
+fn sha256_hex(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(canonical(v).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `sha256:<hex>` of the canonical JSON of `v`: every fingerprint of ADR 0004.
+fn fingerprint(v: &Value) -> String {
+    format!("sha256:{}", sha256_hex(v))
+}
+
+/// A YAML file as JSON.
+fn yaml_file(path: &Path) -> Value {
+    let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Issue 15: the hashes of a compile, recomputed from ADR 0004's formulas and the compiled files themselves
+/// (plus the pipeline and the specs it uses) instead of compared with earlier output only: `manifest_hash` (and
+/// `manifest_short`, `manifest_fp`), `compiler_fp`, `registry_fp`, `oml_fp` and `params_fp`, for every golden
+/// pipeline.
+#[test]
+fn every_fingerprint_follows_the_formula_of_adr_0004() {
+    for yaml in yamls("compile/ok") {
+        let name = yaml.file_name().unwrap().to_string_lossy().to_string();
+        let (tmp, out) = compile_into(&yaml, &[]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", show(&out));
+        let dir = tmp.path().join("out");
+        let manifest = yaml_file(&dir.join("manifest.yaml"));
+        let meta = &manifest["meta"];
+        let fps = &manifest["pipeline"]["fingerprints"];
+        let files =
+            serde_json::from_slice::<Value>(&std::fs::read(dir.join("fingerprints.json")).unwrap())
+                .unwrap()["fingerprints"]
+                .clone();
+
+        // manifest_hash: {"manifest": <manifest without its two hash fields>, "cfg": {<step id>: <cfg>}}.
+        let mut hashed = manifest.clone();
+        let hashed_meta = hashed["meta"].as_object_mut().unwrap();
+        assert!(hashed_meta.remove("manifest_hash").is_some(), "{name}");
+        assert!(hashed_meta.remove("manifest_short").is_some(), "{name}");
+        let steps = manifest["steps"].as_array().unwrap();
+        let cfg: serde_json::Map<String, Value> = steps
+            .iter()
+            .map(|s| {
+                let path = dir.join(s["cfg_path"].as_str().unwrap());
+                let text = std::fs::read_to_string(&path).unwrap();
+                let value: Value = serde_json::from_str(&text).unwrap();
+                (s["id"].as_str().unwrap().to_string(), value)
+            })
+            .collect();
+        assert_eq!(
+            std::fs::read_dir(dir.join("cfg")).unwrap().count(),
+            cfg.len(),
+            "{name}: one cfg file per step, each hashed"
+        );
+        let hash = sha256_hex(&json!({"manifest": hashed, "cfg": cfg}));
+        assert_eq!(meta["manifest_hash"], hash.as_str(), "{name}");
+        assert_eq!(meta["manifest_short"], &hash[..7], "{name}");
+        assert_eq!(files["manifest_fp"], format!("sha256:{hash}"), "{name}");
+
+        // compiler_fp: {"compiler": "osiris/<version>", "manifest": "osiris.v1"}.
+        assert_eq!(
+            meta["compiler"],
+            concat!("osiris/", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(manifest["apiVersion"], "osiris.v1");
+        let compiler_fp =
+            fingerprint(&json!({"compiler": meta["compiler"], "manifest": manifest["apiVersion"]}));
+        assert_eq!(fps["compiler_fp"], compiler_fp.as_str(), "{name}");
+
+        // registry_fp: {"components": {name: {"version", "fingerprint"}}} of the components used, where
+        // `fingerprint` is that of the spec.
+        let components: serde_json::Map<String, Value> = steps
+            .iter()
+            .map(|s| {
+                let component = s["component"].as_str().unwrap();
+                let spec =
+                    yaml_file(&repo_root().join(format!("components/{component}/spec.yaml")));
+                let entry = json!({"version": spec["version"], "fingerprint": fingerprint(&spec)});
+                (component.to_string(), entry)
+            })
+            .collect();
+        assert_eq!(
+            fps["registry_fp"],
+            fingerprint(&json!({ "components": components })),
+            "{name}"
+        );
+
+        // oml_fp: the pipeline as parsed, parameters substituted (`params`/`profiles` as written); params_fp:
+        // the effective parameters. Only params_profiles has parameters: `--profile prod --param
+        // since=2025-06-01` (params_profiles.args) over the OML defaults.
+        let mut oml = yaml_file(&yaml);
+        let params = if name == "params_profiles.yaml" {
+            let params = json!({"since": "2025-06-01", "limit": 100000, "region": "eu", "out_dir": "/srv/exports"});
+            let steps = oml["steps"].as_array_mut().unwrap();
+            steps[0]["config"] = json!({
+                "connection": "@mysql.eu",
+                "query": "SELECT * FROM orders WHERE created_at >= '2025-06-01' AND region = 'eu' LIMIT 100000",
+                "batch_size": 100000,
+            });
+            steps[1]["config"] = json!({"path": "/srv/exports/orders_eu.csv"});
+            params
+        } else {
+            assert!(
+                oml.get("params").is_none(),
+                "{name}: parameters to substitute here"
+            );
+            json!({})
+        };
+        assert_eq!(fps["oml_fp"], fingerprint(&oml), "{name}");
+        assert_eq!(fps["params_fp"], fingerprint(&params), "{name}");
+
+        for fp in ["oml_fp", "params_fp", "registry_fp", "compiler_fp"] {
+            assert_eq!(
+                files[fp], fps[fp],
+                "{name}: fingerprints.json and the manifest agree on {fp}"
+            );
+        }
+    }
 }
 
 #[test]
