@@ -4,31 +4,18 @@
 //! before (or exactly the complete result) and a run status that says what happened.
 
 use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, server};
-use crate::run::{code, json, jsonl, osiris, text};
+use crate::support::{Running, code, json, jsonl, osiris, run_dir, text};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn spawn(dir: &Path, args: &[&str]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    cmd.current_dir(dir).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the osiris binary runs")
+fn spawn(dir: &Path, args: &[&str]) -> Running {
+    osiris(dir).args(args).spawn()
 }
 
 /// Polls `done` every 20 ms until it holds; fails after `limit` or when the child ended first.
-fn wait_until(child: &mut Child, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+fn wait_until(child: &mut Running, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let t = Instant::now();
     while !done() {
         assert!(
@@ -41,7 +28,9 @@ fn wait_until(child: &mut Child, what: &str, limit: Duration, mut done: impl FnM
 }
 
 fn runs_json(dir: &Path) -> Vec<Value> {
-    let o = osiris(dir, &["runs", "list", "--format", "json"], &[]);
+    let o = osiris(dir)
+        .args(["runs", "list", "--format", "json"])
+        .output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 0, "runs list: {out}{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -127,16 +116,16 @@ fn osiris_killed_mid_load_leaves_the_target_unchanged_and_the_run_listed_as_cras
     let index = jsonl(&p.path().join(".osiris/index/runs.jsonl"));
     assert_eq!(index.len(), 1);
     assert_eq!(index[0]["status"], "crashed");
-    let shown = osiris(p.path(), &["runs", "show", &id, "--format", "json"], &[]);
+    let shown = osiris(p.path())
+        .args(["runs", "show", &id, "--format", "json"])
+        .output();
     let (out, err) = text(&shown);
     assert_eq!(code(&shown), 0, "{out}{err}");
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["status"], "crashed", "{shown}");
-    let only = osiris(
-        p.path(),
-        &["runs", "list", "--status", "crashed", "--format", "json"],
-        &[],
-    );
+    let only = osiris(p.path())
+        .args(["runs", "list", "--status", "crashed", "--format", "json"])
+        .output();
     let only: Value = serde_json::from_str(&text(&only).0).unwrap();
     assert_eq!(only["runs"].as_array().unwrap().len(), 1);
 }
@@ -171,11 +160,11 @@ steps:
 "#,
     )
     .unwrap();
-    let children: Vec<Child> = (0..3)
+    let children: Vec<Running> = (0..3)
         .map(|_| spawn(p.path(), &["run", "twice.yaml"]))
         .collect();
     for c in children {
-        let o = c.wait_with_output().unwrap();
+        let o = c.wait_with_output();
         let (out, err) = text(&o);
         assert_eq!(code(&o), 0, "{out}{err}");
     }
@@ -244,11 +233,11 @@ steps:
         )
         .unwrap();
     }
-    let children: Vec<Child> = (0..3)
+    let children: Vec<Running> = (0..3)
         .map(|n| spawn(p.path(), &["run", &format!("replace{n}.yaml")]))
         .collect();
     for c in children {
-        let o = c.wait_with_output().unwrap();
+        let o = c.wait_with_output();
         let (out, err) = text(&o);
         assert_eq!(code(&o), 0, "{out}{err}");
     }
@@ -307,10 +296,10 @@ steps:
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) {copying}) t"
     ));
     assert_eq!(killed.trim(), "1");
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 4, "{out}{err}");
-    let rd = crate::run::run_dir(p.path(), "default", "terminated");
+    let rd = run_dir(p.path(), "default", "terminated");
     let status = json(&rd.join("status.json"));
     assert_eq!(status["failed_step"], "load", "{status}");
     assert_eq!(
@@ -375,11 +364,11 @@ steps:
     let id = find().trim().to_string();
     my.sql(&format!("KILL CONNECTION {id}"));
     let t = Instant::now();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     assert!(t.elapsed() < Duration::from_secs(30));
     let (out, err) = text(&o);
     assert_eq!(code(&o), 4, "a failed step: {out}{err}");
-    let status = json(&crate::run::run_dir(p.path(), "default", "killed").join("status.json"));
+    let status = json(&run_dir(p.path(), "default", "killed").join("status.json"));
     assert_eq!(status["status"], "failed");
     assert_eq!(status["failed_step"], "extract", "{status}");
     let e = status["error"].as_str().unwrap().to_lowercase();
@@ -455,7 +444,7 @@ steps:
 "#,
     )
     .unwrap();
-    let o = osiris(p.path(), &["run", "full.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "full.yaml"]).output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 4, "{out}{err}");
     assert!(
