@@ -88,7 +88,7 @@ pub fn read(project: &Path) -> Result<Vec<Value>, String> {
         if p.extension().is_none_or(|x| x != "json") {
             continue;
         }
-        let Ok(file) = OpenOptions::new().read(true).write(true).open(&p) else {
+        let Ok(file) = File::open(&p) else {
             continue;
         };
         let record = std::fs::read_to_string(&p)
@@ -116,14 +116,16 @@ pub fn read(project: &Path) -> Result<Vec<Value>, String> {
                     .unwrap_or_default()
                     .iter()
                     .any(|x| x["run_id"] == id);
-                if !finished {
-                    let crashed = crash_record(project, &r);
-                    if append(project, &crashed.to_string()).is_err() {
-                        continue;
-                    }
-                    runs.push(crashed);
+                if finished {
+                    let _ = std::fs::remove_file(&p);
+                    continue;
                 }
-                let _ = std::fs::remove_file(&p);
+                let crashed = crash_record(project, &r);
+                // Recorded for good when the index can be written; listed as crashed either way.
+                if append(project, &crashed.to_string()).is_ok() {
+                    let _ = std::fs::remove_file(&p);
+                }
+                runs.push(crashed);
             }
             Err(TryLockError::Error(_)) => {}
         }
