@@ -3,6 +3,9 @@
 //! descriptors, threads, and the database sessions osiris holds. Not a test; `tests/bench/soak.sh` sets up the
 //! databases and the project and runs it. Usage: `soak PROJECT_DIR PIPELINE.yaml RUNS PG_DB MY_DB`.
 
+// An example links every dependency of its crate; it uses few of them.
+#![allow(unused_crate_dependencies)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
@@ -39,8 +42,17 @@ fn main() {
         sql(
             "psql",
             &[
-                "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qAtX", "-c",
-                &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{pg_db}' AND pid <> pg_backend_pid()"),
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtX",
+                "-c",
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{pg_db}' AND pid <> pg_backend_pid()"
+                ),
             ],
         )
     };
@@ -48,8 +60,14 @@ fn main() {
         sql(
             "mariadb",
             &[
-                "-h", "127.0.0.1", "-uroot", "-N", "-e",
-                &format!("SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = '{my_db}' AND ID <> CONNECTION_ID()"),
+                "-h",
+                "127.0.0.1",
+                "-uroot",
+                "-N",
+                "-e",
+                &format!(
+                    "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = '{my_db}' AND ID <> CONNECTION_ID()"
+                ),
             ],
         )
     };
