@@ -76,7 +76,7 @@ fn unknown_component<P: PluginDef>(component: &str) -> PluginError {
         .collect();
     PluginError::new(
         ErrorKind::Config,
-        "OCP-UNKNOWN-COMPONENT",
+        crate::stream::UNKNOWN_COMPONENT_CODE,
         format!("plugin `{}` has no component `{component}`", label::<P>()),
     )
     .with_help(format!("it offers: {}", offered.join(", ")))

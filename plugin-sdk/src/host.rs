@@ -320,7 +320,7 @@ impl Module {
                 .collect();
             return Err(PluginError::new(
                 ErrorKind::Config,
-                "OCP-UNKNOWN-COMPONENT",
+                crate::stream::UNKNOWN_COMPONENT_CODE,
                 format!("plugin `{}` has no component `{component}`", self.label),
             )
             .with_help(format!("it offers: {}", offered.join(", "))));

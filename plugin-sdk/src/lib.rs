@@ -32,7 +32,9 @@ pub use driver::{
     Streams, take_input,
 };
 pub use exit::on_process_exit;
-pub use stream::{PANIC_CODE, POISONED_CODE};
+pub use stream::{
+    CODES, INVALID_BATCH_CODE, PANIC_CODE, POISONED_CODE, STREAM_ERROR_CODE, UNKNOWN_COMPONENT_CODE,
+};
 
 pub use arrow_array;
 pub use arrow_schema;

@@ -27,6 +27,8 @@ const ERROR_MARKER: &str = "ocp-error:";
 pub const PANIC_CODE: &str = "OCP-PANIC";
 /// Error code of a call refused because the plugin panicked before.
 pub const POISONED_CODE: &str = "OCP-POISONED";
+/// Error code of a call for a component the plugin does not offer.
+pub const UNKNOWN_COMPONENT_CODE: &str = "OCP-UNKNOWN-COMPONENT";
 
 /// The producer label of streams the host itself exports (a plugin's inputs).
 #[cfg(feature = "host")]
@@ -249,6 +251,16 @@ pub const INVALID_BATCH_CODE: &str = "OCP-INVALID-BATCH";
 /// Error code of a stream that reported an error but gave no message (`get_last_error` returned NULL), or that
 /// breaks the C Stream Interface in another way (missing callbacks).
 pub const STREAM_ERROR_CODE: &str = "OCP-STREAM-ERROR";
+
+/// Every code the SDK raises at the plugin boundary (the `OCP-*` rows of docs/errors.md; the host checks that
+/// its table of codes lists the same).
+pub const CODES: [&str; 5] = [
+    INVALID_BATCH_CODE,
+    STREAM_ERROR_CODE,
+    PANIC_CODE,
+    POISONED_CODE,
+    UNKNOWN_COMPONENT_CODE,
+];
 
 /// A stream received over the C Stream Interface. Errors come back as `ArrowError::ExternalError(PluginError)`
 /// when the producer encoded one (always, for SDK producers). When `poison` is given (host side, a plugin's

@@ -6,6 +6,7 @@ mod boundary;
 mod bulk;
 mod cancel;
 mod cli_exit;
+mod codes;
 mod compile;
 mod components;
 mod csv;

@@ -2,6 +2,7 @@
 
 use super::{Format, Global};
 use crate::LevelArg;
+use osiris_core::codes::Code;
 use osiris_core::diag::Diagnostic;
 use osiris_core::exit::{CmdResult, Exit, Fail};
 use osiris_registry::{ComponentSpec, Registry, Source, check};
@@ -108,7 +109,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
                 Some(s) => format!("did you mean `{s}`? "),
                 None => String::new(),
             };
-            let d = Diagnostic::error("CLI-E001", format!("no component supports mode `{m}`"))
+            let d = Diagnostic::error(Code::CLI_E001, format!("no component supports mode `{m}`"))
                 .help(format!(
                     "{hint}modes in use: {}",
                     known
@@ -309,7 +310,7 @@ fn validate(g: &Global, a: ValidateArgs) -> CmdResult {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Fail::new(
                     Exit::Validation,
-                    Diagnostic::error("CLI-E002", format!("cannot read `{t}`: {e}"))
+                    Diagnostic::error(Code::CLI_E002, format!("cannot read `{t}`: {e}"))
                         .help("give the path of a spec.yaml file, or a component name such as `mysql.extractor`")
                         .render(None),
                 )

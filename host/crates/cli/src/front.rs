@@ -2,6 +2,7 @@
 //! the validator and printing its report.
 
 use crate::Format;
+use osiris_core::codes::Code;
 use osiris_core::diag::Diagnostic;
 use osiris_core::exit::{Exit, Fail};
 use osiris_oml::{self as oml, Mode, Report};
@@ -133,7 +134,7 @@ pub fn check_file(path: &Path, catalog: &dyn oml::catalog::Catalog, s: &Settings
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            let d = Diagnostic::error("OML-E001", format!("cannot read `{label}`: {e}"))
+            let d = Diagnostic::error(Code::OML_E001, format!("cannot read `{label}`: {e}"))
                 .file(&label)
                 .help("check the path (it is relative to the current directory) and the file's permissions");
             return Report {

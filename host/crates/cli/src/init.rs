@@ -1,6 +1,7 @@
 //! `osiris init`: writes a new project (configuration, connections, a quickstart pipeline and its data).
 
 use super::Global;
+use osiris_core::codes::Code;
 use osiris_core::diag::Diagnostic;
 use osiris_core::exit::{CmdResult, Exit, Fail};
 use std::path::{Path, PathBuf};
@@ -62,7 +63,7 @@ pub fn write_project(dir: &Path, force: bool) -> Result<Vec<PathBuf>, Fail> {
             .collect::<Vec<_>>()
             .join(", ");
         let d = Diagnostic::error(
-            "CLI-E003",
+            Code::CLI_E003,
             format!("refusing to overwrite existing files: {names}"),
         )
         .help(
@@ -73,9 +74,12 @@ pub fn write_project(dir: &Path, force: bool) -> Result<Vec<PathBuf>, Fail> {
     let io = |what: &str, p: &Path, e: std::io::Error| {
         Fail::new(
             Exit::Validation,
-            Diagnostic::error("CLI-E004", format!("cannot {what} `{}`: {e}", p.display()))
-                .help("check that the directory is writable, or choose another one: `osiris init DIR`")
-                .render(None),
+            Diagnostic::error(
+                Code::CLI_E004,
+                format!("cannot {what} `{}`: {e}", p.display()),
+            )
+            .help("check that the directory is writable, or choose another one: `osiris init DIR`")
+            .render(None),
         )
     };
     let mut written = Vec::with_capacity(PROJECT_FILES.len());

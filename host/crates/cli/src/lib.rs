@@ -16,6 +16,7 @@
 mod out;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use osiris_core::codes::Code;
 use osiris_core::exit::{CmdResult, Exit, Fail};
 use std::path::PathBuf;
 
@@ -298,7 +299,7 @@ fn usage_error(e: clap::Error, json: bool) -> Exit {
             serde_json::json!({
                 "ok": false,
                 "exit_code": code.code(),
-                "error": { "code": "CLI-E005", "message": message, "help": "see `osiris help` (or `--help` after the command)", "text": text.trim_end() },
+                "error": { "code": Code::CLI_E005, "message": message, "help": "see `osiris help` (or `--help` after the command)", "text": text.trim_end() },
             })
         );
     }

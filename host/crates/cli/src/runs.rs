@@ -2,6 +2,7 @@
 //! runs included) and each run's `status.json`.
 
 use super::{Format, Global};
+use osiris_core::codes::Code;
 use osiris_core::diag::did_you_mean;
 use osiris_core::exit::{CmdResult, Exit, Fail};
 use osiris_runner::progress::thousands;
@@ -177,7 +178,8 @@ fn show(g: &Global, a: ShowArgs) -> CmdResult {
             return Err(Fail::new(
                 Exit::Validation,
                 format!(
-                    "error[RUN-E007]: no run `{}` in {}\n  = help: {hint}`osiris runs list` shows the recorded runs",
+                    "error[{}]: no run `{}` in {}\n  = help: {hint}`osiris runs list` shows the recorded runs",
+                    Code::RUN_E007,
                     a.run_id,
                     index_path(&project).display()
                 ),
@@ -188,7 +190,8 @@ fn show(g: &Global, a: ShowArgs) -> CmdResult {
             return Err(Fail::new(
                 Exit::Validation,
                 format!(
-                    "error[RUN-E007]: `{}` is the start of several run ids: {}\n  = help: give more of the id",
+                    "error[{}]: `{}` is the start of several run ids: {}\n  = help: give more of the id",
+                    Code::RUN_E007,
                     a.run_id,
                     several
                         .iter()

@@ -1,6 +1,7 @@
 //! `osiris upgrade FILE [--write]`: rewrite older OML forms in place, printing a diff. Idempotent.
 
 use super::Global;
+use osiris_core::codes::Code;
 use osiris_core::exit::{CmdResult, Exit, Fail};
 use osiris_oml::upgrade;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ pub struct UpgradeArgs {
 pub fn run(_g: &Global, a: UpgradeArgs) -> CmdResult {
     let label = a.file.display().to_string();
     let text = std::fs::read_to_string(&a.file).map_err(|e| {
-        Fail::new(Exit::Validation, format!("error[OML-E001]: cannot read `{label}`: {e}\n   = help: check the path and the file's permissions"))
+        Fail::new(Exit::Validation, format!("error[{}]: cannot read `{label}`: {e}\n   = help: check the path and the file's permissions", Code::OML_E001))
     })?;
     let up = upgrade::upgrade(&label, &text)
         .map_err(|d| Fail::new(Exit::Validation, d.render(Some(&text))))?;
@@ -34,7 +35,7 @@ pub fn run(_g: &Global, a: UpgradeArgs) -> CmdResult {
     }
     if a.write {
         std::fs::write(&a.file, &up.text).map_err(|e| {
-            Fail::new(Exit::Compile, format!("error[OML-E060]: cannot write `{label}`: {e}\n   = help: check the file's permissions"))
+            Fail::new(Exit::Compile, format!("error[{}]: cannot write `{label}`: {e}\n   = help: check the file's permissions", Code::OML_E060))
         })?;
         errln!("{label}: {} change(s) written", up.changes.len());
     } else {

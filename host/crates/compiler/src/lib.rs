@@ -14,6 +14,7 @@
 
 pub mod canonical;
 
+use osiris_core::codes::Code;
 use osiris_core::exit::{Exit, Fail};
 use osiris_oml::Plan;
 use serde::Serialize;
@@ -239,7 +240,8 @@ pub fn write(out: &Output, dir: &Path, shown: &str) -> Result<(), Fail> {
         Fail::new(
             Exit::Compile,
             format!(
-                "error[OML-E060]: cannot {what} `{path}`: {e}\n   = help: choose a writable output directory with --out DIR, or fix the permissions of `{shown}`"
+                "error[{}]: cannot {what} `{path}`: {e}\n   = help: choose a writable output directory with --out DIR, or fix the permissions of `{shown}`",
+                Code::OML_E060
             ),
         )
     };
@@ -287,7 +289,7 @@ pub fn write_latest(build_dir: &Path, dir_shown: &str) -> Result<(), Fail> {
         .map_err(|e| {
             Fail::new(
                 Exit::Compile,
-                format!("error[OML-E060]: cannot write `{}`: {e}\n   = help: make the build directory writable", shown.display()),
+                format!("error[{}]: cannot write `{}`: {e}\n   = help: make the build directory writable", Code::OML_E060, shown.display()),
             )
         })
 }

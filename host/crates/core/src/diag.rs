@@ -3,6 +3,7 @@
 //! Both the registry (spec problems) and the OML validator (pipeline problems) report through this type,
 //! so `--format json` gives the same shape everywhere.
 
+use crate::codes::Code;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -16,8 +17,8 @@ pub enum Severity {
 /// One problem, with everything needed to find and fix it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
-    /// Stable code, documented in docs/errors.md (e.g. `SPEC-E003`, `OML-E104`).
-    pub code: String,
+    /// Stable code, documented in docs/errors.md (serialized as its string, e.g. `OML-E104`).
+    pub code: Code,
     pub severity: Severity,
     /// Lower-case, no trailing period, identifiers in backticks.
     pub message: String,
@@ -46,10 +47,31 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &str, message: impl Into<String>) -> Self {
+    /// A diagnostic of an error code (a warning code reported as an error is a bug, caught by debug builds).
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
+        debug_assert_eq!(
+            code.severity(),
+            Severity::Error,
+            "{code} is not an error code"
+        );
+        Diagnostic::of(code, message)
+    }
+
+    /// A diagnostic of a warning code.
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
+        debug_assert_eq!(
+            code.severity(),
+            Severity::Warning,
+            "{code} is not a warning code"
+        );
+        Diagnostic::of(code, message)
+    }
+
+    /// A diagnostic with the severity of its code.
+    pub fn of(code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
-            code: code.to_string(),
-            severity: Severity::Error,
+            code,
+            severity: code.severity(),
             message: message.into(),
             file: None,
             line: None,
@@ -60,13 +82,6 @@ impl Diagnostic {
             help: None,
             label: None,
             span_len: 1,
-        }
-    }
-
-    pub fn warning(code: &str, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(code, message)
         }
     }
 
@@ -194,7 +209,7 @@ mod tests {
     #[test]
     fn renders_location_snippet_and_help() {
         let src = "steps:\n  - component: mysql.wrtier\n";
-        let d = Diagnostic::error("OML-E104", "unknown component `mysql.wrtier`")
+        let d = Diagnostic::error(Code::OML_E104, "unknown component `mysql.wrtier`")
             .at("p.yaml", 2, 16)
             .label("not in the registry", 12)
             .help("did you mean `mysql.writer`?");

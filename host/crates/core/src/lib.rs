@@ -1,7 +1,7 @@
 //! `osiris-core`: what every other osiris crate shares, and nothing that knows about components, pipelines,
 //! plugins or runs.
 //!
-//! It owns diagnostics ([`diag`]: code, file:line:col, help), exit codes and the error that carries one
+//! It owns the table of every stable code ([`codes`]), diagnostics ([`diag`]: code, file:line:col, help), exit codes and the error that carries one
 //! ([`exit`]), YAML with source positions ([`yaml`]), the project configuration types ([`config`], including
 //! `plugins:` and the machine policy as written), connections and secrets with their redactor ([`secrets`]),
 //! warnings about files others can write ([`perms`]), the settings every command passes down ([`Global`]) and
@@ -12,6 +12,7 @@
 // Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
+pub mod codes;
 pub mod config;
 pub mod diag;
 pub mod exit;

@@ -11,6 +11,7 @@
 //!
 //! Invariant: every node of the returned value has an entry in [`SourceDoc::spans`] under its JSON Pointer.
 
+use crate::codes::Code;
 use crate::diag::Diagnostic;
 use marked_yaml::{LoadError, LoaderOptions, Node};
 use serde_json::{Map, Number, Value};
@@ -32,10 +33,10 @@ pub enum Flavor {
 
 impl Flavor {
     /// The diagnostic code of a syntax problem.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> Code {
         match self {
-            Flavor::Spec => "SPEC-E001",
-            Flavor::Oml => "OML-E002",
+            Flavor::Spec => Code::SPEC_E001,
+            Flavor::Oml => Code::OML_E002,
         }
     }
 }

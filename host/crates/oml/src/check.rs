@@ -10,6 +10,7 @@ use crate::dag::{self, EdgeKind};
 use crate::params::{self, ParamInputs, Params};
 use crate::secrets::{self, Finding};
 use crate::sql;
+use osiris_core::codes::Code;
 use osiris_core::diag::{Diagnostic, Severity, did_you_mean};
 use osiris_core::yaml::{Flavor, SourceDoc, child};
 use serde_json::{Map, Value};
@@ -282,12 +283,13 @@ pub fn check(file: &str, text: &str, catalog: &dyn Catalog, opts: &Options<'_>) 
     // Wiring.
     let wired = check_wiring(&mut cx, &drafts, &all_ids, &resolved);
 
-    // Strict mode: every warning is an error.
+    // Strict mode: every warning is an error, under the code the table gives its strict form (a warning
+    // without one keeps its code).
     if opts.mode == Mode::Strict {
         for d in &mut cx.diags {
             if d.severity == Severity::Warning {
                 d.severity = Severity::Error;
-                d.code = d.code.replacen("OML-W", "OML-E", 1);
+                d.code = d.code.promoted().unwrap_or(d.code);
             }
         }
     }
@@ -323,7 +325,7 @@ fn check_unique_ids(cx: &mut Ctx<'_>, drafts: &[Draft]) {
             if let Some(&prev) = first_seen.get(id) {
                 let prev_pos = doc.locate(&format!("/steps/{prev}/id"), false);
                 cx.push(
-                    Diagnostic::error("OML-E013", format!("duplicate step id `{id}`"))
+                    Diagnostic::error(Code::OML_E013, format!("duplicate step id `{id}`"))
                         .step(id)
                         .label("already used by another step", id.chars().count())
                         .help(format!(
@@ -375,8 +377,8 @@ fn check_components(
             if diag.label.is_none() {
                 diag = diag.label("not in the registry", name.chars().count());
             }
-            if !diag.code.starts_with("OML-") {
-                diag.code = "OML-E104".into();
+            if diag.code.family() != Code::OML_E104.family() {
+                diag.code = Code::OML_E104;
             }
             cx.push(diag, &format!("{}/component", d.ptr), false);
             continue;
@@ -400,7 +402,7 @@ fn check_components(
                     .into_iter()
                     .collect();
                 cx.push(
-                    Diagnostic::error("OML-E021", format!("component `{name}` does not support mode `{}`", oml_mode_of(mode).unwrap_or(mode)))
+                    Diagnostic::error(Code::OML_E021, format!("component `{name}` does not support mode `{}`", oml_mode_of(mode).unwrap_or(mode)))
                         .step(&sid)
                         .component(name)
                         .label(format!("`{name}` supports {}", spec.modes.join(", ")), 1)
@@ -441,7 +443,7 @@ fn check_wiring(cx: &mut Ctx<'_>, drafts: &[Draft], all_ids: &[String], resolved
             if !index_of.contains_key(step.as_str()) {
                 let sid = d.id.clone().unwrap_or_default();
                 let mut diag = Diagnostic::error(
-                    "OML-E033",
+                    Code::OML_E033,
                     format!("input `{alias}` reads from unknown step `{step}`"),
                 )
                 .step(&sid);
@@ -474,7 +476,7 @@ fn check_wiring(cx: &mut Ctx<'_>, drafts: &[Draft], all_ids: &[String], resolved
     for (k, pos, id) in &wiring.unknown_needs {
         let d = &drafts[*k];
         let mut diag = Diagnostic::error(
-            "OML-E030",
+            Code::OML_E030,
             format!("step `{}` needs unknown step `{id}`", nodes[*k].id),
         )
         .step(&nodes[*k].id);
@@ -518,7 +520,7 @@ fn check_wiring(cx: &mut Ctx<'_>, drafts: &[Draft], all_ids: &[String], resolved
         };
         cx.push(
             Diagnostic::error(
-                "OML-E031",
+                Code::OML_E031,
                 format!("dependency cycle: {}", chain.join(" -> ")),
             )
             .step(&nodes[cyc[0]].id)
@@ -576,7 +578,7 @@ fn step_inputs(
             };
             cx.push(
                 Diagnostic::error(
-                    "OML-E032",
+                    Code::OML_E032,
                     format!("writer step `{}` has no input", nodes[k].id),
                 )
                 .step(&nodes[k].id)
@@ -600,7 +602,7 @@ fn step_inputs(
             if drafts[j].mode == Some("write") {
                 cx.push(
                     Diagnostic::error(
-                        "OML-E035",
+                        Code::OML_E035,
                         format!("input `{alias}` names writer step `{step}`, which produces no data"),
                     )
                     .step(&nodes[k].id)
@@ -616,7 +618,7 @@ fn step_inputs(
             }
             match inputs.get(alias) {
                 Some(existing) if existing != step => cx.push(
-                    Diagnostic::error("OML-E034", format!("input alias `{alias}` already names step `{existing}`"))
+                    Diagnostic::error(Code::OML_E034, format!("input alias `{alias}` already names step `{existing}`"))
                         .step(&nodes[k].id)
                         .label("alias taken", alias.chars().count())
                         .help("pick another alias name; `df_<id>` and `df` are given to upstream steps automatically"),
@@ -645,7 +647,7 @@ fn step_inputs(
                     };
                     cx.push(
                         Diagnostic::warning(
-                            "OML-W035",
+                            Code::OML_W035,
                             format!("`{key}` reads `input_df`, which no step provides"),
                         )
                         .step(&nodes[k].id)
@@ -775,14 +777,14 @@ fn check_top_level(cx: &mut Ctx<'_>) {
     for k in top.keys() {
         if let Some((_, what, fix)) = legacy.iter().find(|(l, _, _)| l == k) {
             cx.push(
-                Diagnostic::error("OML-E005", *what)
+                Diagnostic::error(Code::OML_E005, *what)
                     .label("not OML v0.1.0", k.chars().count())
                     .help(*fix),
                 &child("", k),
                 true,
             );
         } else if !TOP_KEYS.contains(&k.as_str()) && !k.starts_with("x-") {
-            let mut d = Diagnostic::error("OML-E006", format!("unknown top-level key `{k}`"))
+            let mut d = Diagnostic::error(Code::OML_E006, format!("unknown top-level key `{k}`"))
                 .label("not an OML key", k.chars().count());
             d = match did_you_mean(k, TOP_KEYS.iter().copied()) {
                 Some(s) => d.help(format!("did you mean `{s}`? (custom keys start with `x-`)")),
@@ -802,7 +804,7 @@ fn check_top_level(cx: &mut Ctx<'_>) {
                 _ => "add `steps:` with at least one step",
             };
             cx.diags.push(
-                Diagnostic::error("OML-E003", format!("missing required key `{key}`"))
+                Diagnostic::error(Code::OML_E003, format!("missing required key `{key}`"))
                     .at(&doc.file, 1, 1)
                     .help(example),
             );
@@ -817,7 +819,7 @@ fn check_top_level(cx: &mut Ctx<'_>) {
                 other => format!("{} `{other}`", type_name(other)),
             };
             cx.push(
-                Diagnostic::error("OML-E004", format!("unsupported oml_version {shown}"))
+                Diagnostic::error(Code::OML_E004, format!("unsupported oml_version {shown}"))
                     .label("expected \"0.1.0\"", 1)
                     .help("write `oml_version: \"0.1.0\"` (quoted); it is the only version this osiris reads"),
                 "/oml_version",
@@ -830,7 +832,7 @@ fn check_top_level(cx: &mut Ctx<'_>) {
         Some(Value::String(s)) if !s.trim().is_empty() => {}
         Some(v) => cx.push(
             Diagnostic::error(
-                "OML-E007",
+                Code::OML_E007,
                 format!("`name` must be a non-empty string, found {}", type_name(v)),
             )
             .help("write e.g. `name: orders-summary`"),
@@ -842,7 +844,7 @@ fn check_top_level(cx: &mut Ctx<'_>) {
         None => {}
         Some(Value::Array(a)) if !a.is_empty() => {}
         Some(v) => cx.push(
-            Diagnostic::error("OML-E007", "`steps` must be a non-empty list of steps")
+            Diagnostic::error(Code::OML_E007, "`steps` must be a non-empty list of steps")
                 .label(
                     format!(
                         "found {}",
@@ -863,7 +865,7 @@ fn check_top_level(cx: &mut Ctx<'_>) {
         if let Some(v) = top.get(key).filter(|v| !v.is_string() && !v.is_null()) {
             cx.push(
                 Diagnostic::error(
-                    "OML-E007",
+                    Code::OML_E007,
                     format!("`{key}` must be a string, found {}", type_name(v)),
                 ),
                 &child("", key),
@@ -875,7 +877,7 @@ fn check_top_level(cx: &mut Ctx<'_>) {
         if let Some(v) = top.get(key).filter(|v| !v.is_object() && !v.is_null()) {
             cx.push(
                 Diagnostic::error(
-                    "OML-E007",
+                    Code::OML_E007,
                     format!("`{key}` must be a mapping, found {}", type_name(v)),
                 ),
                 &child("", key),
@@ -887,7 +889,7 @@ fn check_top_level(cx: &mut Ctx<'_>) {
         for (name, p) in profiles {
             if !p.is_object() {
                 cx.push(
-                    Diagnostic::error("OML-E007", format!("profile `{name}` must be a mapping, e.g. `{name}: {{ params: {{ ... }} }}`")),
+                    Diagnostic::error(Code::OML_E007, format!("profile `{name}` must be a mapping, e.g. `{name}: {{ params: {{ ... }} }}`")),
                     &child("/profiles", name),
                     true,
                 );
@@ -922,7 +924,7 @@ fn substitute_doc(cx: &mut Ctx<'_>, params: &Params) -> Value {
             Some(s) => format!("did you mean `${{params.{s}}}`? otherwise {how}"),
             None => how,
         };
-        let mut d = Diagnostic::error("OML-E050", format!("unresolved parameter `{name}`"))
+        let mut d = Diagnostic::error(Code::OML_E050, format!("unresolved parameter `{name}`"))
             .label("no value", 1)
             .help(help);
         if let Some(s) = step {
@@ -947,7 +949,7 @@ fn check_step_shape(cx: &mut Ctx<'_>, i: usize, step: &Value) -> Option<Draft> {
     let Some(m) = step.as_object() else {
         cx.push(
             Diagnostic::error(
-                "OML-E010",
+                Code::OML_E010,
                 format!(
                     "step {} must be a mapping, found {}",
                     i + 1,
@@ -993,7 +995,7 @@ fn step_id(cx: &mut Ctx<'_>, m: &Map<String, Value>, ptr: &str, i: usize) -> Opt
         Some(Value::String(s)) if valid_step_id(s) => Some(s.clone()),
         Some(Value::String(s)) => {
             cx.push(
-                Diagnostic::error("OML-E014", format!("invalid step id `{s}`"))
+                Diagnostic::error(Code::OML_E014, format!("invalid step id `{s}`"))
                     .label("not a step id", s.chars().count())
                     .help("use letters, digits, `_`, `-` and `.` (not first), at most 128 characters, e.g. `extract-orders`"),
                 &format!("{ptr}/id"),
@@ -1004,7 +1006,7 @@ fn step_id(cx: &mut Ctx<'_>, m: &Map<String, Value>, ptr: &str, i: usize) -> Opt
         Some(v) => {
             cx.push(
                 Diagnostic::error(
-                    "OML-E015",
+                    Code::OML_E015,
                     format!("step id must be a string, found {}", type_name(v)),
                 )
                 .help(format!("quote it: `id: \"{}\"`", crate::params::as_text(v))),
@@ -1015,7 +1017,7 @@ fn step_id(cx: &mut Ctx<'_>, m: &Map<String, Value>, ptr: &str, i: usize) -> Opt
         }
         None => {
             cx.push(
-                Diagnostic::error("OML-E011", format!("step {} has no `id`", i + 1))
+                Diagnostic::error(Code::OML_E011, format!("step {} has no `id`", i + 1))
                     .help("add `id: <unique name>` (e.g. `id: extract-orders`)"),
                 ptr,
                 false,
@@ -1038,7 +1040,7 @@ fn check_step_keys(cx: &mut Ctx<'_>, m: &Map<String, Value>, ptr: &str, sid: &st
             "name" => Some("id"),
             _ => did_you_mean(k, STEP_KEYS.iter().copied()),
         };
-        let mut d = Diagnostic::error("OML-E012", format!("unknown step key `{k}`"))
+        let mut d = Diagnostic::error(Code::OML_E012, format!("unknown step key `{k}`"))
             .step(sid)
             .label("not a step key", k.chars().count());
         d = match suggestion {
@@ -1070,7 +1072,7 @@ fn step_component(
         Some(v) => {
             cx.push(
                 Diagnostic::error(
-                    "OML-E015",
+                    Code::OML_E015,
                     format!(
                         "`component` must be a component name, found {}",
                         type_name(v)
@@ -1085,7 +1087,7 @@ fn step_component(
         }
         None => {
             cx.push(
-                Diagnostic::error("OML-E011", format!("step `{sid}` has no `component`"))
+                Diagnostic::error(Code::OML_E011, format!("step `{sid}` has no `component`"))
                     .step(sid)
                     .help(
                         "add e.g. `component: mysql.extractor`; `osiris components list` shows all",
@@ -1112,7 +1114,7 @@ fn step_mode(
                 let to = if s == "extract" { "read" } else { "write" };
                 cx.push(
                     Diagnostic::warning(
-                        "OML-W017",
+                        Code::OML_W017,
                         format!("step mode `{s}` is spelled `{to}` in OML"),
                     )
                     .step(sid)
@@ -1126,9 +1128,10 @@ fn step_mode(
                 Some(if s == "extract" { "extract" } else { "write" })
             }
             other => {
-                let mut d = Diagnostic::error("OML-E016", format!("invalid step mode `{other}`"))
-                    .step(sid)
-                    .label("not an OML mode", other.chars().count());
+                let mut d =
+                    Diagnostic::error(Code::OML_E016, format!("invalid step mode `{other}`"))
+                        .step(sid)
+                        .label("not an OML mode", other.chars().count());
                 d = match did_you_mean(other, ["read", "write", "transform"]) {
                     Some(s) => d.help(format!(
                         "did you mean `{s}`? modes are read, write, transform"
@@ -1142,7 +1145,7 @@ fn step_mode(
         Some(v) => {
             cx.push(
                 Diagnostic::error(
-                    "OML-E015",
+                    Code::OML_E015,
                     format!("`mode` must be a string, found {}", type_name(v)),
                 )
                 .step(sid)
@@ -1154,7 +1157,7 @@ fn step_mode(
         }
         None => {
             cx.push(
-                Diagnostic::error("OML-E011", format!("step `{sid}` has no `mode`"))
+                Diagnostic::error(Code::OML_E011, format!("step `{sid}` has no `mode`"))
                     .step(sid)
                     .help("add `mode: read`, `mode: write` or `mode: transform`"),
                 ptr,
@@ -1178,7 +1181,7 @@ fn step_config(
         Some(v) => {
             cx.push(
                 Diagnostic::error(
-                    "OML-E015",
+                    Code::OML_E015,
                     format!("`config` must be a mapping, found {}", type_name(v)),
                 )
                 .step(sid)
@@ -1208,7 +1211,7 @@ fn step_needs(
                     Value::String(s) => out.push(s.clone()),
                     other => cx.push(
                         Diagnostic::error(
-                            "OML-E015",
+                            Code::OML_E015,
                             format!(
                                 "`needs` entries must be step ids, found {}",
                                 type_name(other)
@@ -1224,7 +1227,7 @@ fn step_needs(
         }
         Some(Value::String(s)) => {
             cx.push(
-                Diagnostic::error("OML-E015", "`needs` must be a list of step ids")
+                Diagnostic::error(Code::OML_E015, "`needs` must be a list of step ids")
                     .step(sid)
                     .label("a single string", 1)
                     .help(format!("write `needs: [{s}]`")),
@@ -1236,7 +1239,7 @@ fn step_needs(
         Some(v) => {
             cx.push(
                 Diagnostic::error(
-                    "OML-E015",
+                    Code::OML_E015,
                     format!("`needs` must be a list of step ids, found {}", type_name(v)),
                 )
                 .step(sid)
@@ -1264,7 +1267,7 @@ fn step_inputs_decl(
                 let iptr = child(&format!("{ptr}/inputs"), alias);
                 if !params::valid_name(alias) {
                     cx.push(
-                        Diagnostic::error("OML-E033", format!("invalid input name `{alias}`"))
+                        Diagnostic::error(Code::OML_E033, format!("invalid input name `{alias}`"))
                             .step(sid)
                             .label("not an input name", alias.chars().count())
                             .help("use letters, digits and `_` (e.g. `df`, `orders`)"),
@@ -1277,7 +1280,7 @@ fn step_inputs_decl(
                     Some((step, "df")) => inputs.push((alias.clone(), step.to_string())),
                     Some((step, output)) => cx.push(
                         Diagnostic::error(
-                            "OML-E033",
+                            Code::OML_E033,
                             format!("step `{step}` has no output `{output}`"),
                         )
                         .step(sid)
@@ -1290,7 +1293,7 @@ fn step_inputs_decl(
                     ),
                     None => cx.push(
                         Diagnostic::error(
-                            "OML-E033",
+                            Code::OML_E033,
                             format!("input `{alias}` must reference an upstream output"),
                         )
                         .step(sid)
@@ -1304,7 +1307,7 @@ fn step_inputs_decl(
         }
         Some(v) => cx.push(
             Diagnostic::error(
-                "OML-E015",
+                Code::OML_E015,
                 format!("`inputs` must be a mapping, found {}", type_name(v)),
             )
             .step(sid)
@@ -1339,7 +1342,7 @@ fn check_secrets(
             } => {
                 let full = format!("{}/config{pointer}", d.ptr);
                 let plain = cx.doc.spans.get(&full).is_none_or(|s| s.plain);
-                let mut diag = Diagnostic::error("OML-E040", format!("inline secret in `{}`", pointer.trim_start_matches('/').replace('/', ".")))
+                let mut diag = Diagnostic::error(Code::OML_E040, format!("inline secret in `{}`", pointer.trim_start_matches('/').replace('/', ".")))
                     .step(sid)
                     .label("a literal secret value", if plain { 3 } else { 5 })
                     .help(format!(
@@ -1364,7 +1367,7 @@ fn check_secrets(
                 name,
             } => {
                 cx.push(
-                    Diagnostic::error("OML-E041", format!("secret field `{}` takes parameter `{name}`", pointer.trim_start_matches('/').replace('/', ".")))
+                    Diagnostic::error(Code::OML_E041, format!("secret field `{}` takes parameter `{name}`", pointer.trim_start_matches('/').replace('/', ".")))
                         .step(sid)
                         .label("parameter values are written into the compiled config", 1)
                         .help(format!("reference a connection that supplies `{field}`, or an environment variable: `{field}: \"${{MY_SECRET}}\"`")),
@@ -1406,7 +1409,7 @@ fn check_sql_params(cx: &mut Ctx<'_>, d: &Draft, sid: &str, params: &Params) {
             };
             if let Err(why) = sql::check(ctx, &params::as_text(value)) {
                 cx.push(
-                    Diagnostic::error("OML-E051", format!("the value of parameter `{name}` is not safe {}", ctx.describe()))
+                    Diagnostic::error(Code::OML_E051, format!("the value of parameter `{name}` is not safe {}", ctx.describe()))
                         .step(sid)
                         .label("parameter in SQL", 1)
                         .help(format!(
@@ -1428,7 +1431,7 @@ fn check_connection(cx: &mut Ctx<'_>, d: &Draft, sid: &str, spec: &SpecView<'_>)
     let Some(s) = v.as_str() else {
         cx.push(
             Diagnostic::error(
-                "OML-E023",
+                Code::OML_E023,
                 format!(
                     "`connection` must be a reference like \"@{family}.default\", found {}",
                     type_name(v)
@@ -1443,7 +1446,7 @@ fn check_connection(cx: &mut Ctx<'_>, d: &Draft, sid: &str, spec: &SpecView<'_>)
     };
     let Some((fam, _alias)) = parse_connection(s) else {
         cx.push(
-            Diagnostic::error("OML-E023", format!("invalid connection reference `{s}`"))
+            Diagnostic::error(Code::OML_E023, format!("invalid connection reference `{s}`"))
                 .step(sid)
                 .component(spec.name)
                 .label("not `@family.alias`", s.chars().count())
@@ -1456,7 +1459,7 @@ fn check_connection(cx: &mut Ctx<'_>, d: &Draft, sid: &str, spec: &SpecView<'_>)
     if fam != family {
         cx.push(
             Diagnostic::error(
-                "OML-E024",
+                Code::OML_E024,
                 format!(
                     "connection `{s}` is a `{fam}` connection, but `{}` needs a `{family}` one",
                     spec.name
@@ -1520,7 +1523,7 @@ fn check_config(
             let full = format!("{}/config{}", d.ptr, p.pointer);
             // An error in every mode that checks: a config the schema refuses changes what the step does
             // (an unknown field is ignored and its default used, a missing one fails mid-run).
-            let diag = Diagnostic::error("OML-E022", p.message.clone());
+            let diag = Diagnostic::error(Code::OML_E022, p.message.clone());
             let unknown = p.message.starts_with("unknown");
             let label = if unknown {
                 "not a field of this component"
@@ -1545,7 +1548,7 @@ fn check_config(
                 let ptr = child(&format!("{}/config", d.ptr), field);
                 match policy {
                     Override::Forbidden => cx.push(
-                        Diagnostic::error("OML-E025", format!("`{field}` comes from the connection and cannot be overridden in a step"))
+                        Diagnostic::error(Code::OML_E025, format!("`{field}` comes from the connection and cannot be overridden in a step"))
                             .step(sid)
                             .component(spec.name)
                             .label("override not allowed", field.chars().count())
@@ -1554,7 +1557,7 @@ fn check_config(
                         true,
                     ),
                     Override::Warning => cx.push(
-                        Diagnostic::warning("OML-W026", format!("`{field}` overrides the connection's value"))
+                        Diagnostic::warning(Code::OML_W026, format!("`{field}` overrides the connection's value"))
                             .step(sid)
                             .component(spec.name)
                             .label("overrides the connection", field.chars().count())
@@ -1753,7 +1756,7 @@ pub mod tests {
             out
         }
         fn unknown_component(&self, name: &str) -> Diagnostic {
-            let mut d = Diagnostic::error("OML-E104", format!("unknown component `{name}`"));
+            let mut d = Diagnostic::error(Code::OML_E104, format!("unknown component `{name}`"));
             if let Some(s) = did_you_mean(name, self.specs.keys().map(String::as_str)) {
                 d = d.help(format!("did you mean `{s}`?"));
             }

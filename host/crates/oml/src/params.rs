@@ -6,6 +6,7 @@
 //! A placeholder that is the whole string takes the value with its type; inside a longer string it is
 //! written as text.
 
+use osiris_core::codes::Code;
 use osiris_core::diag::{Diagnostic, did_you_mean};
 use osiris_core::yaml::{SourceDoc, child};
 use serde_json::Value;
@@ -144,7 +145,7 @@ pub fn resolve(doc: &SourceDoc, inputs: &ParamInputs<'_>, diags: &mut Vec<Diagno
             for (name, spec) in m {
                 if !valid_name(name) {
                     diags.push(doc.at(
-                        Diagnostic::error("OML-E052", format!("invalid parameter name `{name}`"))
+                        Diagnostic::error(Code::OML_E052, format!("invalid parameter name `{name}`"))
                             .label("not a parameter name", name.chars().count())
                             .help("use letters, digits and `_`, starting with a letter or `_` (e.g. `start_date`)"),
                         &child("/params", name),
@@ -158,7 +159,7 @@ pub fn resolve(doc: &SourceDoc, inputs: &ParamInputs<'_>, diags: &mut Vec<Diagno
         Some(_) => diags.push(
             doc.at(
                 Diagnostic::error(
-                    "OML-E007",
+                    Code::OML_E007,
                     "`params` must be a mapping of parameter names to default values",
                 )
                 .help("write e.g. `params: { start_date: \"2024-01-01\" }`"),
@@ -178,7 +179,7 @@ pub fn resolve(doc: &SourceDoc, inputs: &ParamInputs<'_>, diags: &mut Vec<Diagno
             }
             Some(_) => diags.push(doc.at(
                 Diagnostic::error(
-                    "OML-E007",
+                    Code::OML_E007,
                     format!(
                         "`profiles.{}.params` must be a mapping of parameter names to values",
                         inputs.profile
@@ -192,9 +193,11 @@ pub fn resolve(doc: &SourceDoc, inputs: &ParamInputs<'_>, diags: &mut Vec<Diagno
             let names: Vec<&str> = profiles
                 .map(|p| p.keys().map(String::as_str).collect())
                 .unwrap_or_default();
-            let mut d =
-                Diagnostic::error("OML-E053", format!("unknown profile `{}`", inputs.profile))
-                    .file(&doc.file);
+            let mut d = Diagnostic::error(
+                Code::OML_E053,
+                format!("unknown profile `{}`", inputs.profile),
+            )
+            .file(&doc.file);
             d = match (did_you_mean(inputs.profile, names.iter().copied()), names.is_empty()) {
                 (Some(s), _) => d.help(format!("did you mean `{s}`? profiles in this file: {}", names.join(", "))),
                 (None, true) => d.help("this file has no `profiles`; drop --profile or add `profiles: { NAME: { params: {...} } }`"),
@@ -235,7 +238,7 @@ pub fn resolve(doc: &SourceDoc, inputs: &ParamInputs<'_>, diags: &mut Vec<Diagno
             match coerce(&raw, like.as_ref()) {
                 Ok(v) => value = Some(v),
                 Err(want) => diags.push(
-                    Diagnostic::error("OML-E052", format!("environment variable `{var}` must be {want} for parameter `{name}`"))
+                    Diagnostic::error(Code::OML_E052, format!("environment variable `{var}` must be {want} for parameter `{name}`"))
                         .file(&doc.file)
                         .help(format!("the OML default of `{name}` is {}; set `{var}` to a value of the same type", default.clone().unwrap_or(Value::Null))),
                 ),
@@ -248,7 +251,7 @@ pub fn resolve(doc: &SourceDoc, inputs: &ParamInputs<'_>, diags: &mut Vec<Diagno
             match coerce(raw, like.as_ref()) {
                 Ok(v) => value = Some(v),
                 Err(want) => diags.push(
-                    Diagnostic::error("OML-E052", format!("--param `{name}` must be {want}"))
+                    Diagnostic::error(Code::OML_E052, format!("--param `{name}` must be {want}"))
                         .file(&doc.file)
                         .help(format!(
                             "the OML default of `{name}` is {}",
@@ -265,7 +268,7 @@ pub fn resolve(doc: &SourceDoc, inputs: &ParamInputs<'_>, diags: &mut Vec<Diagno
     for (name, _) in inputs.cli {
         if !refs.contains(name) && !declared.contains_key(name) {
             let mut d = Diagnostic::warning(
-                "OML-W054",
+                Code::OML_W054,
                 format!("parameter `{name}` is given but the pipeline does not use it"),
             )
             .file(&doc.file);

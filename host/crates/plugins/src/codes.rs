@@ -1,7 +1,10 @@
-//! Stable codes for every plugin refusal, documented with their fix in docs/errors.md and docs/plugins.md.
+//! Stable codes for every plugin refusal: a typed view of the `PLUGIN-*` rows of the one table of codes
+//! ([`osiris_core::codes::Code`]), documented with their fix in docs/errors.md and docs/plugins.md.
 //!
 //! Invariant: a code never changes meaning; new refusal kinds get new numbers.
 
+use osiris_core::codes::Code as Table;
+use osiris_core::diag::Severity;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,8 +39,6 @@ pub enum Code {
     DuplicateComponent,
     /// A plugin claims the name of a built-in component.
     BuiltinConflict,
-    /// A plugin panicked at run time; its module refuses further calls.
-    Poisoned,
     /// A plugin or component name breaks the one name grammar (manifest, allowlist, `plugins remove`, `pack`).
     NameInvalid,
     /// A write of `install`, `remove`, `pack` or `sign` would leave its directory (a link, a directory that is
@@ -62,7 +63,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 25] = [
         Code::ManifestInvalid,
         Code::AbiMismatch,
         Code::TargetMismatch,
@@ -78,7 +79,6 @@ impl Code {
         Code::SpecInvalid,
         Code::DuplicateComponent,
         Code::BuiltinConflict,
-        Code::Poisoned,
         Code::NameInvalid,
         Code::PathUnsafe,
         Code::ComponentOutOfScope,
@@ -91,71 +91,48 @@ impl Code {
         Code::ConfigProblem,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    /// The code in the one table.
+    pub const fn code(self) -> Table {
         match self {
-            Code::ManifestInvalid => "PLUGIN-E001",
-            Code::AbiMismatch => "PLUGIN-E002",
-            Code::TargetMismatch => "PLUGIN-E003",
-            Code::HostVersion => "PLUGIN-E004",
-            Code::NotAllowlisted => "PLUGIN-E005",
-            Code::Unsigned => "PLUGIN-E006",
-            Code::SignatureInvalid => "PLUGIN-E007",
-            Code::KeyUntrusted => "PLUGIN-E008",
-            Code::KeyOutOfScope => "PLUGIN-E009",
-            Code::HashMismatch => "PLUGIN-E010",
-            Code::LoadFailed => "PLUGIN-E011",
-            Code::SelfReportMismatch => "PLUGIN-E012",
-            Code::SpecInvalid => "PLUGIN-E013",
-            Code::DuplicateComponent => "PLUGIN-E014",
-            Code::BuiltinConflict => "PLUGIN-E015",
-            Code::Poisoned => "PLUGIN-E016",
-            Code::NameInvalid => "PLUGIN-E017",
-            Code::PathUnsafe => "PLUGIN-E018",
-            Code::ComponentOutOfScope => "PLUGIN-E019",
-            Code::Rollback => "PLUGIN-E020",
-            Code::WritableByOthers => "PLUGIN-E021",
-            Code::UnsafeDependency => "PLUGIN-E022",
-            Code::PanicStrategy => "PLUGIN-E023",
-            Code::Shadowed => "PLUGIN-W001",
-            Code::Disabled => "PLUGIN-W002",
-            Code::ConfigProblem => "PLUGIN-W003",
+            Code::ManifestInvalid => Table::PLUGIN_E001,
+            Code::AbiMismatch => Table::PLUGIN_E002,
+            Code::TargetMismatch => Table::PLUGIN_E003,
+            Code::HostVersion => Table::PLUGIN_E004,
+            Code::NotAllowlisted => Table::PLUGIN_E005,
+            Code::Unsigned => Table::PLUGIN_E006,
+            Code::SignatureInvalid => Table::PLUGIN_E007,
+            Code::KeyUntrusted => Table::PLUGIN_E008,
+            Code::KeyOutOfScope => Table::PLUGIN_E009,
+            Code::HashMismatch => Table::PLUGIN_E010,
+            Code::LoadFailed => Table::PLUGIN_E011,
+            Code::SelfReportMismatch => Table::PLUGIN_E012,
+            Code::SpecInvalid => Table::PLUGIN_E013,
+            Code::DuplicateComponent => Table::PLUGIN_E014,
+            Code::BuiltinConflict => Table::PLUGIN_E015,
+            Code::NameInvalid => Table::PLUGIN_E017,
+            Code::PathUnsafe => Table::PLUGIN_E018,
+            Code::ComponentOutOfScope => Table::PLUGIN_E019,
+            Code::Rollback => Table::PLUGIN_E020,
+            Code::WritableByOthers => Table::PLUGIN_E021,
+            Code::UnsafeDependency => Table::PLUGIN_E022,
+            Code::PanicStrategy => Table::PLUGIN_E023,
+            Code::Shadowed => Table::PLUGIN_W001,
+            Code::Disabled => Table::PLUGIN_W002,
+            Code::ConfigProblem => Table::PLUGIN_W003,
         }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.code().as_str()
     }
 
     /// Short title, as in docs/errors.md.
-    pub fn title(self) -> &'static str {
-        match self {
-            Code::ManifestInvalid => "plugin package unreadable",
-            Code::AbiMismatch => "plugin ABI not supported",
-            Code::TargetMismatch => "plugin built for another platform",
-            Code::HostVersion => "osiris version outside the plugin's range",
-            Code::NotAllowlisted => "plugin not on the allowlist",
-            Code::Unsigned => "unsigned plugin refused",
-            Code::SignatureInvalid => "plugin signature invalid",
-            Code::KeyUntrusted => "plugin signed by an untrusted key",
-            Code::KeyOutOfScope => "signing key not trusted for this plugin name",
-            Code::HashMismatch => "plugin file changed after packaging",
-            Code::LoadFailed => "plugin library failed to load",
-            Code::SelfReportMismatch => "loaded plugin differs from its verified manifest",
-            Code::SpecInvalid => "plugin ships an invalid component spec",
-            Code::DuplicateComponent => "two plugins provide the same component",
-            Code::BuiltinConflict => "plugin component clashes with a built-in",
-            Code::Poisoned => "plugin panicked and is poisoned",
-            Code::NameInvalid => "invalid plugin or component name",
-            Code::PathUnsafe => "refusing to write outside the directory",
-            Code::ComponentOutOfScope => "component family outside the signing key's scope",
-            Code::Rollback => "older build of a plugin than a validly signed one found",
-            Code::WritableByOthers => "plugin files writable by other users",
-            Code::UnsafeDependency => "plugin library depends on a non-system library",
-            Code::PanicStrategy => "plugin built with `panic = \"abort\"`",
-            Code::Shadowed => "plugin shadowed by a higher-precedence directory",
-            Code::Disabled => "plugins disabled",
-            Code::ConfigProblem => "unusable `plugins:` setting",
-        }
+    pub const fn title(self) -> &'static str {
+        self.code().summary()
     }
 
     pub fn is_warning(self) -> bool {
-        matches!(self, Code::Shadowed | Code::Disabled | Code::ConfigProblem)
+        self.code().severity() == Severity::Warning
     }
 }
 
@@ -177,24 +154,55 @@ mod tests {
     use std::collections::BTreeSet;
 
     #[test]
-    fn codes_are_unique_and_documented() {
-        let codes: BTreeSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
-        assert_eq!(codes.len(), Code::ALL.len());
-        for (file, text) in [
-            (
-                "docs/plugins.md",
-                include_str!("../../../../docs/plugins.md"),
-            ),
-            ("docs/errors.md", include_str!("../../../../docs/errors.md")),
-        ] {
-            for c in Code::ALL {
-                assert!(
-                    text.contains(&format!("| {} |", c.as_str()))
-                        || text.contains(&format!("| `{}` |", c.as_str())),
-                    "{} is not documented in {file}",
-                    c.as_str()
-                );
-            }
+    fn the_typed_view_is_the_plugin_family_of_the_table() {
+        let view: BTreeSet<Table> = Code::ALL.iter().map(|c| c.code()).collect();
+        assert_eq!(
+            view.len(),
+            Code::ALL.len(),
+            "two refusal kinds share a code"
+        );
+        let table: BTreeSet<Table> = Table::ALL
+            .iter()
+            .copied()
+            .filter(|c| c.family() == "PLUGIN")
+            .collect();
+        assert_eq!(view, table);
+        let plugins_md = include_str!("../../../../docs/plugins.md");
+        for c in Code::ALL {
+            assert!(
+                plugins_md.contains(&format!("| `{c}` |")),
+                "{c} is not documented in docs/plugins.md"
+            );
         }
+    }
+
+    /// The plugin SDK, which depends on no osiris crate, defines the codes it raises at the boundary itself.
+    #[test]
+    fn the_sdk_raises_the_ocp_codes_of_the_table() {
+        let sdk: BTreeSet<&str> = osiris_plugin_sdk::CODES.into_iter().collect();
+        assert_eq!(sdk.len(), osiris_plugin_sdk::CODES.len());
+        let table: BTreeSet<&str> = Table::ALL
+            .iter()
+            .filter(|c| c.family() == "OCP")
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(sdk, table);
+        assert_eq!(osiris_plugin_sdk::PANIC_CODE, Table::OCP_PANIC.as_str());
+        assert_eq!(
+            osiris_plugin_sdk::POISONED_CODE,
+            Table::OCP_POISONED.as_str()
+        );
+        assert_eq!(
+            osiris_plugin_sdk::INVALID_BATCH_CODE,
+            Table::OCP_INVALID_BATCH.as_str()
+        );
+        assert_eq!(
+            osiris_plugin_sdk::STREAM_ERROR_CODE,
+            Table::OCP_STREAM_ERROR.as_str()
+        );
+        assert_eq!(
+            osiris_plugin_sdk::UNKNOWN_COMPONENT_CODE,
+            Table::OCP_UNKNOWN_COMPONENT.as_str()
+        );
     }
 }

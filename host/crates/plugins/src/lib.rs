@@ -129,11 +129,7 @@ impl Candidate {
     pub fn diagnostic(&self) -> Option<osiris_core::diag::Diagnostic> {
         let code = self.code?;
         let reason = self.reason.clone().unwrap_or_default();
-        let d = if code.is_warning() {
-            osiris_core::diag::Diagnostic::warning(code.as_str(), reason)
-        } else {
-            osiris_core::diag::Diagnostic::error(code.as_str(), reason)
-        };
+        let d = osiris_core::diag::Diagnostic::of(code.code(), reason);
         Some(d.file(self.package_dir.display().to_string()))
     }
 }
@@ -777,7 +773,7 @@ impl Report {
             .config_problems
             .iter()
             .map(|p| {
-                osiris_core::diag::Diagnostic::warning(Code::ConfigProblem.as_str(), p.clone())
+                osiris_core::diag::Diagnostic::warning(Code::ConfigProblem.code(), p.clone())
                     .file("osiris.yaml")
             })
             .collect();

@@ -9,6 +9,7 @@
 
 use super::describe::{self, Problem};
 use super::{ComponentSpec, Source};
+use osiris_core::codes::Code;
 use osiris_core::diag::{Diagnostic, did_you_mean};
 use osiris_core::yaml::{self, Flavor, SourceDoc, SpanMap};
 use serde_json::Value;
@@ -114,16 +115,14 @@ impl Checker<'_> {
 
     /// Adds a problem at `pointer` (or at its key); a semantic problem at a node that already has an error
     /// is dropped, the first report says enough.
-    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
-        code: &str,
+        code: Code,
         pointer: &str,
         at_key: bool,
         message: String,
         label: &str,
         help: Option<String>,
-        warning: bool,
     ) {
         if self
             .out
@@ -132,30 +131,24 @@ impl Checker<'_> {
         {
             return;
         }
-        self.emit(code, pointer, at_key, message, label, help, warning);
+        self.emit(code, pointer, at_key, message, label, help);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
-        code: &str,
+        code: Code,
         pointer: &str,
         at_key: bool,
         message: String,
         label: &str,
         help: Option<String>,
-        warning: bool,
     ) {
         let pos = if at_key {
             self.doc.spans.locate_key(pointer)
         } else {
             self.doc.spans.locate(pointer)
         };
-        let mut d = if warning {
-            Diagnostic::warning(code, message)
-        } else {
-            Diagnostic::error(code, message)
-        };
+        let mut d = Diagnostic::of(code, message);
         d = d.at(self.file, pos.line, pos.col).label(label, pos.len);
         if !pointer.is_empty() {
             d = d.pointer(pointer);
@@ -169,7 +162,7 @@ impl Checker<'_> {
         self.out.push(d);
     }
 
-    fn push_problem(&mut self, code: &str, prefix: &str, p: Problem) {
+    fn push_problem(&mut self, code: Code, prefix: &str, p: Problem) {
         self.emit(
             code,
             &p.pointer.clone(),
@@ -177,7 +170,6 @@ impl Checker<'_> {
             format!("{prefix}{}", p.message),
             &p.label,
             p.help,
-            false,
         );
     }
 
@@ -215,7 +207,7 @@ impl Checker<'_> {
             for mut p in problems {
                 p.pointer = format!("/configSchema{}", p.pointer);
                 self.push_problem(
-                    "SPEC-E020",
+                    Code::SPEC_E020,
                     "`configSchema` is not a valid JSON Schema: ",
                     p,
                 );
@@ -226,13 +218,12 @@ impl Checker<'_> {
             Ok(v) => Some(v),
             Err(e) => {
                 self.push(
-                    "SPEC-E021",
+                    Code::SPEC_E021,
                     "/configSchema",
                     false,
                     format!("`configSchema` does not compile: {e}"),
                     "invalid schema",
                     Some("check regular expressions (`pattern`) and `$ref` targets; remote references are not supported".to_string()),
-                    false,
                 );
                 None
             }
@@ -285,13 +276,12 @@ impl Checker<'_> {
                     ),
                 };
                 self.push(
-                    "SPEC-E030",
+                    Code::SPEC_E030,
                     &format!("{list}/{i}"),
                     false,
                     format!("secret pointer `{p}` does not name a field of `configSchema`"),
                     "no such configuration field",
                     Some(help),
-                    false,
                 );
             }
         }
@@ -323,7 +313,7 @@ impl Checker<'_> {
                 connection_fields.push(name.to_string());
                 if self.config_properties().is_some() && !fields.iter().any(|f| f == name) {
                     self.push(
-                        "SPEC-E031",
+                        Code::SPEC_E031,
                         &ptr,
                         false,
                         format!("connection field `{name}` is not a property of `configSchema`"),
@@ -333,7 +323,6 @@ impl Checker<'_> {
                             fields,
                             "add it under `configSchema.properties`",
                         )),
-                        false,
                     );
                 }
             }
@@ -342,7 +331,7 @@ impl Checker<'_> {
             let ptr = format!("/configSchema/required/{j}");
             if self.config_properties().is_some() && !fields.iter().any(|f| f == r) {
                 self.push(
-                    "SPEC-E035",
+                    Code::SPEC_E035,
                     &ptr,
                     false,
                     format!("required field `{r}` is not a property of `configSchema`"),
@@ -352,17 +341,15 @@ impl Checker<'_> {
                         fields,
                         "declare it under `configSchema.properties`",
                     )),
-                    false,
                 );
             } else if connection_fields.iter().any(|c| c == r) {
                 self.push(
-                    "SPEC-E036",
+                    Code::SPEC_E036,
                     &ptr,
                     false,
                     format!("connection field `{r}` must not be required"),
                     "supplied by a connection",
                     Some(format!("remove `{r}` from `configSchema.required`: a step may take it from `connection: \"@family.alias\"`")),
-                    false,
                 );
             }
         }
@@ -383,13 +370,12 @@ impl Checker<'_> {
         ] {
             if let Some((s, Err(e))) = v {
                 self.push(
-                    "SPEC-E032",
+                    Code::SPEC_E032,
                     p,
                     false,
                     format!("`{s}` is not a semantic version: {e}"),
                     "not MAJOR.MINOR.PATCH",
                     Some("write a version such as \"0.1.0\" (quoted)".to_string()),
-                    false,
                 );
             }
         }
@@ -397,13 +383,12 @@ impl Checker<'_> {
             && a > b
         {
             self.push(
-                "SPEC-E033",
+                Code::SPEC_E033,
                 "/x-runtime/max_osiris_version",
                 false,
                 format!("`max_osiris_version` {hi} is older than `min_osiris_version` {lo}"),
                 "below the minimum",
                 Some("swap the two versions, or raise `max_osiris_version`".to_string()),
-                false,
             );
         }
     }
@@ -414,13 +399,12 @@ impl Checker<'_> {
             for (i, m) in modes.iter().enumerate() {
                 if m.as_str() == Some("load") {
                     self.push(
-                        "SPEC-W001",
+                        Code::SPEC_W001,
                         &format!("/modes/{i}"),
                         false,
                         "mode `load` is deprecated".to_string(),
                         "deprecated",
                         Some("use `write`".to_string()),
-                        true,
                     );
                 }
             }
@@ -428,13 +412,12 @@ impl Checker<'_> {
                 && !modes.iter().any(|m| m.as_str() == Some("discover"))
             {
                 self.push(
-                    "SPEC-W003",
+                    Code::SPEC_W003,
                     "/capabilities/discover",
                     false,
                     "capability `discover` is true but `modes` lacks `discover`".to_string(),
                     "no discover mode",
                     Some("add `discover` to `modes`, or set the capability to false".to_string()),
-                    true,
                 );
             }
         }
@@ -461,9 +444,9 @@ impl Checker<'_> {
                 let never = |_: &str| false;
                 for p in super::config_problems(validator, cs, config, &never) {
                     let ptr = format!("/examples/{i}/config{}", p.pointer);
-                    let at_key = p.code == "CFG-E001";
+                    let at_key = p.code == Code::CFG_E001;
                     self.push(
-                        "SPEC-E034",
+                        Code::SPEC_E034,
                         &ptr,
                         at_key,
                         format!(
@@ -473,7 +456,6 @@ impl Checker<'_> {
                         ),
                         "invalid example",
                         p.help,
-                        false,
                     );
                 }
             }
@@ -492,7 +474,7 @@ impl Checker<'_> {
                     .unwrap_or(true);
                 if !ok {
                     self.push(
-                        "SPEC-W002",
+                        Code::SPEC_W002,
                         &format!(
                             "/configSchema/properties/{}/default",
                             yaml::escape_token(name)
@@ -501,7 +483,6 @@ impl Checker<'_> {
                         format!("the default of `{name}` does not match its own schema"),
                         "invalid default",
                         Some("change the default, or remove it".to_string()),
-                        true,
                     );
                 }
             }
@@ -517,7 +498,7 @@ impl Checker<'_> {
             && dir != name
         {
             self.push(
-                "SPEC-W004",
+                Code::SPEC_W004,
                 "/name",
                 false,
                 format!("component `{name}` lives in directory `{dir}`"),
@@ -525,7 +506,6 @@ impl Checker<'_> {
                 Some(format!(
                     "rename the directory to `{name}` or set `name: {dir}`"
                 )),
-                true,
             );
         }
     }
@@ -535,13 +515,12 @@ impl Checker<'_> {
         for key in ["title", "description"] {
             if raw.get(key).is_none() {
                 self.push(
-                    "SPEC-E053",
+                    Code::SPEC_E053,
                     "",
                     false,
                     format!("missing `{key}`"),
                     "documentation incomplete",
                     Some(format!("add a `{key}:` line: `osiris components list` and the generated reference show it")),
-                    false,
                 );
             }
         }
@@ -551,24 +530,22 @@ impl Checker<'_> {
             .is_none_or(Vec::is_empty)
         {
             self.push(
-                "SPEC-E050",
+                Code::SPEC_E050,
                 "",
                 false,
                 "the spec has no `examples`".to_string(),
                 "no examples",
                 Some("add `examples:` with at least one `{title, config}`; `osiris components config-example` prints the first".to_string()),
-                false,
             );
         }
         if raw.get("llmHints").is_none() {
             self.push(
-                "SPEC-E051",
+                Code::SPEC_E051,
                 "",
                 false,
                 "the spec has no `llmHints`".to_string(),
                 "no llmHints",
                 Some("add `llmHints:` with `promptGuidance` (when to use the component) and `inputAliases`".to_string()),
-                false,
             );
         }
         let mut undocumented = Vec::new();
@@ -578,7 +555,7 @@ impl Checker<'_> {
         for ptr in undocumented {
             let name = yaml::unescape_token(ptr.rsplit('/').next().unwrap_or_default());
             self.push(
-                "SPEC-E052",
+                Code::SPEC_E052,
                 &ptr,
                 true,
                 format!("configuration property `{name}` has no `description`"),
@@ -586,7 +563,6 @@ impl Checker<'_> {
                 Some(format!(
                     "add `description:` under `{name}`: what it does, its unit and default"
                 )),
-                false,
             );
         }
     }

@@ -6,6 +6,7 @@
 
 use jsonschema::ValidationError;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
+use osiris_core::codes::Code;
 use osiris_core::diag::did_you_mean;
 use serde_json::Value;
 
@@ -24,31 +25,31 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn spec_code(self) -> &'static str {
+    pub fn spec_code(self) -> Code {
         match self {
-            Kind::Missing => "SPEC-E010",
-            Kind::Unknown => "SPEC-E011",
-            Kind::Type => "SPEC-E012",
-            Kind::NotAllowed => "SPEC-E013",
-            Kind::Format => "SPEC-E014",
-            Kind::Range => "SPEC-E015",
-            Kind::Duplicate => "SPEC-E016",
-            Kind::NoAlternative => "SPEC-E017",
-            Kind::Other => "SPEC-E019",
+            Kind::Missing => Code::SPEC_E010,
+            Kind::Unknown => Code::SPEC_E011,
+            Kind::Type => Code::SPEC_E012,
+            Kind::NotAllowed => Code::SPEC_E013,
+            Kind::Format => Code::SPEC_E014,
+            Kind::Range => Code::SPEC_E015,
+            Kind::Duplicate => Code::SPEC_E016,
+            Kind::NoAlternative => Code::SPEC_E017,
+            Kind::Other => Code::SPEC_E019,
         }
     }
 
-    pub fn config_code(self) -> &'static str {
+    pub fn config_code(self) -> Code {
         match self {
-            Kind::Unknown => "CFG-E001",
-            Kind::Missing => "CFG-E002",
-            Kind::Type => "CFG-E003",
-            Kind::NotAllowed => "CFG-E004",
-            Kind::Format => "CFG-E005",
-            Kind::Range => "CFG-E006",
-            Kind::Duplicate => "CFG-E007",
-            Kind::NoAlternative => "CFG-E008",
-            Kind::Other => "CFG-E009",
+            Kind::Unknown => Code::CFG_E001,
+            Kind::Missing => Code::CFG_E002,
+            Kind::Type => Code::CFG_E003,
+            Kind::NotAllowed => Code::CFG_E004,
+            Kind::Format => Code::CFG_E005,
+            Kind::Range => Code::CFG_E006,
+            Kind::Duplicate => Code::CFG_E007,
+            Kind::NoAlternative => Code::CFG_E008,
+            Kind::Other => Code::CFG_E009,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod describe;
 
 pub use check::Level;
 
+use osiris_core::codes::Code;
 use osiris_core::diag::{Diagnostic, did_you_mean};
 use osiris_core::yaml;
 use serde::Serialize;
@@ -296,7 +297,7 @@ pub struct ConfigProblem {
     /// One concrete fix: allowed values, did-you-mean for unknown fields, the field's description.
     pub help: Option<String>,
     /// `CFG-E0xx`, documented in docs/errors.md.
-    pub code: String,
+    pub code: Code,
 }
 
 /// The catalogue of components, sorted by name.
@@ -370,7 +371,7 @@ impl Registry {
             };
             return Err(vec![
                 Diagnostic::error(
-                    "SPEC-E037",
+                    Code::SPEC_E037,
                     format!(
                         "component `{}` needs osiris {range}; this is osiris {this}",
                         spec.name
@@ -396,7 +397,7 @@ impl Registry {
                 });
             return Err(vec![
                 Diagnostic::error(
-                    "SPEC-E038",
+                    Code::SPEC_E038,
                     format!("component `{}` is already registered", spec.name),
                 )
                 .at(file_label, at.line, at.col)
@@ -474,7 +475,7 @@ impl Registry {
             Some(m) => format!("did you mean `{m}`? `osiris components list` shows all components"),
             None => "`osiris components list` shows all components".to_string(),
         };
-        Diagnostic::error("OML-E104", format!("unknown component `{name}`"))
+        Diagnostic::error(Code::OML_E104, format!("unknown component `{name}`"))
             .label("not in the registry", name.chars().count())
             .help(hint)
     }
@@ -498,7 +499,7 @@ impl Registry {
                     pointer: String::new(),
                     message: format!("`configSchema` of `{name}` does not compile: {message}"),
                     help: Some("this is a bug in the component spec: `osiris components validate` shows the problem; please report it".to_string()),
-                    code: "CFG-E010".to_string(),
+                    code: Code::CFG_E010,
                 }];
             }
         };
@@ -572,7 +573,7 @@ pub(crate) fn config_problems(
             pointer: p.pointer,
             message: p.message,
             help: p.help,
-            code: p.kind.config_code().to_string(),
+            code: p.kind.config_code(),
         })
         .collect()
 }

@@ -8,7 +8,13 @@ fn check(text: &str, level: Level) -> check::Report {
 fn codes(r: &check::Report) -> Vec<(String, usize, usize)> {
     r.diagnostics
         .iter()
-        .map(|d| (d.code.clone(), d.line.unwrap_or(0), d.column.unwrap_or(0)))
+        .map(|d| {
+            (
+                d.code.to_string(),
+                d.line.unwrap_or(0),
+                d.column.unwrap_or(0),
+            )
+        })
         .collect()
 }
 
@@ -227,7 +233,7 @@ fn strict_level_asks_for_documentation() {
         .replace("llmHints:\n  promptGuidance: Use it for demos.\n", "");
     assert!(check(&text, Level::Enhanced).diagnostics.is_empty());
     let r = check(&text, Level::Strict);
-    let c: Vec<String> = r.diagnostics.iter().map(|d| d.code.clone()).collect();
+    let c: Vec<String> = r.diagnostics.iter().map(|d| d.code.to_string()).collect();
     assert_eq!(c, vec!["SPEC-E051", "SPEC-E052"], "{:#?}", r.diagnostics);
     let undocumented = &r.diagnostics[1];
     assert_eq!(

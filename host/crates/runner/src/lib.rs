@@ -38,6 +38,7 @@ use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use manifest::{Compiled, Step};
 use modules::{ModuleSet, Provider};
+use osiris_core::codes::Code;
 use osiris_core::exit::{Exit, Fail};
 use osiris_core::secrets::{Connections, Redactor, Strategy};
 use osiris_plugin_sdk::{BatchStream, ContextBackend, ErrorKind, Level, PluginError, Streams};
@@ -345,22 +346,32 @@ pub fn resolve_step_connection(
     (step, component): (&str, &str),
     reference: &str,
 ) -> Result<osiris_core::secrets::Resolved, Fail> {
-    let fail = |code: &str, msg: &str| {
-        Fail::new(
-            Exit::Config,
-            format!("error[{code}]: step `{step}` (`{component}`): {msg}"),
-        )
+    let fail = |code: Code, msg: &str| {
+        Fail::new(Exit::Config, connection_error(code, (step, component), msg))
     };
     let res = connections
         .resolve(reference)
-        .map_err(|f| fail("RUN-E005", f.message.trim_start_matches("error: ")))?;
+        .map_err(|f| fail(Code::RUN_E005, f.message.trim_start_matches("error: ")))?;
     if let Some(r) = redactor {
         r.add_secrets(&res.secret_values);
     }
     match unknown_connection_fields(&res, known) {
-        Some(msg) => Err(fail("RUN-E008", &msg)),
+        Some(msg) => Err(fail(Code::RUN_E008, &msg)),
         None => Ok(res),
     }
+}
+
+/// The text of a step's connection failure (RUN-E005, RUN-E008): `error[CODE]: step `id` (`component`): why`.
+fn connection_error(code: Code, (step, component): (&str, &str), why: &str) -> String {
+    format!("error[{code}]: step `{step}` (`{component}`): {why}")
+}
+
+/// The text of a failed step (RUN-E004): which step, component and plugin, then the driver's error.
+fn step_failed(step: &str, component: &str, plugin: &str, error: impl std::fmt::Display) -> String {
+    format!(
+        "error[{}]: step `{step}` failed (component `{component}`, plugin `{plugin}`)\n  {error}",
+        Code::RUN_E004
+    )
 }
 
 /// A connection field that no component of its family reads is a typo (`sslmod: require`) that would silently
@@ -422,7 +433,8 @@ pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
             Fail::new(
                 Exit::Run,
                 format!(
-                    "error[RUN-E003]: cannot create the run directory `{}`: {e}",
+                    "error[{}]: cannot create the run directory `{}`: {e}",
+                    Code::RUN_E003,
                     run_dir.display()
                 ),
             )
@@ -867,10 +879,14 @@ impl Job {
                     Err(f) => {
                         let _ = tx.send(Ev::ConnectionFailed {
                             step: step.clone(),
-                            message: format!(
-                                "error[RUN-E005]: step `{step}` (`{component}`): before attempt {}: {}",
-                                attempt + 1,
-                                f.message.trim_start_matches("error: ")
+                            message: connection_error(
+                                Code::RUN_E005,
+                                (&step, &component),
+                                &format!(
+                                    "before attempt {}: {}",
+                                    attempt + 1,
+                                    f.message.trim_start_matches("error: ")
+                                ),
                             ),
                         });
                         break;
@@ -1079,7 +1095,8 @@ impl<'a> Scheduler<'a> {
                         Exit::Internal,
                         None,
                         format!(
-                            "error[RUN-E006]: the run cannot make progress: steps {} wait on each other's output (this is a bug: please report it with the manifest)",
+                            "error[{}]: the run cannot make progress: steps {} wait on each other's output (this is a bug: please report it with the manifest)",
+                            Code::RUN_E006,
                             waiting.join(", ")
                         ),
                     ));
@@ -1409,10 +1426,7 @@ impl<'a> Scheduler<'a> {
                             .get(&step)
                             .map(|p| p.0.label.clone())
                             .unwrap_or_default();
-                        let text = format!(
-                            "error[RUN-E004]: step `{step}` failed (component `{}`, plugin `{label}`)\n  {err}",
-                            s.component
-                        );
+                        let text = step_failed(&step, &s.component, &label, err);
                         self.fail(&step, text, Exit::Run);
                     }
                     None if early && self.stopping => {
@@ -1625,9 +1639,11 @@ impl<'a> Scheduler<'a> {
             .get(step)
             .map(|p| p.0.label.clone())
             .unwrap_or_default();
-        let mut text = format!(
-            "error[RUN-E004]: step `{step}` failed (component `{}`, plugin `{label}`)\n  [{}] {}",
-            s.component, e.code, e.message
+        let mut text = step_failed(
+            step,
+            &s.component,
+            &label,
+            format_args!("[{}] {}", e.code, e.message),
         );
         if let Some(h) = &e.help {
             text.push_str(&format!("\n  = help: {h}"));

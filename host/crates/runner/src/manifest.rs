@@ -1,6 +1,7 @@
 //! Reading a compiled manifest directory (`manifest.yaml` + `cfg/<step>.json`). The runner reads nothing else
 //! about the pipeline: never OML.
 
+use osiris_core::codes::Code;
 use osiris_core::exit::{Exit, Fail};
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,7 +69,8 @@ fn bad(path: &Path, msg: impl std::fmt::Display) -> Fail {
     Fail::new(
         Exit::Validation,
         format!(
-            "error[RUN-E001]: {}: {msg}\n  = help: recompile the pipeline with `osiris compile <pipeline.yaml>`",
+            "error[{}]: {}: {msg}\n  = help: recompile the pipeline with `osiris compile <pipeline.yaml>`",
+            Code::RUN_E001,
             path.display()
         ),
     )

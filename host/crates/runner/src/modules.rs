@@ -3,6 +3,7 @@
 //! loaded (library hash, then `dlopen` of the hashed bytes) only when a component of it is asked for, so a run
 //! loads exactly the plugins its steps use.
 
+use osiris_core::codes::Code;
 use osiris_core::exit::{Exit, Fail};
 use osiris_plugin_sdk::host::Module;
 use osiris_registry::{Registry, Source};
@@ -191,7 +192,8 @@ impl ModuleSet {
         Err(Fail::new(
             Exit::Run,
             format!(
-                "error[RUN-E002]: step `{step}` uses component `{component}`, but no loaded plugin runs it{why}\n  = help: `osiris plugins list` shows the installed plugins; built-in components: {}",
+                "error[{}]: step `{step}` uses component `{component}`, but no loaded plugin runs it{why}\n  = help: `osiris plugins list` shows the installed plugins; built-in components: {}",
+                Code::RUN_E002,
                 self.by_component
                     .keys()
                     .map(|k| format!("`{k}`"))

@@ -3,6 +3,7 @@
 
 pub mod plugins;
 
+use crate::codes::Code;
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::exit::{Exit, Fail};
 use plugins::PluginsConfig;
@@ -114,7 +115,7 @@ impl ProjectConfig {
             }
             Err(e) => {
                 let d = Diagnostic::error(
-                    "CONF-E001",
+                    Code::CONF_E001,
                     format!("cannot read `{}`: {e}", path.display()),
                 )
                 .file(path.display().to_string())
@@ -166,7 +167,11 @@ pub(crate) fn friendly(file: &str, e: &serde_yaml::Error) -> Box<Diagnostic> {
                     .join(", ")
             ),
         };
-        ("CONF-E002", format!("unknown key `{key}`{within}"), help)
+        (
+            Code::CONF_E002,
+            format!("unknown key `{key}`{within}"),
+            help,
+        )
     } else if let Some(rest) = detail.strip_prefix("unknown variant `") {
         let (value, tail) = rest.split_once('`').unwrap_or((rest, ""));
         let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
@@ -183,13 +188,13 @@ pub(crate) fn friendly(file: &str, e: &serde_yaml::Error) -> Box<Diagnostic> {
                 .join(", ")
         ));
         (
-            "CONF-E003",
+            Code::CONF_E003,
             format!("`{value}` is not an allowed value{within}"),
             help,
         )
     } else {
         (
-            "CONF-E003",
+            Code::CONF_E003,
             format!("invalid configuration{within}: {detail}"),
             "see the comments in the `osiris.yaml` written by `osiris init` for the format"
                 .to_string(),

@@ -6,6 +6,7 @@
 //! overrides a project's `allow_unsigned: true`; its trusted keys are trusted in every project, and a project key
 //! may not reuse one of their ids; `project_keys: false` ignores the keys projects list.
 
+use crate::codes::Code;
 use crate::diag::Diagnostic;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -121,7 +122,7 @@ pub fn read_machine() -> Result<Option<Machine>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
         Err(e) => {
             let d = Diagnostic::error(
-                "CONF-E001",
+                Code::CONF_E001,
                 format!("cannot read the machine policy `{}`: {e}", path.display()),
             )
             .file(path.display().to_string())
