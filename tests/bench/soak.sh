@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 psql -h 127.0.0.1 -U postgres -d postgres -qAtX -c "CREATE DATABASE $db" >/dev/null
-mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE $db; CREATE TABLE $db.src (id INT PRIMARY KEY, note VARCHAR(40)); INSERT INTO $db.src SELECT seq, CONCAT('note ', seq) FROM seq_1_to_100"
+mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE $db; CREATE TABLE $db.src (id INT PRIMARY KEY, note VARCHAR(40)); INSERT INTO $db.src SELECT seq, CONCAT('note ', seq) FROM $db.seq_1_to_100"
 cat > "$work/osiris.yaml" <<YAML
 run:
   logs_dir: run_logs
