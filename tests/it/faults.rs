@@ -37,10 +37,12 @@ fn runs_json(dir: &Path) -> Vec<Value> {
     v["runs"].as_array().unwrap().clone()
 }
 
-/// A PostgreSQL extractor that streams 30,000 rows, then stalls inside the server, feeding a PostgreSQL
-/// writer: when the stall begins the writer's COPY holds those rows in its open transaction.
-const STALLING_COPY: &str = r#"oml_version: "0.1.0"
-name: stalled_load
+/// A pipeline `name`: `postgres.extractor` running `query` (1,000-row batches) into `postgres.writer`'s table
+/// `target` with `write_mode`.
+fn pg_to_pg(name: &str, query: &str, write_mode: &str) -> String {
+    format!(
+        r#"oml_version: "0.1.0"
+name: {name}
 steps:
   - id: extract
     component: postgres.extractor
@@ -48,7 +50,7 @@ steps:
     config:
       connection: "@postgres.local"
       batch_size: 1000
-      query: "SELECT g AS id, 'row ' || g AS note FROM generate_series(1, 1000000) g, LATERAL pg_sleep(CASE WHEN g > 30000 THEN 600 ELSE 0 END) s"
+      query: "{query}"
   - id: load
     component: postgres.writer
     mode: write
@@ -56,8 +58,31 @@ steps:
     config:
       connection: "@postgres.local"
       table: target
-      write_mode: append
-"#;
+      write_mode: {write_mode}
+"#
+    )
+}
+
+/// Waits until a session of `db` is inside a `COPY ... FROM STDIN` (the writer loading).
+fn wait_for_copy_in(child: &mut Running, db: &PgDb) {
+    wait_until(
+        child,
+        "the writer started its COPY",
+        Duration::from_secs(60),
+        || {
+            db.sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%FROM STDIN%'",
+            db.name
+        ))
+        .trim()
+            == "1"
+        },
+    );
+}
+
+/// A PostgreSQL extractor that streams 30,000 rows, then stalls inside the server, feeding a PostgreSQL
+/// writer: when the stall begins the writer's COPY holds those rows in its open transaction.
+const STALLING_QUERY: &str = "SELECT g AS id, 'row ' || g AS note FROM generate_series(1, 1000000) g, LATERAL pg_sleep(CASE WHEN g > 30000 THEN 600 ELSE 0 END) s";
 
 #[test]
 fn osiris_killed_mid_load_leaves_the_target_unchanged_and_the_run_listed_as_crashed() {
@@ -67,7 +92,11 @@ fn osiris_killed_mid_load_leaves_the_target_unchanged_and_the_run_listed_as_cras
     let db = PgDb::new();
     db.sql("CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (1, 'before'), (2, 'before')");
     let p = crate::dbutil::project(Some(&db), None);
-    std::fs::write(p.path().join("stalled.yaml"), STALLING_COPY).unwrap();
+    std::fs::write(
+        p.path().join("stalled.yaml"),
+        pg_to_pg("stalled_load", STALLING_QUERY, "append"),
+    )
+    .unwrap();
     let mut child = spawn(p.path(), &["run", "stalled.yaml"]);
     wait_until(
         &mut child,
@@ -83,19 +112,7 @@ fn osiris_killed_mid_load_leaves_the_target_unchanged_and_the_run_listed_as_cras
         },
     );
     // The writer is inside its COPY, holding the first rows uncommitted.
-    wait_until(
-        &mut child,
-        "the writer started its COPY",
-        Duration::from_secs(30),
-        || {
-            db.sql(&format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%FROM STDIN%'",
-                db.name
-            ))
-            .trim()
-                == "1"
-        },
-    );
+    wait_for_copy_in(&mut child, &db);
     // While it runs, the run is listed as running.
     let running = runs_json(p.path());
     assert_eq!(running.len(), 1, "{running:?}");
@@ -140,24 +157,11 @@ fn two_runs_of_one_pipeline_at_once_keep_their_own_directories_and_one_index_lin
     let p = crate::dbutil::project(Some(&db), None);
     std::fs::write(
         p.path().join("twice.yaml"),
-        r#"oml_version: "0.1.0"
-name: twice
-steps:
-  - id: extract
-    component: postgres.extractor
-    mode: read
-    config:
-      connection: "@postgres.local"
-      query: "SELECT g AS id, 'row ' || g AS note FROM generate_series(1, 200000) g"
-  - id: load
-    component: postgres.writer
-    mode: write
-    needs: [extract]
-    config:
-      connection: "@postgres.local"
-      table: target
-      write_mode: append
-"#,
+        pg_to_pg(
+            "twice",
+            "SELECT g AS id, 'row ' || g AS note FROM generate_series(1, 200000) g",
+            "append",
+        ),
     )
     .unwrap();
     let children: Vec<Running> = (0..3)
@@ -210,25 +214,10 @@ fn concurrent_replaces_of_one_table_take_turns_and_the_last_to_commit_wins() {
     for n in 0..3 {
         std::fs::write(
             p.path().join(format!("replace{n}.yaml")),
-            format!(
-                r#"oml_version: "0.1.0"
-name: replace{n}
-steps:
-  - id: extract
-    component: postgres.extractor
-    mode: read
-    config:
-      connection: "@postgres.local"
-      query: "SELECT g AS id, 'run{n}' AS run FROM generate_series(1, 100000) g"
-  - id: load
-    component: postgres.writer
-    mode: write
-    needs: [extract]
-    config:
-      connection: "@postgres.local"
-      table: target
-      write_mode: replace
-"#
+            pg_to_pg(
+                &format!("replace{n}"),
+                &format!("SELECT g AS id, 'run{n}' AS run FROM generate_series(1, 100000) g"),
+                "replace",
             ),
         )
         .unwrap();
@@ -260,25 +249,11 @@ fn a_postgres_session_terminated_mid_copy_rolls_back_and_fails_the_writer_with_a
     // The source pauses for 5 s after 30,000 rows: the writer's COPY holds them when its session is ended.
     std::fs::write(
         p.path().join("terminated.yaml"),
-        r#"oml_version: "0.1.0"
-name: terminated
-steps:
-  - id: extract
-    component: postgres.extractor
-    mode: read
-    config:
-      connection: "@postgres.local"
-      batch_size: 1000
-      query: "SELECT g AS id, 'row ' || g AS note FROM generate_series(1, 60000) g, LATERAL pg_sleep(CASE WHEN g = 30001 THEN 5 ELSE 0 END) s"
-  - id: load
-    component: postgres.writer
-    mode: write
-    needs: [extract]
-    config:
-      connection: "@postgres.local"
-      table: target
-      write_mode: append
-"#,
+        pg_to_pg(
+            "terminated",
+            "SELECT g AS id, 'row ' || g AS note FROM generate_series(1, 60000) g, LATERAL pg_sleep(CASE WHEN g = 30001 THEN 5 ELSE 0 END) s",
+            "append",
+        ),
     )
     .unwrap();
     let mut child = spawn(p.path(), &["run", "terminated.yaml", "--retries", "2"]);
@@ -286,12 +261,7 @@ steps:
         "FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%FROM STDIN%'",
         db.name
     );
-    wait_until(
-        &mut child,
-        "the writer started its COPY",
-        Duration::from_secs(60),
-        || db.sql(&format!("SELECT count(*) {copying}")).trim() == "1",
-    );
+    wait_for_copy_in(&mut child, &db);
     let killed = db.sql(&format!(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) {copying}) t"
     ));
