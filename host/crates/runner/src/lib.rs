@@ -24,6 +24,7 @@
 
 pub mod cancel;
 pub mod discovery;
+pub mod history;
 pub mod manifest;
 pub mod modules;
 pub mod progress;

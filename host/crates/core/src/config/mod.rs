@@ -61,12 +61,17 @@ pub enum ValidationMode {
 #[serde(deny_unknown_fields, default)]
 pub struct DiscoveryConfig {
     pub cache_ttl_seconds: u64,
+    /// Whether an LLM front end (`osiris mcp`'s `discovery_run`) may return sample rows when its caller asks
+    /// for them. Off by default: a model then sees tables, columns and types, never row data. `osiris
+    /// discovery run` on the command line is not affected.
+    pub llm_samples: bool,
 }
 
 impl Default for DiscoveryConfig {
     fn default() -> Self {
         DiscoveryConfig {
             cache_ttl_seconds: 3600,
+            llm_samples: false,
         }
     }
 }
@@ -249,7 +254,7 @@ mod tests {
 plugins: { enabled: false, dirs: [plugins], allowlist: [\"a==1.2.3\"], require_signatures: true,
            trusted_keys: [{ id: k, public_key: AAAA, scope: \"acme-*\" }] }
 validation: { mode: strict }
-discovery: { cache_ttl_seconds: 60 }
+discovery: { cache_ttl_seconds: 60, llm_samples: true }
 run: { logs_dir: logs, max_parallel: 2 }
 compile: { build_dir: out }
 ";
@@ -258,6 +263,8 @@ compile: { build_dir: out }
         assert_eq!(cfg.plugins.dirs, vec![PathBuf::from("plugins")]);
         assert_eq!(cfg.validation.mode, ValidationMode::Strict);
         assert_eq!(cfg.discovery.cache_ttl_seconds, 60);
+        assert!(cfg.discovery.llm_samples);
+        assert!(!ProjectConfig::default().discovery.llm_samples);
         assert_eq!(cfg.run.logs_dir, PathBuf::from("logs"));
         assert_eq!(cfg.compile.build_dir, PathBuf::from("out"));
     }
