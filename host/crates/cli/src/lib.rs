@@ -25,6 +25,7 @@ mod front;
 mod init;
 mod oml;
 mod plugins;
+mod prompts;
 mod quickstart;
 mod run;
 mod runs;
@@ -113,6 +114,9 @@ pub enum Command {
     /// Discover what a connection holds: tables, columns and types, primary keys, sample rows (cached).
     #[command(subcommand)]
     Discovery(discovery::DiscoveryCmd),
+    /// What a language model is given to write pipelines: `prompts build-context`.
+    #[command(subcommand)]
+    Prompts(prompts::PromptsCmd),
 }
 
 impl Global {
@@ -260,6 +264,7 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Connections(c) => connections::run(&cli.global, c),
         Command::Runs(c) => runs::run(&cli.global, c),
         Command::Discovery(c) => discovery::run(&cli.global, c),
+        Command::Prompts(c) => prompts::run(&cli.global, c),
     }
 }
 
