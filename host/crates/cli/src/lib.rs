@@ -26,6 +26,7 @@ mod init;
 mod mcp;
 mod oml;
 mod plugins;
+mod prompts;
 mod quickstart;
 mod run;
 mod runs;
@@ -117,6 +118,9 @@ pub enum Command {
     /// Serve the Model Context Protocol on stdio (or `--http` on loopback) for LLM clients: components,
     /// validation, compile, run, runs, connections (names only), discovery. It never holds a secret.
     Mcp(mcp::McpArgs),
+    /// What a language model is given to write pipelines: `prompts build-context`.
+    #[command(subcommand)]
+    Prompts(prompts::PromptsCmd),
 }
 
 impl Global {
@@ -265,6 +269,7 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Runs(c) => runs::run(&cli.global, c),
         Command::Discovery(c) => discovery::run(&cli.global, c),
         Command::Mcp(a) => mcp::run(&cli.global, a),
+        Command::Prompts(c) => prompts::run(&cli.global, c),
     }
 }
 

@@ -34,6 +34,32 @@ pub struct ProjectConfig {
     pub discovery: DiscoveryConfig,
     pub run: RunConfig,
     pub compile: CompileConfig,
+    pub llm: LlmConfig,
+}
+
+/// `llm:` (`osiris chat`): which model endpoint to ask. Environment variables (`OSIRIS_LLM_*`) win over it.
+/// The key is never written here: `api_key` holds a reference to an environment variable (`"${OPENAI_API_KEY}"`),
+/// which `osiris-llm` resolves (and refuses a literal).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    pub provider: Option<LlmProvider>,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub max_retries: Option<u32>,
+}
+
+/// The API an endpoint speaks.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmProvider {
+    /// OpenAI-compatible Chat Completions (`{base_url}/chat/completions`): OpenAI, vLLM, llama.cpp, Ollama.
+    #[default]
+    Openai,
+    /// Anthropic Messages (`{base_url}/messages`).
+    Anthropic,
 }
 
 /// `validation:`.
