@@ -1,6 +1,6 @@
 //! The MCP tools. Those that need no secret run here, over the library crates: `components_list`,
-//! `component_spec`, `oml_schema`, `oml_validate`, `runs_list`, `runs_show` (and `build_context`). Those that
-//! touch connections run in a child `osiris` ([`crate::child`]): `compile`, `run`, `discovery_run`,
+//! `component_spec`, `oml_schema`, `build_context` (`osiris_llm::context`), `oml_validate`, `runs_list`,
+//! `runs_show`. Those that touch connections run in a child `osiris` ([`crate::child`]): `compile`, `run`, `discovery_run`,
 //! `connections_list`. Every result is JSON (`structuredContent`, and the same JSON as text); a failure is a
 //! tool error (`isError: true`) shaped `{"ok": false, "exit_code", "error": {"code", "message", "help"}}` with
 //! osiris's own error code.
@@ -462,15 +462,28 @@ impl Server {
         &self,
         Parameters(a): Parameters<BuildContextArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let mut args: Vec<OsString> = vec![
-            "prompts".into(),
-            "build-context".into(),
-            "--format=json".into(),
-        ];
-        if let Some(c) = a.components.filter(|c| !c.is_empty()) {
-            args.push(format!("--components={}", c.join(",")).into());
-        }
-        Ok(child_result(self.child(args).await, |v| v))
+        let g = self.opts.global.clone();
+        Ok(blocking("build_context", move || {
+            let reg = osiris_runner::modules::build_registry(&g);
+            let components: Vec<String> = a.components.unwrap_or_default();
+            let ctx = osiris_llm::context::build(&reg, &components)
+                .map_err(|d| Fail::new(Exit::Validation, d.render(None)))?;
+            let doc: Value = serde_json::from_str(&ctx.json).map_err(|e| {
+                Fail::new(
+                    Exit::Internal,
+                    format!("error: internal error: the context is not JSON ({e})\n  = help: this is a bug: please report it"),
+                )
+            })?;
+            Ok(json!({
+                "tokens": ctx.tokens,
+                "tokenizer": "cl100k_base",
+                "fingerprint": ctx.fingerprint,
+                "components": ctx.components,
+                "context": doc,
+                "text": ctx.text,
+            }))
+        })
+        .await)
     }
 
     #[tool(
