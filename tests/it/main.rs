@@ -10,6 +10,7 @@ mod db;
 mod dbutil;
 mod discovery;
 mod graphql;
+mod mcp;
 mod plugins;
 mod pool;
 mod run;

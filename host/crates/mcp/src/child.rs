@@ -71,19 +71,19 @@ pub async fn osiris(opts: &Options, args: Vec<OsString>) -> Result<Output, Value
             },
         })
     })?;
-    let stdout = redact::text(&String::from_utf8_lossy(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = redact::text(&String::from_utf8_lossy(&out.stderr));
+    // JSON is redacted as JSON (by key, and every string by form); anything else as text.
     let json = serde_json::from_str::<Value>(stdout.trim())
         .ok()
         .map(|v| redact::json(&v));
     Ok(Output {
         code: out.status.code().unwrap_or(-1),
-        json,
-        stdout: if stdout.trim_start().starts_with(['{', '[']) {
-            String::new()
-        } else {
-            stdout
+        stdout: match json {
+            Some(_) => String::new(),
+            None => redact::text(&stdout),
         },
+        json,
         stderr,
     })
 }

@@ -136,7 +136,13 @@ fn key_values(text: &str) -> String {
             None => rest.find(|c: char| !is_value_char(c)).unwrap_or(rest.len()),
         };
         let value = &rest[..len];
-        let keep = value.is_empty() || value == MASK || value.starts_with("${") || value == "null";
+        let keep = value.is_empty()
+            || value == MASK
+            || value.starts_with("${")
+            || (quote.is_none() && matches!(value, "null" | "true" | "false"))
+            // `Authorization: Bearer <token>`: the token is masked by `after_scheme`
+            || value.eq_ignore_ascii_case("bearer")
+            || value.eq_ignore_ascii_case("basic");
         if !keep {
             out.push_str(&text[last..v_start]);
             out.push_str(MASK);
@@ -177,6 +183,7 @@ mod tests {
             "see https://example.invalid/docs: ok",
             "a basic step",
             "mode=write rows: 20",
+            "{\"secret\": true, \"token\": null}",
         ] {
             assert_eq!(text(same), same);
         }
