@@ -194,6 +194,8 @@ fn bad_inputs() -> Vec<Vec<&'static str>> {
         "discovery run @nope.x",
         "discovery run nope",
         "discovery run @mysql.nope",
+        "mcp --http 0.0.0.0:8765",
+        "mcp --http nowhere",
         "--config broken_osiris.yaml compile malformed.yaml",
         "--config damaged/osiris.yaml runs list",
         "quickstart malformed.yaml",

@@ -471,7 +471,7 @@ fn mcp_lists_its_tools_and_answers_every_one_over_stdio() {
     let none = c.ok("runs_list", json!({ "status": "failed" }));
     assert_eq!(none["runs"], json!([]), "{none}");
     let (code, _) = c.err("runs_list", json!({ "status": "done" }));
-    assert_eq!(code, "MCP-E004");
+    assert_eq!(code, "MCP-E009");
     let shown = c.ok("runs_show", json!({ "run_id": &run_id[..8] }));
     assert_eq!(shown["run_id"], run_id.as_str(), "a unique prefix: {shown}");
     assert_eq!(shown["status"], "succeeded");
@@ -516,7 +516,9 @@ fn mcp_lists_its_tools_and_answers_every_one_over_stdio() {
         "{e}"
     );
     let (code, _) = c.err("discovery_run", json!({ "reference": "--help" }));
-    assert_eq!(code, "MCP-E004");
+    assert_eq!(code, "MCP-E009");
+    let (code, _) = c.err("oml_validate", json!({ "oml": BROKEN, "mode": "loose" }));
+    assert_eq!(code, "MCP-E009");
     // Resolving a connection that does not exist fails in the child (exit 5; this message has no code).
     let e = c.fail("discovery_run", json!({ "reference": "@mysql.nowhere" }));
     assert_eq!(e["exit_code"], 5, "{e}");

@@ -229,7 +229,7 @@ fn resolve_mode(given: Option<&str>, config: &ProjectConfig) -> Result<Mode, Fai
     let bad = |what: &str, v: &str| {
         mcp_fail(
             Exit::Validation,
-            "MCP-E004",
+            "MCP-E009",
             &format!("invalid {what} `{v}`"),
             "use `warn`, `strict` or `off`",
         )
@@ -265,7 +265,7 @@ impl CheckArgs {
             let mode = Mode::parse(m).ok_or_else(|| {
                 mcp_fail(
                     Exit::Validation,
-                    "MCP-E004",
+                    "MCP-E009",
                     &format!("invalid mode `{m}`"),
                     "use `warn`, `strict` or `off`",
                 )
@@ -601,7 +601,7 @@ impl Server {
             {
                 return Err(mcp_fail(
                     Exit::Validation,
-                    "MCP-E004",
+                    "MCP-E009",
                     &format!("invalid status `{s}`"),
                     "use `succeeded`, `failed` or `cancelled`",
                 ));
@@ -678,7 +678,7 @@ impl Server {
         if osiris_oml::check::parse_connection(&a.reference).is_none() {
             return Ok(fail_result(&mcp_fail(
                 Exit::Validation,
-                "MCP-E004",
+                "MCP-E009",
                 &format!("`{}` is not a connection reference", a.reference),
                 "write `@family.alias` (or `@family` for its default); connections_list shows them",
             )));
