@@ -16,6 +16,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use osiris_core::exit::{CmdResult, Exit, Fail};
 use std::path::PathBuf;
 
+mod chat;
 mod compile;
 mod component;
 mod components;
@@ -114,6 +115,8 @@ pub enum Command {
     /// Discover what a connection holds: tables, columns and types, primary keys, sample rows (cached).
     #[command(subcommand)]
     Discovery(discovery::DiscoveryCmd),
+    /// Describe a pipeline in words; a model writes it, osiris validates it and asks for fixes until it is valid.
+    Chat(chat::ChatArgs),
     /// What a language model is given to write pipelines: `prompts build-context`.
     #[command(subcommand)]
     Prompts(prompts::PromptsCmd),
@@ -265,6 +268,7 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Runs(c) => runs::run(&cli.global, c),
         Command::Discovery(c) => discovery::run(&cli.global, c),
         Command::Prompts(c) => prompts::run(&cli.global, c),
+        Command::Chat(a) => chat::run(&cli.global, a),
     }
 }
 
