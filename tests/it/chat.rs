@@ -431,6 +431,9 @@ fn chat_repairs_with_the_diagnostics_and_saves_the_valid_pipeline() {
 
     let compiled = p.osiris(&["compile", "copy.yaml"], &[]);
     assert_eq!(compiled.status.code(), Some(0), "{}", show(&compiled));
+    // the context chat sent is the project's cached one
+    let ctx = p.osiris(&["prompts", "build-context"], &[]);
+    assert!(stderr(&ctx).contains("cache hit"), "{}", show(&ctx));
 }
 
 /// Issue 12: a model that never gets it right ends with exit 2, every attempt's errors, and nothing saved.
@@ -873,4 +876,72 @@ fn chat_needs_a_terminal_or_a_prompt_and_keeps_existing_files() {
     let out = p.chat(&llm, "copy users", "copy.yaml", &["--force"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(std::fs::read_to_string(p.path("copy.yaml")).unwrap(), GOOD);
+}
+
+/// Interactive mode on a terminal (a pseudo-terminal from util-linux `script`): a request, the repair, then
+/// `/save` and `/quit`; the conversation keeps the first reply and its diagnostics.
+#[test]
+fn interactive_chat_on_a_terminal_repairs_saves_and_quits() {
+    let p = Project::new();
+    let llm = FakeLlm::start(
+        Api::OpenAi,
+        vec![Reply::Text(fenced(BAD)), Reply::Text(fenced(GOOD))],
+    );
+    let script = Path::new("/usr/bin/script");
+    assert!(
+        script.is_file(),
+        "util-linux `script` provides the terminal of this test"
+    );
+    let base = llm.base_url();
+    let mut cmd = Command::new(script);
+    cmd.current_dir(&p.root)
+        .args([
+            "-qec",
+            &format!(
+                "'{}' chat --secrets-file secrets.yaml",
+                env!("CARGO_BIN_EXE_osiris")
+            ),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OSIRIS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HOME", &p.root)
+        .env("NO_COLOR", "1")
+        .env("OSIRIS_LLM_BASE_URL", &base)
+        .env("OSIRIS_LLM_MODEL", "test-model")
+        .env("OSIRIS_LLM_API_KEY", KEY);
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"copy the users table to the backup project\n/save users.yaml\n/quit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let screen = stdout(&out);
+    for part in [
+        "`/save FILE`",
+        "attempt 1/3: 2 errors",
+        "attempt 2/3: valid",
+        "saved users.yaml",
+    ] {
+        assert!(screen.contains(part), "`{part}` on the terminal:\n{screen}");
+    }
+    assert_eq!(std::fs::read_to_string(p.path("users.yaml")).unwrap(), GOOD);
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(
+        messages(&reqs[1])[3]["content"]
+            .as_str()
+            .unwrap()
+            .contains("OML-E104")
+    );
+    assert_private(&out, &llm);
 }

@@ -87,9 +87,16 @@ pub fn run(g: &Global, a: ChatArgs) -> CmdResult {
     if let Some(k) = &settings.api_key {
         redactor.add_secrets([k.expose()]);
     }
+    // The registry the answers are checked against, and the context from the project's cache (shared with
+    // `prompts build-context`: the same specs give the same key).
     let registry = osiris_runner::modules::build_registry(g);
-    let ctx =
-        context::build(&registry, &[]).map_err(|d| Fail::new(Exit::Internal, d.render(None)))?;
+    let key = context::cache_key(&context::fingerprints(&registry), &[]);
+    let dir = g.project_root().join(super::prompts::PROMPTS_DIR);
+    let (ctx, _, cache_problem) = context::cached(&dir, &key, &[], || registry.clone())
+        .map_err(|d| Fail::new(Exit::Internal, d.render(None)))?;
+    if let Some(p) = cache_problem {
+        errln!("warning: {p}");
+    }
     if !g.quiet {
         errln!(
             "chat: {} `{}` at {} ({} components in the context, {} tokens; {} connection name{} sent)",
