@@ -16,6 +16,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use osiris_core::exit::{CmdResult, Exit, Fail};
 use std::path::PathBuf;
 
+mod chat;
 mod compile;
 mod component;
 mod components;
@@ -118,6 +119,8 @@ pub enum Command {
     /// Serve the Model Context Protocol on stdio (or `--http` on loopback) for LLM clients: components,
     /// validation, compile, run, runs, connections (names only), discovery. It never holds a secret.
     Mcp(mcp::McpArgs),
+    /// Describe a pipeline in words; a model writes it, osiris validates it and asks for fixes until it is valid.
+    Chat(chat::ChatArgs),
     /// What a language model is given to write pipelines: `prompts build-context`.
     #[command(subcommand)]
     Prompts(prompts::PromptsCmd),
@@ -270,6 +273,7 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Discovery(c) => discovery::run(&cli.global, c),
         Command::Mcp(a) => mcp::run(&cli.global, a),
         Command::Prompts(c) => prompts::run(&cli.global, c),
+        Command::Chat(a) => chat::run(&cli.global, a),
     }
 }
 

@@ -32,22 +32,15 @@ pub struct BuildContextArgs {
     pub format: Format,
 }
 
-pub fn run(g: &Global, c: PromptsCmd) -> CmdResult {
-    let PromptsCmd::BuildContext(a) = c;
-    // The project file must be readable as for any command (plugins: are in it).
-    osiris_core::config::ProjectConfig::load(&g.config)?;
-    let components: Vec<String> = a
-        .components
-        .iter()
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .collect();
+/// The context of `components` (all when empty) from the project's cache, or built and stored: the key comes
+/// from the verified spec files alone, so a hit builds no registry and checks no spec. Plugin refusals are
+/// reported as any command reports them; a cache that cannot be written is a warning.
+pub fn load(g: &Global, components: &[String]) -> Result<(context::Context, CacheStatus), Fail> {
     let dir = g.project_root().join(PROMPTS_DIR);
-    // The key comes from the verified spec files alone: a hit builds no registry and checks no spec.
     let verified = modules::verify_plugins(g);
-    let key = context::cache_key(&modules::offered_fingerprints(&verified), &components);
+    let key = context::cache_key(&modules::offered_fingerprints(&verified), components);
     let mut verified = Some(verified);
-    let (ctx, status, cache_problem) = context::cached(&dir, &key, &components, || {
+    let (ctx, status, cache_problem) = context::cached(&dir, &key, components, || {
         let v = verified.take().expect("the registry is built once");
         modules::registry_from(g, v)
     })
@@ -59,6 +52,21 @@ pub fn run(g: &Global, c: PromptsCmd) -> CmdResult {
     if let Some(p) = cache_problem {
         errln!("warning: {p}");
     }
+    Ok((ctx, status))
+}
+
+pub fn run(g: &Global, c: PromptsCmd) -> CmdResult {
+    let PromptsCmd::BuildContext(a) = c;
+    // The project file must be readable as for any command (plugins: are in it).
+    osiris_core::config::ProjectConfig::load(&g.config)?;
+    let components: Vec<String> = a
+        .components
+        .iter()
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let dir = g.project_root().join(PROMPTS_DIR);
+    let (ctx, status) = load(g, &components)?;
     let json = a.format == Format::Json;
     let out = a
         .out
