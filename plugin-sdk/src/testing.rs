@@ -26,7 +26,7 @@ mod compliance;
 
 pub use compliance::{Case, CheckResult, Compliance, Outcome, Report, Role, checks};
 
-use crate::driver::{BatchStream, ContextBackend, Level, PluginError, Streams};
+use crate::driver::{BatchStream, Context, ContextBackend, Level, PluginError, Streams};
 use crate::host::{LoadError, Module};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use arrow_schema::SchemaRef;
@@ -266,6 +266,11 @@ impl TestContext {
         let ctx = TestContext::default();
         *ctx.connection.lock().unwrap() = Some(connection);
         Arc::new(ctx)
+    }
+
+    /// A [`Context`] over this one, to call a [`Driver`](crate::Driver) directly (without a [`Module`]).
+    pub fn context(self: &Arc<Self>) -> Context {
+        Context::new(self.clone())
     }
 
     pub fn cancel(&self) {

@@ -138,7 +138,8 @@ mod plugin {
                 next: 0,
                 rows,
                 batch,
-                ctx: Context::new(Arc::new(Mute)),
+                // Its own context, not the step's: the step records no metric (what `Careless` gets wrong).
+                ctx: testing::TestContext::new().context(),
                 done: false,
                 honour_cancel: false,
             };
@@ -146,20 +147,6 @@ mod plugin {
                 "df".to_string(),
                 Box::new(stream) as BatchStream,
             )]))
-        }
-    }
-
-    /// A context that records nothing (so `Careless` emits no metric).
-    struct Mute;
-
-    impl osiris_plugin_sdk::ContextBackend for Mute {
-        fn log(&self, _: osiris_plugin_sdk::Level, _: &str) {}
-        fn metric(&self, _: &str, _: f64, _: Option<&str>) {}
-        fn is_cancelled(&self) -> bool {
-            false
-        }
-        fn connection(&self) -> Option<Value> {
-            None
         }
     }
 

@@ -4,7 +4,7 @@
 //!
 //! The generated crate builds into `$CARGO_TARGET_DIR/authoring` (kept between runs, so reruns are fast).
 
-use crate::support::repo_root;
+use crate::support::{osiris, repo_root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -29,26 +29,6 @@ fn target_dir() -> PathBuf {
         Some(dir) => PathBuf::from(dir).join("authoring"),
         None => repo_root().join("target/authoring"),
     }
-}
-
-/// `osiris ARGS` in `cwd`, isolated from the caller's osiris settings and user plugin directory.
-fn osiris(cwd: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    cmd.current_dir(cwd).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HOME", cwd)
-        .env("XDG_DATA_HOME", cwd.join("xdg"))
-        .env("NO_COLOR", "1")
-        // `plugins pack` runs cargo: build into the persistent authoring target directory.
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .expect("the osiris binary runs")
 }
 
 fn cargo(crate_dir: &Path, args: &[&str]) -> Output {
@@ -133,9 +113,8 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
 
     // 1. Render the template.
     let sdk = repo_root().join("plugin-sdk");
-    let out = osiris(
-        root,
-        &[
+    let out = osiris(root)
+        .args([
             "component",
             "new",
             COMPONENT,
@@ -145,8 +124,8 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
             sdk.to_str().unwrap(),
             "--description",
             "Rows for the authoring test",
-        ],
-    );
+        ])
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert!(
         stdout(&out).contains("osiris_ocp_authtest_extractor"),
@@ -181,17 +160,18 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
 
     // 3. Pack, create a key, trust it (with an allowlist; unsigned plugins are refused by default), sign.
     let dist = root.join("dist").join(PLUGIN);
-    let out = osiris(
-        root,
-        &[
+    let out = osiris(root)
+        .args([
             "plugins",
             "pack",
             "--manifest-path",
             crate_dir.to_str().unwrap(),
             "--out",
             dist.to_str().unwrap(),
-        ],
-    );
+        ])
+        // `plugins pack` runs cargo: build into the persistent authoring target directory.
+        .cargo_target_dir(target_dir())
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let toml_text = std::fs::read_to_string(dist.join("osiris-plugin.toml")).unwrap();
     assert!(
@@ -204,10 +184,9 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
     );
 
     let key = project.join("signing.key");
-    let out = osiris(
-        &project,
-        &["plugins", "keygen", "--out", key.to_str().unwrap()],
-    );
+    let out = osiris(&project)
+        .args(["plugins", "keygen", "--out", key.to_str().unwrap()])
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let public = std::fs::read_to_string(project.join("signing.key.pub"))
         .unwrap()
@@ -222,14 +201,15 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
     .unwrap();
 
     // Unsigned: install refuses and copies nothing.
-    let out = osiris(&project, &["plugins", "install", dist.to_str().unwrap()]);
+    let out = osiris(&project)
+        .args(["plugins", "install", dist.to_str().unwrap()])
+        .output();
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     assert!(stderr(&out).contains("PLUGIN-E006"), "{}", both(&out));
     assert!(!project.join(".osiris/plugins").join(PLUGIN).exists());
 
-    let out = osiris(
-        &project,
-        &[
+    let out = osiris(&project)
+        .args([
             "plugins",
             "sign",
             dist.to_str().unwrap(),
@@ -237,17 +217,19 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
             key.to_str().unwrap(),
             "--key-id",
             "authoring",
-        ],
-    );
+        ])
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 
     // 4. Install into the project's plugin directory (the default) and run a pipeline with it.
-    let out = osiris(&project, &["plugins", "install", dist.to_str().unwrap()]);
+    let out = osiris(&project)
+        .args(["plugins", "install", dist.to_str().unwrap()])
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let installed = project.join(".osiris/plugins").join(PLUGIN);
     assert!(installed.join("osiris-plugin.sig").is_file());
     std::fs::write(project.join("p.yaml"), pipeline(7)).unwrap();
-    let out = osiris(&project, &["run", "p.yaml"]);
+    let out = osiris(&project).args(["run", "p.yaml"]).output();
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let result = std::fs::read_to_string(project.join("out/result.csv")).unwrap();
     let lines: Vec<&str> = result.lines().collect();
@@ -270,13 +252,15 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
     bytes[middle] ^= 0x01;
     std::fs::write(&lib, &bytes).unwrap();
     std::fs::remove_dir_all(project.join("out")).unwrap();
-    let out = osiris(&project, &["run", "p.yaml"]);
+    let out = osiris(&project).args(["run", "p.yaml"]).output();
     assert_ne!(out.status.code(), Some(0), "{}", both(&out));
     let err = stderr(&out);
     assert!(err.contains("PLUGIN-E010"), "hash mismatch reported: {err}");
     assert!(err.contains(COMPONENT), "{err}");
     assert!(!project.join("out/result.csv").exists());
-    let out = osiris(&project, &["plugins", "list", "--format", "json"]);
+    let out = osiris(&project)
+        .args(["plugins", "list", "--format", "json"])
+        .output();
     let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let row = rows
         .as_array()
@@ -288,10 +272,14 @@ fn a_new_component_is_tested_packed_signed_installed_run_and_refused_once_change
     assert_eq!(row["code"], "PLUGIN-E010", "{row:#}");
 
     // 6. Remove it; removing it again is an error naming what is installed.
-    let out = osiris(&project, &["plugins", "remove", PLUGIN]);
+    let out = osiris(&project)
+        .args(["plugins", "remove", PLUGIN])
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert!(!installed.exists());
-    let out = osiris(&project, &["plugins", "remove", PLUGIN]);
+    let out = osiris(&project)
+        .args(["plugins", "remove", PLUGIN])
+        .output();
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     assert!(
         stderr(&out).contains("installed there: none"),
@@ -317,16 +305,15 @@ fn component_new_refuses_bad_names_and_a_non_empty_directory() {
     ] {
         let mut all = vec!["component", "new"];
         all.extend(args.iter().copied());
-        let out = osiris(tmp.path(), &all);
+        let out = osiris(tmp.path()).args(&all).output();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", both(&out));
         assert!(stderr(&out).contains(says), "{args:?}: {}", both(&out));
     }
     std::fs::create_dir_all(tmp.path().join("shop-writer")).unwrap();
     std::fs::write(tmp.path().join("shop-writer/keep.txt"), "x").unwrap();
-    let out = osiris(
-        tmp.path(),
-        &["component", "new", "shop", "--role", "writer"],
-    );
+    let out = osiris(tmp.path())
+        .args(["component", "new", "shop", "--role", "writer"])
+        .output();
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     assert!(
         stderr(&out).contains("already exists and is not empty"),
@@ -338,7 +325,9 @@ fn component_new_refuses_bad_names_and_a_non_empty_directory() {
         "x"
     );
     // The default directory is the crate name; every role renders.
-    let out = osiris(tmp.path(), &["component", "new", "shop.processor"]);
+    let out = osiris(tmp.path())
+        .args(["component", "new", "shop.processor"])
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert_fully_rendered(&tmp.path().join("shop-processor"));
     let spec = std::fs::read_to_string(tmp.path().join("shop-processor/spec.yaml")).unwrap();

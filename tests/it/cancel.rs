@@ -3,11 +3,11 @@
 //! server is a `TcpListener` of the test that accepts and never writes a byte.
 
 use crate::dbutil::{PG_PORT, PgDb, server};
-use crate::run::{code, json, jsonl, osiris, run_dir, text};
+use crate::support::{Running, code, json, jsonl, osiris, run_dir, text};
 use serde_json::Value;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ impl Silent {
     }
 
     /// Waits until a client connected (and is now waiting for an answer).
-    fn wait_for_client(&self, child: &mut Child) {
+    fn wait_for_client(&self, child: &mut Running) {
         let t = Instant::now();
         while self.accepted.load(Ordering::SeqCst) == 0 {
             assert!(
@@ -104,25 +104,12 @@ steps:
     format!("{name}.yaml")
 }
 
-fn spawn(dir: &Path, args: &[&str]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    cmd.current_dir(dir).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the osiris binary runs")
+fn spawn(dir: &Path, args: &[&str]) -> Running {
+    osiris(dir).args(args).spawn()
 }
 
 /// Sends `signal` (`INT`, `TERM`) and waits for the process; returns its output and how long it took to end.
-fn signal_and_wait(mut child: Child, signal: &str) -> (Output, Duration) {
+fn signal_and_wait(mut child: Running, signal: &str) -> (Output, Duration) {
     let st = Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
@@ -132,7 +119,7 @@ fn signal_and_wait(mut child: Child, signal: &str) -> (Output, Duration) {
     while child.try_wait().unwrap().is_none() {
         if t.elapsed() > Duration::from_secs(30) {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
+            let out = child.wait_with_output();
             panic!(
                 "osiris did not end within 30 s of SIG{signal}:\n{}",
                 text(&out).1
@@ -141,7 +128,7 @@ fn signal_and_wait(mut child: Child, signal: &str) -> (Output, Duration) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let waited = t.elapsed();
-    (child.wait_with_output().unwrap(), waited)
+    (child.wait_with_output(), waited)
 }
 
 /// The run's status.json, and `runs show` of it must find it.
@@ -151,7 +138,9 @@ fn cancelled_status(dir: &Path, pipeline: &str) -> Value {
     assert_eq!(status["status"], "cancelled", "{status}");
     assert_eq!(status["exit_code"], 130, "{status}");
     let id = status["run_id"].as_str().unwrap().to_string();
-    let shown = osiris(dir, &["runs", "show", &id, "--format", "json"], &[]);
+    let shown = osiris(dir)
+        .args(["runs", "show", &id, "--format", "json"])
+        .output();
     let (out, err) = text(&shown);
     assert_eq!(code(&shown), 0, "runs show {id}: {out}{err}");
     let shown: Value = serde_json::from_str(&out).unwrap();
@@ -165,7 +154,7 @@ fn postgres_server_that_never_answers_times_out_naming_host_port_and_limit() {
     let p = project(silent.port, 2);
     let file = pipeline(p.path(), "postgres");
     let t = Instant::now();
-    let o = osiris(p.path(), &["run", &file], &[]);
+    let o = osiris(p.path()).args(["run", &file]).output();
     let took = t.elapsed();
     let (_, err) = text(&o);
     assert_eq!(code(&o), 4, "{err}");
@@ -181,18 +170,18 @@ fn postgres_server_that_never_answers_times_out_naming_host_port_and_limit() {
 
     // The connection check and discovery end the same way.
     let t = Instant::now();
-    let o = osiris(
-        p.path(),
-        &["connections", "doctor", "@postgres.silent"],
-        &[],
-    );
+    let o = osiris(p.path())
+        .args(["connections", "doctor", "@postgres.silent"])
+        .output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 4, "{out}{err}");
     assert!(t.elapsed() < Duration::from_secs(10));
     assert!(out.contains("timeout") && out.contains(&at), "{out}");
     assert!(out.contains("timed out after 2 s"), "{out}");
     let t = Instant::now();
-    let o = osiris(p.path(), &["discovery", "run", "@postgres.silent"], &[]);
+    let o = osiris(p.path())
+        .args(["discovery", "run", "@postgres.silent"])
+        .output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 4, "{out}{err}");
     assert!(t.elapsed() < Duration::from_secs(10));
@@ -208,7 +197,7 @@ fn mysql_server_that_never_answers_times_out_after_connect_timeout() {
     let p = project(silent.port, 2);
     let file = pipeline(p.path(), "mysql");
     let t = Instant::now();
-    let o = osiris(p.path(), &["run", &file], &[]);
+    let o = osiris(p.path()).args(["run", &file]).output();
     let took = t.elapsed();
     let (_, err) = text(&o);
     assert_eq!(code(&o), 4, "{err}");

@@ -6,11 +6,11 @@
 //! The commands are read from `osiris --help` and each group's `--help`, so a new command is covered by the
 //! unknown-flag case without being listed here.
 
-use crate::run::{code, osiris, text};
+use crate::support::{Running, code, osiris, text};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 /// The codes of `osiris --help` ("Exit codes"), docs/adr/0002-exit-codes.md.
 const DOCUMENTED: &[i32] = &[0, 1, 2, 3, 4, 5, 130];
@@ -31,16 +31,16 @@ fn commands_in(help: &str) -> Vec<String> {
 
 /// Every leaf command, e.g. `["runs", "show"]`, with whether it accepts `--format`.
 fn leaf_commands(dir: &Path) -> Vec<(Vec<String>, bool)> {
-    let top = text(&osiris(dir, &["--help"], &[])).0;
+    let top = text(&osiris(dir).args(["--help"]).output()).0;
     let mut out = Vec::new();
     for c in commands_in(&top) {
-        let help = text(&osiris(dir, &[&c, "--help"], &[])).0;
+        let help = text(&osiris(dir).args([&c, "--help"]).output()).0;
         let subs = commands_in(&help);
         if subs.is_empty() {
             out.push((vec![c.clone()], help.contains("--format")));
         }
         for s in subs {
-            let h = text(&osiris(dir, &[&c, &s, "--help"], &[])).0;
+            let h = text(&osiris(dir).args([&c, &s, "--help"]).output()).0;
             out.push((vec![c.clone(), s], h.contains("--format")));
         }
     }
@@ -113,13 +113,31 @@ fn assert_json_failure(args: &[&str], o: &Output) {
         _ => v["ok"] == false,
     };
     assert!(failed, "osiris {}: {v}", args.join(" "));
-    if let Some(err) = v.get("error") {
-        assert_eq!(v["exit_code"], code(o), "osiris {}: {v}", args.join(" "));
-        assert!(
-            err["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "osiris {}: a message: {v}",
-            args.join(" ")
-        );
+    match v.get("error") {
+        Some(err) => {
+            assert_eq!(v["exit_code"], code(o), "osiris {}: {v}", args.join(" "));
+            assert!(
+                err["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "osiris {}: a message: {v}",
+                args.join(" ")
+            );
+        }
+        // The commands that check something print their usual report instead, which names the problems:
+        // per file (`oml validate`), per spec (`components validate`), per stage (`run`), as diagnostics
+        // (`compile`) or as the failed check (`plugins verify`).
+        None => {
+            let problems = match &v {
+                Value::Array(items) => items.iter().all(|i| i["diagnostics"].is_array()),
+                _ => ["files", "diagnostics", "report", "reason"]
+                    .iter()
+                    .any(|k| !v[*k].is_null()),
+            };
+            assert!(
+                problems,
+                "osiris {}: no `error` and no report: {v}",
+                args.join(" ")
+            );
+        }
     }
 }
 
@@ -131,12 +149,12 @@ fn every_command_refuses_an_unknown_flag_with_exit_2() {
     for (cmd, has_format) in &leaves {
         let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
         args.push("--no-such-flag");
-        let o = osiris(p.path(), &args, &[]);
+        let o = osiris(p.path()).args(&args).output();
         assert_refused(&args, &o);
         assert_eq!(code(&o), 2, "{args:?}: {:?}", text(&o));
         if *has_format {
             args.extend(["--format", "json"]);
-            let o = osiris(p.path(), &args, &[]);
+            let o = osiris(p.path()).args(&args).output();
             assert_eq!(code(&o), 2, "{args:?}");
             assert_json_failure(&args, &o);
             let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -222,25 +240,25 @@ fn bad_input_exits_with_a_documented_code_and_never_panics() {
     let leaves = leaf_commands(p.path());
     let mut covered = std::collections::BTreeSet::new();
     for args in bad_inputs() {
-        let o = osiris(p.path(), &args, &[]);
+        let o = osiris(p.path()).args(&args).output();
         assert_refused(&args, &o);
-        // The same with `--format json` where the command accepts it.
-        let words: Vec<String> = args
+        // The same with `--format json` where the command accepts it. The command is the longest one of `--help`
+        // that the arguments spell out (`discovery run`, not `run`), wherever global flags put it.
+        let (cmd, has_format) = leaves
             .iter()
-            .filter(|a| {
-                !a.starts_with('-') && !a.contains('.') && !a.contains('/') && !a.contains('@')
+            .filter(|(c, _)| {
+                args.windows(c.len())
+                    .any(|w| w.iter().zip(c).all(|(a, c)| a == c))
             })
-            .map(|a| a.to_string())
-            .collect();
-        if let Some((cmd, has_format)) = leaves.iter().find(|(c, _)| words.starts_with(c)) {
-            covered.insert(cmd.clone());
-            if *has_format {
-                let mut json_args = args.clone();
-                json_args.extend(["--format", "json"]);
-                let o = osiris(p.path(), &json_args, &[]);
-                assert_refused(&json_args, &o);
-                assert_json_failure(&json_args, &o);
-            }
+            .max_by_key(|(c, _)| c.len())
+            .unwrap_or_else(|| panic!("{args:?} names no command of `osiris --help`"));
+        covered.insert(cmd.clone());
+        if *has_format {
+            let mut json_args = args.clone();
+            json_args.extend(["--format", "json"]);
+            let o = osiris(p.path()).args(&json_args).output();
+            assert_refused(&json_args, &o);
+            assert_json_failure(&json_args, &o);
         }
     }
     // Every command is given some bad input above.
@@ -271,7 +289,7 @@ fn json_failures_are_json_objects_naming_the_problem() {
     ] {
         let mut args = args.to_vec();
         args.extend(["--format", "json"]);
-        let o = osiris(p.path(), &args, &[]);
+        let o = osiris(p.path()).args(&args).output();
         assert_eq!(code(&o), exit, "{args:?}: {:?}", text(&o));
         assert_json_failure(&args, &o);
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -305,18 +323,8 @@ fn many_runs(dir: &Path, n: usize) {
     }
 }
 
-fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_osiris"))
-        .current_dir(dir)
-        .args(args)
-        .env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn(dir: &Path, args: &[&str]) -> Running {
+    osiris(dir).args(args).stdin(Stdio::null()).spawn()
 }
 
 /// Issue 21, item 9: `osiris runs list | head -3` panicked with "Broken pipe" (exit 101). A reader that goes
@@ -340,14 +348,14 @@ fn a_closed_pipe_ends_the_output_quietly() {
             lines.next().expect("a line").unwrap();
         }
         drop(lines);
-        let o = child.wait_with_output().unwrap();
+        let o = child.wait_with_output();
         let stderr = text(&o).1;
         assert_eq!(code(&o), 0, "{args:?}: {stderr}");
         assert!(stderr.is_empty(), "{args:?}: quiet, got:\n{stderr}");
         // Closed before anything was read.
         let mut child = spawn(p.path(), args);
         drop(child.stdout.take());
-        let o = child.wait_with_output().unwrap();
+        let o = child.wait_with_output();
         let stderr = text(&o).1;
         assert_eq!(code(&o), 0, "{args:?}: {stderr}");
         assert!(stderr.is_empty(), "{args:?}: quiet, got:\n{stderr}");
@@ -367,11 +375,11 @@ fn a_closed_stderr_does_not_change_the_exit_code() {
         &["runs", "show", "nope"],
         &["components", "validate", "malformed.yaml"],
     ] {
-        let expected = code(&osiris(p.path(), args, &[]));
+        let expected = code(&osiris(p.path()).args(args).output());
         assert_eq!(expected, 2, "{args:?}");
         let mut child = spawn(p.path(), args);
         drop(child.stderr.take());
-        let o = child.wait_with_output().unwrap();
+        let o = child.wait_with_output();
         assert_eq!(code(&o), expected, "{args:?}: {:?}", text(&o));
     }
 }

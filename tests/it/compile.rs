@@ -4,9 +4,11 @@
 //! `err/<name>.yaml` fails with exit 2 and the diagnostics in `err/<name>.stderr`. Optional `<name>.args` holds
 //! extra command-line arguments, one per line. Refresh with `UPDATE_EXPECT=1`.
 
+use crate::support::{osiris, repo_root};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,21 +18,6 @@ fn data(rel: &str) -> PathBuf {
 
 fn update() -> bool {
     std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1")
-}
-
-/// The binary with an environment that does not leak into results.
-fn osiris(cwd: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    c.current_dir(cwd)
-        .env_remove("OSIRIS_VALIDATION")
-        .env_remove("OSIRIS_LOG_LEVEL")
-        .env("NO_COLOR", "1");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_PARAM_") {
-            c.env_remove(k);
-        }
-    }
-    c
 }
 
 fn args_of(yaml: &Path) -> Vec<String> {
@@ -98,8 +85,7 @@ fn compile_into(yaml: &Path, extra: &[&str]) -> (tempfile::TempDir, Output) {
         .args(["--out", "out"])
         .args(args_of(yaml))
         .args(extra)
-        .output()
-        .unwrap();
+        .output();
     (tmp, out)
 }
 
@@ -177,8 +163,7 @@ fn golden_err_pipelines_report_every_problem() {
             .arg("compile")
             .arg(&name)
             .args(args_of(&yaml))
-            .output()
-            .unwrap();
+            .output();
         assert_eq!(out.status.code(), Some(2), "{name}: {}", show(&out));
         assert!(
             out.stdout.is_empty(),
@@ -191,8 +176,7 @@ fn golden_err_pipelines_report_every_problem() {
             .args(["oml", "validate"])
             .arg(&name)
             .args(args_of(&yaml))
-            .output()
-            .unwrap();
+            .output();
         assert_eq!(v.status.code(), Some(2), "{name}: {}", show(&v));
         assert_eq!(
             format!("{}\n{}", text(&v.stderr).trim_end(), text(&v.stdout)),
@@ -224,7 +208,7 @@ fn output_is_byte_identical_across_runs_directories_and_key_order() {
     let b = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(b.path().join("nested/deeper")).unwrap();
     let run = |cwd: &Path, file: &Path| {
-        let o = osiris(cwd).arg("compile").arg(file).output().unwrap();
+        let o = osiris(cwd).arg("compile").arg(file).output();
         assert_eq!(o.status.code(), Some(0), "{}", show(&o));
         let rel = text(&o.stdout).trim().to_string();
         assert!(
@@ -256,20 +240,165 @@ fn output_is_byte_identical_across_runs_directories_and_key_order() {
     assert!(!manifest.contains("generated_at"));
 }
 
+/// Compact canonical JSON as ADR 0004 defines it (keys sorted by code point, no whitespace), written here
+/// independently of the compiler's own code.
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&m[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        scalar => scalar.to_string(),
+    }
+}
+
+fn sha256_hex(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(canonical(v).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `sha256:<hex>` of the canonical JSON of `v`: every fingerprint of ADR 0004.
+fn fingerprint(v: &Value) -> String {
+    format!("sha256:{}", sha256_hex(v))
+}
+
+/// A YAML file as JSON.
+fn yaml_file(path: &Path) -> Value {
+    let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Issue 15: the hashes of a compile, recomputed from ADR 0004's formulas and the compiled files themselves
+/// (plus the pipeline and the specs it uses) instead of compared with earlier output only: `manifest_hash` (and
+/// `manifest_short`, `manifest_fp`), `compiler_fp`, `registry_fp`, `oml_fp` and `params_fp`, for every golden
+/// pipeline.
+#[test]
+fn every_fingerprint_follows_the_formula_of_adr_0004() {
+    for yaml in yamls("compile/ok") {
+        let name = yaml.file_name().unwrap().to_string_lossy().to_string();
+        let (tmp, out) = compile_into(&yaml, &[]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", show(&out));
+        let dir = tmp.path().join("out");
+        let manifest = yaml_file(&dir.join("manifest.yaml"));
+        let meta = &manifest["meta"];
+        let fps = &manifest["pipeline"]["fingerprints"];
+        let files =
+            serde_json::from_slice::<Value>(&std::fs::read(dir.join("fingerprints.json")).unwrap())
+                .unwrap()["fingerprints"]
+                .clone();
+
+        // manifest_hash: {"manifest": <manifest without its two hash fields>, "cfg": {<step id>: <cfg>}}.
+        let mut hashed = manifest.clone();
+        let hashed_meta = hashed["meta"].as_object_mut().unwrap();
+        assert!(hashed_meta.remove("manifest_hash").is_some(), "{name}");
+        assert!(hashed_meta.remove("manifest_short").is_some(), "{name}");
+        let steps = manifest["steps"].as_array().unwrap();
+        let cfg: serde_json::Map<String, Value> = steps
+            .iter()
+            .map(|s| {
+                let path = dir.join(s["cfg_path"].as_str().unwrap());
+                let text = std::fs::read_to_string(&path).unwrap();
+                let value: Value = serde_json::from_str(&text).unwrap();
+                (s["id"].as_str().unwrap().to_string(), value)
+            })
+            .collect();
+        assert_eq!(
+            std::fs::read_dir(dir.join("cfg")).unwrap().count(),
+            cfg.len(),
+            "{name}: one cfg file per step, each hashed"
+        );
+        let hash = sha256_hex(&json!({"manifest": hashed, "cfg": cfg}));
+        assert_eq!(meta["manifest_hash"], hash.as_str(), "{name}");
+        assert_eq!(meta["manifest_short"], &hash[..7], "{name}");
+        assert_eq!(files["manifest_fp"], format!("sha256:{hash}"), "{name}");
+
+        // compiler_fp: {"compiler": "osiris/<version>", "manifest": "osiris.v1"}.
+        assert_eq!(
+            meta["compiler"],
+            concat!("osiris/", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(manifest["apiVersion"], "osiris.v1");
+        let compiler_fp =
+            fingerprint(&json!({"compiler": meta["compiler"], "manifest": manifest["apiVersion"]}));
+        assert_eq!(fps["compiler_fp"], compiler_fp.as_str(), "{name}");
+
+        // registry_fp: {"components": {name: {"version", "fingerprint"}}} of the components used, where
+        // `fingerprint` is that of the spec.
+        let components: serde_json::Map<String, Value> = steps
+            .iter()
+            .map(|s| {
+                let component = s["component"].as_str().unwrap();
+                let spec =
+                    yaml_file(&repo_root().join(format!("components/{component}/spec.yaml")));
+                let entry = json!({"version": spec["version"], "fingerprint": fingerprint(&spec)});
+                (component.to_string(), entry)
+            })
+            .collect();
+        assert_eq!(
+            fps["registry_fp"],
+            fingerprint(&json!({ "components": components })),
+            "{name}"
+        );
+
+        // oml_fp: the pipeline as parsed, parameters substituted (`params`/`profiles` as written); params_fp:
+        // the effective parameters. Only params_profiles has parameters: `--profile prod --param
+        // since=2025-06-01` (params_profiles.args) over the OML defaults.
+        let mut oml = yaml_file(&yaml);
+        let params = if name == "params_profiles.yaml" {
+            let params = json!({"since": "2025-06-01", "limit": 100000, "region": "eu", "out_dir": "/srv/exports"});
+            let steps = oml["steps"].as_array_mut().unwrap();
+            steps[0]["config"] = json!({
+                "connection": "@mysql.eu",
+                "query": "SELECT * FROM orders WHERE created_at >= '2025-06-01' AND region = 'eu' LIMIT 100000",
+                "batch_size": 100000,
+            });
+            steps[1]["config"] = json!({"path": "/srv/exports/orders_eu.csv"});
+            params
+        } else {
+            assert!(
+                oml.get("params").is_none(),
+                "{name}: parameters to substitute here"
+            );
+            json!({})
+        };
+        assert_eq!(fps["oml_fp"], fingerprint(&oml), "{name}");
+        assert_eq!(fps["params_fp"], fingerprint(&params), "{name}");
+
+        for fp in ["oml_fp", "params_fp", "registry_fp", "compiler_fp"] {
+            assert_eq!(
+                files[fp], fps[fp],
+                "{name}: fingerprints.json and the manifest agree on {fp}"
+            );
+        }
+    }
+}
+
 #[test]
 fn params_follow_their_precedence() {
     let yaml = data("compile/ok/params_profiles.yaml");
     let cfg = |extra: &[&str], env: &[(&str, &str)]| -> serde_json::Value {
         let tmp = tempfile::tempdir().unwrap();
-        let mut c = osiris(tmp.path());
-        c.arg("compile")
+        let mut c = osiris(tmp.path())
+            .arg("compile")
             .arg(&yaml)
             .args(["--out", "out"])
             .args(extra);
         for (k, v) in env {
-            c.env(k, v);
+            c = c.env(k, v);
         }
-        let o = c.output().unwrap();
+        let o = c.output();
         assert_eq!(o.status.code(), Some(0), "{}", show(&o));
         serde_json::from_slice(&std::fs::read(tmp.path().join("out/cfg/extract.json")).unwrap())
             .unwrap()
@@ -302,16 +431,14 @@ fn params_follow_their_precedence() {
         .arg("compile")
         .arg(&yaml)
         .args(["--param", "limit=ten"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(text(&o.stderr).contains("OML-E052"), "{}", show(&o));
     let o = osiris(tmp.path())
         .arg("compile")
         .arg(&yaml)
         .args(["--profile", "staging"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(
         text(&o.stderr).contains("OML-E053") && text(&o.stderr).contains("prod"),
@@ -325,12 +452,14 @@ fn validation_mode_flag_beats_env_beats_project_config() {
     let yaml = data("oml/config_warnings.yaml");
     let tmp = tempfile::tempdir().unwrap();
     let check = |extra: &[&str], env: Option<&str>| -> (i32, String) {
-        let mut c = osiris(tmp.path());
-        c.args(["oml", "validate"]).arg(&yaml).args(extra);
+        let mut c = osiris(tmp.path())
+            .args(["oml", "validate"])
+            .arg(&yaml)
+            .args(extra);
         if let Some(e) = env {
-            c.env("OSIRIS_VALIDATION", e);
+            c = c.env("OSIRIS_VALIDATION", e);
         }
-        let o = c.output().unwrap();
+        let o = c.output();
         (o.status.code().unwrap(), text(&o.stderr))
     };
     let (code, err) = check(&[], None);
@@ -364,8 +493,7 @@ fn validation_mode_flag_beats_env_beats_project_config() {
             .args(["oml", "validate"])
             .arg(&errors)
             .args(["--mode", mode])
-            .output()
-            .unwrap();
+            .output();
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{mode}: {err}");
         assert!(
@@ -378,15 +506,13 @@ fn validation_mode_flag_beats_env_beats_project_config() {
         .args(["oml", "validate"])
         .arg(&errors)
         .args(["--mode", "off"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     // Inline secrets are errors in every mode, and their values are never printed.
     for mode in ["off", "warn", "strict"] {
-        let o = osiris(&data("compile/err"))
+        let o = osiris(data("compile/err"))
             .args(["oml", "validate", "inline_secrets.yaml", "--mode", mode])
-            .output()
-            .unwrap();
+            .output();
         let all = show(&o);
         assert_eq!(o.status.code(), Some(2), "{all}");
         assert!(all.contains("OML-E040"), "{all}");
@@ -398,7 +524,7 @@ fn validation_mode_flag_beats_env_beats_project_config() {
 
 #[test]
 fn json_diagnostics_are_data() {
-    let o = osiris(&data("compile/err"))
+    let o = osiris(data("compile/err"))
         .args([
             "oml",
             "validate",
@@ -407,8 +533,7 @@ fn json_diagnostics_are_data() {
             "--format",
             "json",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], false);
@@ -435,8 +560,7 @@ fn json_diagnostics_are_data() {
         .arg("compile")
         .arg(data("compile/ok/seeds_data_flow.yaml"))
         .args(["--format", "json"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], true);
@@ -456,8 +580,7 @@ fn no_secret_value_reaches_compiled_files() {
         .args(["--out", "out", "--mode", "strict"])
         .env("MYSQL_PASSWORD", "TopSecret-4711")
         .env("MYSQL_USER", "reader-4711")
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let all = files(&tmp.path().join("out"));
     for (rel, bytes) in &all {
@@ -473,8 +596,7 @@ fn no_secret_value_reaches_compiled_files() {
         .arg("compile")
         .arg(data("compile/ok/mysql_duckdb_supabase.yaml"))
         .args(["--out", "out2"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let cfg: serde_json::Value = serde_json::from_slice(
         &std::fs::read(tmp.path().join("out2/cfg/write_users.json")).unwrap(),
@@ -497,8 +619,7 @@ fn an_unwritable_output_directory_exits_3() {
         .arg("compile")
         .arg(data("compile/ok/csv_duckdb_csv.yaml"))
         .args(["--out", "blocker/out"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(
         text(&o.stderr).contains("OML-E060") && text(&o.stderr).contains("blocker/out"),
@@ -508,8 +629,7 @@ fn an_unwritable_output_directory_exits_3() {
     let o = osiris(tmp.path())
         .arg("compile")
         .arg("missing.yaml")
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(text(&o.stderr).contains("OML-E001"), "{}", show(&o));
 }
@@ -523,8 +643,7 @@ fn upgrade_rewrites_old_forms_once() {
 
     let before = osiris(tmp.path())
         .args(["compile", "legacy.yaml", "--mode", "strict"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(
         before.status.code(),
         Some(2),
@@ -532,10 +651,7 @@ fn upgrade_rewrites_old_forms_once() {
         show(&before)
     );
 
-    let dry = osiris(tmp.path())
-        .args(["upgrade", "legacy.yaml"])
-        .output()
-        .unwrap();
+    let dry = osiris(tmp.path()).args(["upgrade", "legacy.yaml"]).output();
     assert_eq!(dry.status.code(), Some(0), "{}", show(&dry));
     assert_eq!(
         std::fs::read_to_string(&f).unwrap(),
@@ -564,8 +680,7 @@ fn upgrade_rewrites_old_forms_once() {
 
     let w = osiris(tmp.path())
         .args(["upgrade", "legacy.yaml", "--write"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(w.status.code(), Some(0), "{}", show(&w));
     let upgraded = std::fs::read_to_string(&f).unwrap();
     assert!(
@@ -575,8 +690,7 @@ fn upgrade_rewrites_old_forms_once() {
 
     let again = osiris(tmp.path())
         .args(["upgrade", "legacy.yaml", "--write"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(again.status.code(), Some(0), "{}", show(&again));
     assert!(again.stdout.is_empty(), "{}", show(&again));
     assert!(text(&again.stderr).contains("nothing to upgrade"));
@@ -584,8 +698,7 @@ fn upgrade_rewrites_old_forms_once() {
 
     let after = osiris(tmp.path())
         .args(["compile", "legacy.yaml", "--mode", "strict"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(after.status.code(), Some(0), "{}", show(&after));
     assert!(
         after.stderr.iter().all(|b| *b != b'['),
@@ -623,8 +736,8 @@ fn refused_everywhere(dir: &Path, file: &str, wants: &[&str]) {
             if let Some(m) = mode {
                 args.extend(["--mode", m]);
             }
-            let o = crate::run::osiris(dir, &args, &[]);
-            let (_, err) = crate::run::text(&o);
+            let o = osiris(dir).args(&args).output();
+            let err = text(&o.stderr);
             assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
             assert!(err.contains("error[OML-E022]"), "{args:?}: {err}");
             for w in wants {

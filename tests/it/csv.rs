@@ -1,6 +1,6 @@
 //! CSV components through the real binary: extractor -> writer round trips.
 
-use crate::run::{code, json, osiris, run_dir, text};
+use crate::support::{code, json, jsonl, osiris, run_dir, text};
 use std::path::Path;
 
 /// A project whose one pipeline copies `input` to `out/<output>` with the given extra configs.
@@ -29,7 +29,7 @@ steps:
 }
 
 fn run_copy(dir: &Path) -> std::process::Output {
-    osiris(dir, &["run", "copy.yaml"], &[])
+    osiris(dir).args(["run", "copy.yaml"]).output()
 }
 
 #[test]
@@ -396,7 +396,7 @@ fn ragged_row_at_line_15000_is_reported_or_skipped_and_counted() {
     let rd = run_dir(tmp.path(), "default", "copy");
     let status = json(&rd.join("status.json"));
     assert_eq!(status["rows_read"], 20_000 - 2);
-    let metrics = crate::run::jsonl(&rd.join("metrics.jsonl"));
+    let metrics = jsonl(&rd.join("metrics.jsonl"));
     assert!(
         metrics
             .iter()

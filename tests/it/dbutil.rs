@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use crate::support::{code, osiris, text};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -197,11 +198,11 @@ pub fn run_pipeline(dir: &Path, name: &str, steps: &str) -> Output {
         format!("oml_version: \"0.1.0\"\nname: {name}\nsteps:\n{steps}"),
     )
     .unwrap();
-    crate::run::osiris(dir, &["run", &file], &[])
+    osiris(dir).args(["run", &file]).output()
 }
 
 /// Asserts exit code 0, printing both streams otherwise.
 pub fn ok(o: &Output) {
-    let (out, err) = crate::run::text(o);
-    assert_eq!(crate::run::code(o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, err) = text(o);
+    assert_eq!(code(o), 0, "stdout:\n{out}\nstderr:\n{err}");
 }

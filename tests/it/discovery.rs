@@ -3,7 +3,7 @@
 //! options or the connection's database changed); no secret in the output or the cache.
 
 use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, server};
-use crate::run::{code, osiris, text};
+use crate::support::{code, osiris, text};
 use serde_json::Value;
 use std::path::Path;
 
@@ -36,7 +36,10 @@ fn discover(dir: &Path, args: &[&str]) -> Value {
     let mut all = vec!["discovery", "run"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--format", "json"]);
-    let o = osiris(dir, &all, &[("OSIRIS_IT_PG_PASSWORD", PG_SECRET)]);
+    let o = osiris(dir)
+        .args(&all)
+        .env("OSIRIS_IT_PG_PASSWORD", PG_SECRET)
+        .output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 0, "{all:?}\nstdout:\n{out}\nstderr:\n{err}");
     assert!(
@@ -164,7 +167,9 @@ fn discovery_mysql_tables_types_samples_and_cache() {
     assert_ne!(moved["fingerprint"], v["fingerprint"]);
 
     // Text output: the compact listing.
-    let o = osiris(tmp.path(), &["discovery", "run", "@mysql.t"], &[]);
+    let o = osiris(tmp.path())
+        .args(["discovery", "run", "@mysql.t"])
+        .output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 0, "{out}\n{err}");
     assert!(out.contains("table only_here"), "{out}");
@@ -275,18 +280,24 @@ fn discovery_unresolvable_connections_exit_5() {
     let tmp = tempfile::tempdir().unwrap();
     write_project(tmp.path(), Some("nowhere"), Some("nowhere"));
     // An alias that is not defined: names family and alias.
-    let o = osiris(tmp.path(), &["discovery", "run", "@mysql.nope"], &[]);
+    let o = osiris(tmp.path())
+        .args(["discovery", "run", "@mysql.nope"])
+        .output();
     let (_, err) = text(&o);
     assert_eq!(code(&o), 5, "{err}");
     assert!(err.contains("@mysql.nope"), "{err}");
     // A field whose variable is not set: names the variable, and no cache file is written.
-    let o = osiris(tmp.path(), &["discovery", "run", "@postgres.t"], &[]);
+    let o = osiris(tmp.path())
+        .args(["discovery", "run", "@postgres.t"])
+        .output();
     let (_, err) = text(&o);
     assert_eq!(code(&o), 5, "{err}");
     assert!(err.contains("OSIRIS_IT_PG_PASSWORD"), "{err}");
     assert!(!tmp.path().join(".osiris/cache/discovery").exists());
     // Not a reference at all.
-    let o = osiris(tmp.path(), &["discovery", "run", "mysql"], &[]);
+    let o = osiris(tmp.path())
+        .args(["discovery", "run", "mysql"])
+        .output();
     assert_eq!(code(&o), 5, "{}", text(&o).1);
 }
 
@@ -433,18 +444,16 @@ fn discovery_csv_files_report_columns_types_estimates_samples_and_errors() {
         "oml_version: \"0.1.0\"\nname: disc\nsteps:\n  - id: read\n    component: filesystem.csv_extractor\n    mode: read\n    config:\n      connection: \"@filesystem.t\"\n      path: orders.csv\n  - id: write\n    component: filesystem.csv_writer\n    mode: write\n    needs: [read]\n    config:\n      connection: \"@filesystem.t\"\n      path: out/orders.csv\n",
     )
     .unwrap();
-    let run = osiris(tmp.path(), &["run", "p.yaml"], &[]);
+    let run = osiris(tmp.path()).args(["run", "p.yaml"]).output();
     let (out, err) = text(&run);
     assert_eq!(code(&run), 0, "{out}\n{err}");
     let written = std::fs::read_to_string(csvs.join("out/orders.csv")).unwrap();
     assert!(written.contains(",7.0,"), "{written}");
 
     // Text output: the error shows with its code, the exact count without `~`.
-    let o = osiris(
-        tmp.path(),
-        &["discovery", "run", "@filesystem.t", "--refresh"],
-        &[],
-    );
+    let o = osiris(tmp.path())
+        .args(["discovery", "run", "@filesystem.t", "--refresh"])
+        .output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 0, "{out}\n{err}");
     assert!(out.contains("file orders.csv  3 rows"), "{out}");
@@ -484,11 +493,9 @@ fn discovery_binary_samples_are_hex_on_mysql_and_postgres() {
         "{t:#}"
     );
     // The text listing works too (it panicked before).
-    let o = osiris(
-        tmp.path(),
-        &["discovery", "run", "@mysql.t", "--refresh"],
-        &[],
-    );
+    let o = osiris(tmp.path())
+        .args(["discovery", "run", "@mysql.t", "--refresh"])
+        .output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 0, "{out}\n{err}");
     assert!(!err.contains("PANIC"), "{err}");

@@ -1,126 +1,8 @@
 //! `graphql.extractor` through the real binary against a local HTTP server answering canned GraphQL pages.
 
-use crate::run::{code, files, json, jsonl, osiris, run_dir, text};
+use crate::support::{Reply, Request, code, files, json, jsonl, osiris, run_dir, serve, text};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// One request the server saw: lower-cased header names, the parsed JSON body, when it arrived.
-#[derive(Debug, Clone)]
-struct Seen {
-    headers: Vec<(String, String)>,
-    body: Value,
-    at: Instant,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A canned answer: status, extra headers, JSON body (as text, so key order is the test's).
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-}
-
-fn ok(body: impl ToString) -> Reply {
-    Reply {
-        status: 200,
-        headers: vec![],
-        body: body.to_string(),
-    }
-}
-
-/// Serves `replies` in order, one per connection (`Connection: close`), then stops; it also stops after 60 s
-/// without all replies taken. `check` may replace a reply (e.g. refuse a request without the right token).
-fn serve(
-    replies: Vec<Reply>,
-    check: fn(&Seen) -> Option<Reply>,
-) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut replies = replies.into_iter();
-        while Instant::now() < deadline {
-            let (stream, _) = match listener.accept() {
-                Ok(s) => s,
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            stream.set_nonblocking(false).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut headers = Vec::new();
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap(); // request line
-            loop {
-                line.clear();
-                reader.read_line(&mut line).unwrap();
-                let l = line.trim_end();
-                if l.is_empty() {
-                    break;
-                }
-                let (n, v) = l.split_once(':').unwrap();
-                headers.push((n.trim().to_lowercase(), v.trim().to_string()));
-            }
-            let len: usize = headers
-                .iter()
-                .find(|(n, _)| n == "content-length")
-                .map(|(_, v)| v.parse().unwrap())
-                .unwrap_or(0);
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).unwrap();
-            let request = Seen {
-                headers,
-                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                at: Instant::now(),
-            };
-            log.lock().unwrap().push(request.clone());
-            let Some(next) = replies.next() else {
-                break;
-            };
-            let reply = check(&request).unwrap_or(next);
-            let body = reply.body;
-            let mut head = format!(
-                "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-                reply.status,
-                body.len()
-            );
-            for (n, v) in &reply.headers {
-                head.push_str(&format!("{n}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
-            let mut w = stream;
-            let _ = w.write_all(head.as_bytes());
-            let _ = w.write_all(body.as_bytes());
-            let _ = w.flush();
-            if replies.len() == 0 {
-                break;
-            }
-        }
-    });
-    (url, seen)
-}
-
-fn no_check(_: &Seen) -> Option<Reply> {
-    None
-}
+use std::time::Duration;
 
 /// A project with osiris.yaml, the given extra files and a pipeline `name` reading with `config` (indented
 /// by the caller for the step's `config:` block) and writing `out.csv`.
@@ -156,29 +38,28 @@ fn page(nodes: Value, next: Option<&str>) -> Value {
 
 #[test]
 fn graphql_pages_through_cursors_into_csv() {
-    let (url, seen) = serve(
-        vec![
-            ok(page(
-                json!([
-                    {"id": 1, "name": "alpha", "owner": {"login": "ann"}, "score": 1.5},
-                    {"id": 2, "name": "beta, inc", "owner": {"login": "bob"}, "score": 2}
-                ]),
-                Some("c1"),
-            )),
-            ok(page(
-                json!([
-                    {"id": 3, "name": "gamma", "owner": null, "score": null},
-                    {"id": 4, "name": "delta", "owner": {"login": "dan"}, "score": 4.25}
-                ]),
-                Some("c2"),
-            )),
-            ok(page(
-                json!([{"id": 5, "name": "eps", "owner": {"login": "eve"}, "score": 5.5}]),
-                None,
-            )),
-        ],
-        no_check,
-    );
+    let server = serve(vec![
+        Reply::ok(page(
+            json!([
+                {"id": 1, "name": "alpha", "owner": {"login": "ann"}, "score": 1.5},
+                {"id": 2, "name": "beta, inc", "owner": {"login": "bob"}, "score": 2}
+            ]),
+            Some("c1"),
+        )),
+        Reply::ok(page(
+            json!([
+                {"id": 3, "name": "gamma", "owner": null, "score": null},
+                {"id": 4, "name": "delta", "owner": {"login": "dan"}, "score": 4.25}
+            ]),
+            Some("c2"),
+        )),
+        Reply::ok(page(
+            json!([{"id": 5, "name": "eps", "owner": {"login": "eve"}, "score": 5.5}]),
+            None,
+        )),
+    ])
+    .start();
+    let url = server.url("/graphql");
     let p = project(
         "gqlpages",
         &format!(
@@ -186,26 +67,26 @@ fn graphql_pages_through_cursors_into_csv() {
         ),
         &[],
     );
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(
         std::fs::read_to_string(p.path().join("out.csv")).unwrap(),
         "id,name,owner.login,score\n1,alpha,ann,1.5\n2,\"beta, inc\",bob,2.0\n3,gamma,,\n4,delta,dan,4.25\n5,eps,eve,5.5\n"
     );
-    let seen = seen.lock().unwrap();
+    let seen = server.requests();
     assert_eq!(seen.len(), 3, "{seen:?}");
-    assert_eq!(seen[0].body["variables"], json!({"first": 2}));
+    assert_eq!(seen[0].json()["variables"], json!({"first": 2}));
     assert_eq!(
-        seen[1].body["variables"],
+        seen[1].json()["variables"],
         json!({"first": 2, "after": "c1"})
     );
     assert_eq!(
-        seen[2].body["variables"],
+        seen[2].json()["variables"],
         json!({"first": 2, "after": "c2"})
     );
     assert!(
-        seen[0].body["query"]
+        seen[0].json()["query"]
             .as_str()
             .unwrap()
             .starts_with("query Items")
@@ -223,18 +104,13 @@ fn graphql_pages_through_cursors_into_csv() {
 
 #[test]
 fn graphql_retries_a_429_after_retry_after() {
-    let (url, seen) = serve(
-        vec![
-            Reply {
-                status: 429,
-                headers: vec![("Retry-After", "1".into())],
-                body: json!({"message": "slow down"}).to_string(),
-            },
-            // Key order is kept: `id` before `active` in the response, so in the CSV.
-            ok(r#"{"data": {"users": [{"id": 7, "active": true}]}}"#),
-        ],
-        no_check,
-    );
+    let server = serve(vec![
+        Reply::new(429, json!({"message": "slow down"})).header("Retry-After", 1),
+        // Key order is kept: `id` before `active` in the response, so in the CSV.
+        Reply::ok(r#"{"data": {"users": [{"id": 7, "active": true}]}}"#),
+    ])
+    .start();
+    let url = server.url("/graphql");
     let p = project(
         "gqlretry",
         &format!(
@@ -242,14 +118,14 @@ fn graphql_retries_a_429_after_retry_after() {
         ),
         &[],
     );
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(
         std::fs::read_to_string(p.path().join("out.csv")).unwrap(),
         "id,active\n7,true\n"
     );
-    let seen = seen.lock().unwrap();
+    let seen = server.requests();
     assert_eq!(seen.len(), 2, "the server saw the retry: {seen:?}");
     let waited = seen[1].at - seen[0].at;
     assert!(
@@ -260,24 +136,22 @@ fn graphql_retries_a_429_after_retry_after() {
 
 const TOKEN: &str = "tok-pl4nted-graphql-8d31e";
 
-fn require_token(s: &Seen) -> Option<Reply> {
+fn require_token(s: &Request) -> Option<Reply> {
     if s.header("authorization") == Some(&format!("Bearer {TOKEN}")) {
         None
     } else {
-        Some(Reply {
-            status: 401,
-            headers: vec![],
-            body: json!({"message": "bad credentials"}).to_string(),
-        })
+        Some(Reply::new(401, json!({"message": "bad credentials"})))
     }
 }
 
 #[test]
 fn graphql_bearer_token_is_sent_and_never_written() {
-    let (url, seen) = serve(
-        vec![ok(r#"{"data": {"viewer": {"login": "octo", "id": 42}}}"#)],
-        require_token,
-    );
+    let server = serve(vec![Reply::ok(
+        r#"{"data": {"viewer": {"login": "octo", "id": 42}}}"#,
+    )])
+    .check(require_token)
+    .start();
+    let url = server.url("/graphql");
     let conns = format!(
         "version: \"1.0\"\nconnections:\n  graphql:\n    api:\n      endpoint: {url}\n      auth_type: bearer\n      auth_token: ${{OSIRIS_IT_GQL_TOKEN}}\n"
     );
@@ -286,11 +160,10 @@ fn graphql_bearer_token_is_sent_and_never_written() {
         "connection: \"@graphql.api\"\nquery: \"{ viewer { login id } }\"\ndata_path: data.viewer",
         &[("osiris_connections.yaml", &conns)],
     );
-    let o = osiris(
-        p.path(),
-        &["-v", "run", "p.yaml"],
-        &[("OSIRIS_IT_GQL_TOKEN", TOKEN)],
-    );
+    let o = osiris(p.path())
+        .args(["-v", "run", "p.yaml"])
+        .env("OSIRIS_IT_GQL_TOKEN", TOKEN)
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(
@@ -298,7 +171,7 @@ fn graphql_bearer_token_is_sent_and_never_written() {
         "login,id\nocto,42\n"
     );
     {
-        let seen = seen.lock().unwrap();
+        let seen = server.requests();
         assert_eq!(seen.len(), 1);
         assert_eq!(
             seen[0].header("authorization"),
@@ -318,22 +191,21 @@ fn graphql_bearer_token_is_sent_and_never_written() {
 
 #[test]
 fn graphql_errors_fail_the_step_with_their_messages() {
-    let (url, _seen) = serve(
-        vec![ok(json!({
-            "data": null,
-            "errors": [
-                {"message": "Cannot query field \"nope\" on type \"Query\"."},
-                {"message": "second problem"}
-            ]
-        }))],
-        no_check,
-    );
+    let server = serve(vec![Reply::ok(json!({
+        "data": null,
+        "errors": [
+            {"message": "Cannot query field \"nope\" on type \"Query\"."},
+            {"message": "second problem"}
+        ]
+    }))])
+    .start();
+    let url = server.url("/graphql");
     let p = project(
         "gqlerrors",
         &format!("endpoint: {url}\nquery: \"{{ nope }}\"\nmax_retries: 0"),
         &[],
     );
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 4, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
@@ -345,28 +217,24 @@ fn graphql_errors_fail_the_step_with_their_messages() {
     assert!(!p.path().join("out.csv").exists());
 }
 
-fn require_api_key(s: &Seen) -> Option<Reply> {
+fn require_api_key(s: &Request) -> Option<Reply> {
     if s.header("x-shop-key") == Some("key-pl4nted-55c1") {
         None
     } else {
-        Some(Reply {
-            status: 403,
-            headers: vec![],
-            body: "{}".into(),
-        })
+        Some(Reply::new(403, "{}"))
     }
 }
 
 #[test]
 fn graphql_api_key_header_and_max_pages() {
-    let (url, seen) = serve(
-        vec![
-            ok(page(json!([{"id": 1}, {"id": 2}]), Some("c1"))),
-            ok(page(json!([{"id": 3}]), Some("c2"))),
-            ok(page(json!([{"id": 4}]), None)),
-        ],
-        require_api_key,
-    );
+    let server = serve(vec![
+        Reply::ok(page(json!([{"id": 1}, {"id": 2}]), Some("c1"))),
+        Reply::ok(page(json!([{"id": 3}]), Some("c2"))),
+        Reply::ok(page(json!([{"id": 4}]), None)),
+    ])
+    .check(require_api_key)
+    .start();
+    let url = server.url("/graphql");
     let conns = format!(
         "version: \"1.0\"\nconnections:\n  graphql:\n    shop:\n      endpoint: {url}\n      auth_type: api_key\n      auth_header_name: X-Shop-Key\n      auth_token: ${{OSIRIS_IT_GQL_KEY}}\n"
     );
@@ -377,29 +245,27 @@ fn graphql_api_key_header_and_max_pages() {
         ),
         &[("osiris_connections.yaml", &conns)],
     );
-    let o = osiris(
-        p.path(),
-        &["run", "p.yaml"],
-        &[("OSIRIS_IT_GQL_KEY", "key-pl4nted-55c1")],
-    );
+    let o = osiris(p.path())
+        .args(["run", "p.yaml"])
+        .env("OSIRIS_IT_GQL_KEY", "key-pl4nted-55c1")
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(
         std::fs::read_to_string(p.path().join("out.csv")).unwrap(),
         "id\n1\n2\n3\n"
     );
-    assert_eq!(seen.lock().unwrap().len(), 2, "max_pages: 2 stops paging");
+    assert_eq!(server.requests().len(), 2, "max_pages: 2 stops paging");
 }
 
 #[test]
 fn graphql_type_change_on_a_later_page_names_the_column() {
-    let (url, _seen) = serve(
-        vec![
-            ok(page(json!([{"id": 1}]), Some("c1"))),
-            ok(page(json!([{"id": "one"}]), None)),
-        ],
-        no_check,
-    );
+    let server = serve(vec![
+        Reply::ok(page(json!([{"id": 1}]), Some("c1"))),
+        Reply::ok(page(json!([{"id": "one"}]), None)),
+    ])
+    .start();
+    let url = server.url("/graphql");
     let p = project(
         "gqltype",
         &format!(
@@ -407,7 +273,7 @@ fn graphql_type_change_on_a_later_page_names_the_column() {
         ),
         &[],
     );
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 4, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
@@ -416,120 +282,21 @@ fn graphql_type_change_on_a_later_page_names_the_column() {
     );
 }
 
-/// A local HTTPS server for the `validate_ssl` tests: a certificate for 127.0.0.1 and localhost made now and
-/// signed by itself, so no client trusts it.
-struct TlsServer {
-    url: String,
-    /// TCP connections accepted (each one a TLS handshake attempt).
-    connections: Arc<std::sync::atomic::AtomicUsize>,
-    /// The JSON bodies of the requests that made it through the handshake.
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-/// Answers every POST with `reply` (HTTP 200, JSON), one request per connection; stops after 8 connections
-/// or 60 s.
-fn serve_tls(reply: &'static str) -> TlsServer {
-    use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("a self-signed certificate");
-    let cert: CertificateDer<'static> = made.cert.der().clone();
-    let key = PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key.into())
-        .unwrap(),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("https://{}/graphql", listener.local_addr().unwrap());
-    let connections = Arc::new(AtomicUsize::new(0));
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let (count, log) = (connections.clone(), bodies.clone());
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline && count.load(Ordering::SeqCst) < 8 {
-            let (tcp, _) = match listener.accept() {
-                Ok(s) => s,
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            count.fetch_add(1, Ordering::SeqCst);
-            tcp.set_nonblocking(false).unwrap();
-            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
-            let mut tls = rustls::StreamOwned::new(conn, tcp);
-            // The handshake runs on the first read: a client that refuses the certificate ends it here.
-            let Some(body) = read_http_body(&mut tls) else {
-                continue;
-            };
-            log.lock()
-                .unwrap()
-                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                reply.len()
-            );
-            let _ = tls.write_all(head.as_bytes());
-            let _ = tls.write_all(reply.as_bytes());
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
-        }
-    });
-    TlsServer {
-        url,
-        connections,
-        bodies,
-    }
-}
-
-/// The body of one HTTP request (by its Content-Length), or None when the connection failed first.
-fn read_http_body(stream: &mut impl Read) -> Option<Vec<u8>> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).ok()?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = l.split_once(':')
-            && n.trim().eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).ok()?;
-    Some(body)
-}
-
 const TLS_REPLY: &str =
     r#"{"data": {"items": [{"id": 1, "name": "over tls"}, {"id": 2, "name": "self-signed"}]}}"#;
 
 #[test]
 fn graphql_tls_self_signed_certificate_is_refused_by_default_with_the_fix() {
-    let server = serve_tls(TLS_REPLY);
+    let server = serve(vec![Reply::ok(TLS_REPLY)]).tls().start();
     let p = project(
         "gqltlsrefused",
         &format!(
             "endpoint: {}\nquery: \"{{ items {{ id name }} }}\"\ndata_path: data.items\nretry_delay: 0.1",
-            server.url
+            server.url("/graphql")
         ),
         &[],
     );
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(
         code(&o),
@@ -540,7 +307,7 @@ fn graphql_tls_self_signed_certificate_is_refused_by_default_with_the_fix() {
     assert!(
         stderr.contains(&format!(
             "the TLS certificate of {} is not trusted",
-            server.url
+            server.url("/graphql")
         )),
         "names the endpoint: {stderr}"
     );
@@ -554,42 +321,39 @@ fn graphql_tls_self_signed_certificate_is_refused_by_default_with_the_fix() {
     );
     assert!(stderr.contains("fetch"), "names the step: {stderr}");
     assert_eq!(
-        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        server.connections(),
         1,
         "a refused certificate is not retried (max_retries defaults to 3)"
     );
-    assert!(
-        server.bodies.lock().unwrap().is_empty(),
-        "no request was sent"
-    );
+    assert!(server.requests().is_empty(), "no request was sent");
     assert!(!p.path().join("out.csv").exists());
 }
 
 #[test]
 fn graphql_tls_validate_ssl_false_reads_from_a_self_signed_server() {
-    let server = serve_tls(TLS_REPLY);
+    let server = serve(vec![Reply::ok(TLS_REPLY)]).tls().start();
     let p = project(
         "gqltlsoff",
         &format!(
             "endpoint: {}\nquery: \"{{ items {{ id name }} }}\"\ndata_path: data.items\nvalidate_ssl: false",
-            server.url
+            server.url("/graphql")
         ),
         &[],
     );
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(
         std::fs::read_to_string(p.path().join("out.csv")).unwrap(),
         "id,name\n1,over tls\n2,self-signed\n"
     );
-    let bodies = server.bodies.lock().unwrap();
-    assert_eq!(bodies.len(), 1, "{bodies:?}");
-    assert_eq!(bodies[0]["query"], "{ items { id name } }");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].json()["query"], "{ items { id name } }");
     assert!(
         stderr.contains(&format!(
             "TLS certificate verification is off for {}",
-            server.url
+            server.url("/graphql")
         )),
         "the warning is shown: {stderr}"
     );

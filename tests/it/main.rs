@@ -1,3 +1,6 @@
+// The package's own dependency (`osiris-cli`, for the binary) is linked into this test crate unused.
+#![allow(unused_crate_dependencies)]
+
 mod authoring;
 mod boundary;
 mod bulk;
@@ -10,6 +13,7 @@ mod csv;
 mod db;
 mod dbutil;
 mod discovery;
+mod faults;
 mod graphql;
 mod mcp;
 mod plugins;

@@ -12,7 +12,9 @@
 //! `plugins.allow_unsigned: true` where a test is not about signatures, and every command runs under an empty
 //! machine policy (`OSIRIS_POLICY_FILE`) so the machine's own `/etc/osiris/policy.yaml` cannot change a result.
 
-use crate::support::{build_test_plugin, repo_root, test_plugin_entry};
+use crate::support::{
+    Osiris, build_test_plugin, osiris, repo_root, test_plugin_entry, user_plugin_dir,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,12 +26,14 @@ const ECHO: &str = "osiris-test-echo";
 /// The opt-in of tests that load unsigned test plugins and are not about signatures.
 const UNSIGNED_OK: &str = "plugins:\n  allow_unsigned: true\n";
 
-/// One scratch project: `osiris.yaml`, a plugin directory, a marker directory, an isolated HOME.
+/// One scratch project: `osiris.yaml`, a plugin directory, a marker directory, a HOME of its own.
 struct Project {
     _tmp: tempfile::TempDir,
     root: PathBuf,
     plugins: PathBuf,
     markers: PathBuf,
+    /// HOME of every command (the user plugin directory is `user_plugin_dir(&home)`).
+    home: PathBuf,
 }
 
 impl Project {
@@ -38,14 +42,17 @@ impl Project {
         let root = tmp.path().to_path_buf();
         let plugins = root.join("plugins");
         let markers = root.join("markers");
-        std::fs::create_dir_all(&plugins).unwrap();
-        std::fs::create_dir_all(&markers).unwrap();
+        let home = root.join("home");
+        for dir in [&plugins, &markers, &home] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
         std::fs::write(root.join("machine-policy.yaml"), "").unwrap();
         let p = Project {
             _tmp: tmp,
             root,
             plugins,
             markers,
+            home,
         };
         p.config(UNSIGNED_OK);
         p
@@ -67,28 +74,21 @@ impl Project {
 
     /// `osiris ARGS` in `cwd` (the project or a directory below it) with extra environment variables.
     fn osiris_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.command(cwd, args)
-            .envs(env.iter().copied())
-            .output()
-            .expect("the osiris binary runs")
+        let mut cmd = self.command(cwd, args);
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.output()
     }
 
-    /// The isolated `osiris ARGS` command in `cwd`: no inherited `OSIRIS_*`, this project's HOME, XDG data dir,
-    /// marker directory and machine policy.
-    fn command(&self, cwd: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-        cmd.current_dir(cwd).args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OSIRIS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("HOME", &self.root)
-            .env("XDG_DATA_HOME", self.root.join("xdg"))
+    /// The isolated `osiris ARGS` command in `cwd`, with this project's HOME, marker directory and machine
+    /// policy.
+    fn command(&self, cwd: &Path, args: &[&str]) -> Osiris {
+        osiris(cwd)
+            .args(args)
+            .home(&self.home)
             .env("OSIRIS_TEST_MARKER_DIR", &self.markers)
-            .env("OSIRIS_POLICY_FILE", self.root.join("machine-policy.yaml"))
-            .env("NO_COLOR", "1");
-        cmd
+            .policy_file(self.root.join("machine-policy.yaml"))
     }
 
     fn with_dir(&self, args: &[&str]) -> Output {
@@ -713,25 +713,21 @@ fn the_higher_precedence_directory_wins_and_the_other_copy_is_shadowed() {
     let second = p.root.join("more-plugins");
     package::write_package(&second.join("echo"), &echo_input()).unwrap();
     let env_dir = second.display().to_string();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    let out = cmd
-        .current_dir(&p.root)
-        .args([
-            "plugins",
-            "list",
-            "--load",
-            "--format",
-            "json",
-            "--plugin-dir",
-            p.plugins.to_str().unwrap(),
-        ])
-        .env("OSIRIS_PLUGIN_PATH", &env_dir)
-        .env("OSIRIS_POLICY_FILE", p.root.join("machine-policy.yaml"))
-        .env("HOME", &p.root)
-        .env("XDG_DATA_HOME", p.root.join("xdg"))
-        .env("OSIRIS_TEST_MARKER_DIR", &p.markers)
-        .output()
-        .unwrap();
+    let out = p
+        .command(
+            &p.root,
+            &[
+                "plugins",
+                "list",
+                "--load",
+                "--format",
+                "json",
+                "--plugin-dir",
+                p.plugins.to_str().unwrap(),
+            ],
+        )
+        .plugin_path(&env_dir)
+        .output();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(rows.len(), 2, "{rows:#?}");
@@ -908,9 +904,9 @@ fn a_plugin_component_runs_in_a_pipeline_like_a_builtin_and_a_refusal_fails_only
 fn osiris_env(p: &Project, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
     let mut cmd = p.command(&p.root, args);
     for (k, v) in env {
-        cmd.env(k, v);
+        cmd = cmd.env(k, v);
     }
-    cmd.output().expect("the osiris binary runs")
+    cmd.output()
 }
 
 /// Every file under `dir` (relative path, content), links as `-> target`: a snapshot to prove nothing changed.
@@ -1522,6 +1518,7 @@ fn plugin_files_others_can_write_are_refused() {
     assert_eq!(row(&p.plugins_list(), ECHO)["status"], "loaded");
 
     // owned by another user (who could rewrite it): refused too, as ssh and git do; needs root to set up
+    // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
         std::os::unix::fs::chown(&lib, Some(4242), None).unwrap();
@@ -1673,7 +1670,7 @@ fn a_subdirectory_of_the_project_uses_the_project_policy_and_plugin_directory() 
     p.config("plugins:\n  allow_unsigned: true\n  allowlist: [\"someone-else\"]\n");
     package_echo_in_project(&p);
     // the same plugin in the user directory too: the project's policy refuses it there as well
-    package::write_package(&p.root.join("xdg/osiris/plugins/echo2"), &{
+    package::write_package(&user_plugin_dir(&p.home).join("echo2"), &{
         let mut i = echo_input();
         i.name = "echo-user".into();
         i.specs[0].0 = "test.echo2".into();
@@ -2128,28 +2125,60 @@ fn a_refusal_printed_on_a_closed_stderr_keeps_the_exit_code() {
     let open = p.with_dir(&args);
     assert_eq!(open.status.code(), Some(0), "{}", stderr(&open));
     assert!(stderr(&open).contains("PLUGIN-E006"), "{}", stderr(&open));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    cmd.current_dir(&p.root)
-        .args(args)
-        .args(["--plugin-dir", &p.plugins.display().to_string()]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .env("HOME", &p.root)
-        .env("XDG_DATA_HOME", p.root.join("xdg"))
-        .env("OSIRIS_TEST_MARKER_DIR", &p.markers)
-        .env("OSIRIS_POLICY_FILE", p.root.join("machine-policy.yaml"))
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = p
+        .command(&p.root, &args)
+        .args(["--plugin-dir", &p.plugins.display().to_string()])
+        .spawn();
     // The reader of stderr goes before osiris writes to it.
     drop(child.stderr.take());
-    let closed = child.wait_with_output().unwrap();
+    let closed = child.wait_with_output();
     assert_eq!(closed.status.code(), Some(0), "{}", stdout(&closed));
     assert!(stdout(&closed).contains("filesystem.csv_extractor"));
+}
+
+/// Issue 15: `osiris --version` was checked to take under 2 s, standing for "does no work". Checked instead: where
+/// `plugins list --load` loads a plugin found through `OSIRIS_PLUGIN_PATH` (its library marks the load), and next
+/// to an osiris.yaml that does not parse and a machine policy that does not exist (either stops any other
+/// command), `--version` loads nothing, reads neither, and prints the version alone.
+#[test]
+fn version_reads_no_project_or_policy_and_loads_no_plugin() {
+    let p = Project::new();
+    package_echo(&p, "echo", |_| {});
+    let plugins = p.plugins.display().to_string();
+    let policy = p.root.join("machine-policy.yaml");
+    let missing_policy = p.root.join("no-such-policy.yaml");
+    let run = |args: &[&str], policy: &Path| {
+        p.command(&p.root, args)
+            .plugin_path(&plugins)
+            .policy_file(policy)
+            .output()
+    };
+    let assert_version = |out: &Output| {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        assert_eq!(
+            stdout(out),
+            format!("osiris {}\n", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(stderr(out), "", "nothing on stderr");
+        assert!(!p.loaded("osiris-test-echo"), "--version loaded a plugin");
+    };
+
+    let out = run(&["plugins", "list", "--load", "--format", "json"], &policy);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(p.loaded("osiris-test-echo"), "the setup shows a load");
+    std::fs::remove_file(p.markers.join("osiris-test-echo.loaded")).unwrap();
+    assert_version(&run(&["--version"], &policy));
+
+    let out = run(&["plugins", "list"], &missing_policy);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no-such-policy.yaml"),
+        "{}",
+        stderr(&out)
+    );
+    p.config("run: [\n");
+    let out = run(&["plugins", "list"], &policy);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("osiris.yaml"), "{}", stderr(&out));
+    assert_version(&run(&["--version"], &missing_policy));
 }

@@ -8,7 +8,8 @@
 //! behind, a pooled session killed on the server is replaced, and session state does not leak between steps.
 
 use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, ok, project, server};
-use crate::run::{jsonl, osiris, run_dir};
+use crate::support::{jsonl, osiris, run_dir};
+use osiris_plugin_sdk::Streams;
 use osiris_plugin_sdk::arrow_array::cast::AsArray;
 use osiris_plugin_sdk::arrow_array::types::{Int32Type, Int64Type, UInt32Type, UInt64Type};
 use osiris_plugin_sdk::arrow_array::{
@@ -16,10 +17,10 @@ use osiris_plugin_sdk::arrow_array::{
 };
 use osiris_plugin_sdk::arrow_schema::{ArrowError, DataType, Field, Schema};
 use osiris_plugin_sdk::host::Module;
-use osiris_plugin_sdk::{ContextBackend, Level, Streams};
+use osiris_plugin_sdk::testing::TestContext;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 fn step(id: &str, component: &str, mode: &str, needs: &[&str], config: &str) -> String {
     let config: String = config.lines().map(|l| format!("      {l}\n")).collect();
@@ -37,7 +38,9 @@ fn run_serially(dir: &Path, name: &str, steps: &str) -> Vec<Value> {
         format!("oml_version: \"0.1.0\"\nname: {name}\nsteps:\n{steps}"),
     )
     .unwrap();
-    let o = osiris(dir, &["run", &file, "--max-parallel", "1"], &[]);
+    let o = osiris(dir)
+        .args(["run", &file, "--max-parallel", "1"])
+        .output();
     ok(&o);
     jsonl(&run_dir(dir, "default", name).join("metrics.jsonl"))
 }
@@ -250,7 +253,7 @@ fn more_concurrent_steps_than_the_pool_keeps_still_run() {
         format!("oml_version: \"0.1.0\"\nname: wide\nsteps:\n{steps}"),
     )
     .unwrap();
-    let o = osiris(p.path(), &["run", file], &[]);
+    let o = osiris(p.path()).args(["run", file]).output();
     ok(&o);
     assert_eq!(pg.sql("SELECT total FROM sums"), "36");
     let metrics = jsonl(&run_dir(p.path(), "default", "wide").join("metrics.jsonl"));
@@ -261,42 +264,14 @@ fn more_concurrent_steps_than_the_pool_keeps_still_run() {
     );
 }
 
-/// A step context that records metrics, like the runner's (one per step).
-struct Recorder {
-    conn: Value,
-    metrics: Mutex<Vec<(String, f64)>>,
-}
-
-impl ContextBackend for Recorder {
-    fn log(&self, _level: Level, _message: &str) {}
-    fn metric(&self, name: &str, value: f64, _unit: Option<&str>) {
-        self.metrics.lock().unwrap().push((name.to_string(), value));
-    }
-    fn is_cancelled(&self) -> bool {
-        false
-    }
-    fn connection(&self) -> Option<Value> {
-        Some(self.conn.clone())
-    }
-}
-
-impl Recorder {
-    fn new(conn: &Value) -> Arc<Recorder> {
-        Arc::new(Recorder {
-            conn: conn.clone(),
-            metrics: Mutex::new(Vec::new()),
-        })
-    }
-    /// `opened` or `reused`: where this step's session came from.
-    fn source(&self) -> &'static str {
-        let m = self.metrics.lock().unwrap();
-        let opened = m.iter().any(|(n, _)| n == "connections_opened");
-        let reused = m.iter().any(|(n, _)| n == "connections_reused");
-        match (opened, reused) {
-            (true, false) => "opened",
-            (false, true) => "reused",
-            other => panic!("one connection metric per step, got {other:?}: {m:?}"),
-        }
+/// `opened` or `reused`: where the session of the step that ran with `ctx` came from, by its connection metric.
+fn source(ctx: &TestContext) -> &'static str {
+    let metrics = ctx.metrics();
+    let has = |name: &str| metrics.iter().any(|(n, _, _)| n == name);
+    match (has("connections_opened"), has("connections_reused")) {
+        (true, false) => "opened",
+        (false, true) => "reused",
+        other => panic!("one connection metric per step, got {other:?}: {metrics:?}"),
     }
 }
 
@@ -355,7 +330,7 @@ fn postgres_failed_write_leaves_no_trace_in_the_pool() {
     let conn = json!({"host": "127.0.0.1", "port": PG_PORT, "user": "postgres", "database": pg.name, "sslmode": "disable"});
     let cfg = json!({"table": "t"});
 
-    let c1 = Recorder::new(&conn);
+    let c1 = TestContext::with_connection(conn.clone());
     m.run(
         "postgres.writer",
         "w1",
@@ -364,7 +339,7 @@ fn postgres_failed_write_leaves_no_trace_in_the_pool() {
         input(vec![rows(&[1, 2], &[Some("a"), Some("b")])]),
     )
     .unwrap();
-    assert_eq!(c1.source(), "opened");
+    assert_eq!(source(&c1), "opened");
 
     // A NOT NULL violation in the second batch, then an upstream failure: both roll back.
     for (what, batches) in [
@@ -380,12 +355,12 @@ fn postgres_failed_write_leaves_no_trace_in_the_pool() {
             ],
         ),
     ] {
-        let c = Recorder::new(&conn);
+        let c = TestContext::with_connection(conn.clone());
         let e = m
             .run("postgres.writer", "w2", &cfg, c.clone(), input(batches))
             .err()
             .expect("the write fails");
-        assert_eq!(c.source(), "reused", "{what}");
+        assert_eq!(source(&c), "reused", "{what}");
         assert_eq!(pg.sql("SELECT count(*) FROM t"), "2", "{what}: {e:?}");
         // The failed session was closed: no backend of this database is left in a transaction or holds a
         // temporary staging table.
@@ -400,7 +375,7 @@ fn postgres_failed_write_leaves_no_trace_in_the_pool() {
             "{what}"
         );
         // The next step on the same pool works, on a new session.
-        let c = Recorder::new(&conn);
+        let c = TestContext::with_connection(conn.clone());
         m.run(
             "postgres.writer",
             "w3",
@@ -410,13 +385,13 @@ fn postgres_failed_write_leaves_no_trace_in_the_pool() {
         )
         .unwrap();
         assert_eq!(
-            c.source(),
+            source(&c),
             "opened",
             "{what}: the failed session is not reused"
         );
         pg.sql("DELETE FROM t WHERE id = 10");
     }
-    let c = Recorder::new(&conn);
+    let c = TestContext::with_connection(conn.clone());
     let out = m
         .run(
             "postgres.extractor",
@@ -427,7 +402,7 @@ fn postgres_failed_write_leaves_no_trace_in_the_pool() {
         )
         .unwrap();
     assert_eq!(first_value(out), "a,b");
-    assert_eq!(c.source(), "reused");
+    assert_eq!(source(&c), "reused");
 }
 
 /// MySQL: the same, including the table a failed `create_table` write created and dropped again.
@@ -443,7 +418,7 @@ fn mysql_failed_write_leaves_no_trace_in_the_pool() {
     let conn = json!({"host": "127.0.0.1", "port": MY_PORT, "user": "root", "database": my.name, "ssl_mode": "disabled"});
     let in_db = |sql: &str| my.sql(sql);
 
-    let c1 = Recorder::new(&conn);
+    let c1 = TestContext::with_connection(conn.clone());
     m.run(
         "mysql.writer",
         "w1",
@@ -452,7 +427,7 @@ fn mysql_failed_write_leaves_no_trace_in_the_pool() {
         input(vec![rows(&[1, 2], &[Some("a"), Some("b")])]),
     )
     .unwrap();
-    assert_eq!(c1.source(), "opened");
+    assert_eq!(source(&c1), "opened");
     // Sessions on this database other than the client asking; the server ends a closed one asynchronously.
     let sessions_settle_at = |want: &str| {
         let sql = format!(
@@ -485,12 +460,12 @@ fn mysql_failed_write_leaves_no_trace_in_the_pool() {
             ],
         ),
     ] {
-        let c = Recorder::new(&conn);
+        let c = TestContext::with_connection(conn.clone());
         let e = m
             .run("mysql.writer", "w2", &cfg, c.clone(), input(batches))
             .err()
             .expect("the write fails");
-        assert_eq!(c.source(), "reused", "{what}");
+        assert_eq!(source(&c), "reused", "{what}");
         assert_eq!(in_db("SELECT COUNT(*) FROM t"), "2", "{what}: {e:?}");
         assert_eq!(
             in_db("SHOW TABLES LIKE 'fresh'"),
@@ -499,7 +474,7 @@ fn mysql_failed_write_leaves_no_trace_in_the_pool() {
         );
         // The failed session was closed, not kept: no session of the plugin is left on the server.
         assert_eq!(sessions_settle_at("0"), "0", "{what}");
-        let c = Recorder::new(&conn);
+        let c = TestContext::with_connection(conn.clone());
         m.run(
             "mysql.writer",
             "w3",
@@ -509,13 +484,13 @@ fn mysql_failed_write_leaves_no_trace_in_the_pool() {
         )
         .unwrap();
         assert_eq!(
-            c.source(),
+            source(&c),
             "opened",
             "{what}: the failed session is not reused"
         );
         in_db("DELETE FROM t WHERE id = 10");
     }
-    let c = Recorder::new(&conn);
+    let c = TestContext::with_connection(conn.clone());
     let out = m
         .run(
             "mysql.extractor",
@@ -526,7 +501,7 @@ fn mysql_failed_write_leaves_no_trace_in_the_pool() {
         )
         .unwrap();
     assert_eq!(first_value(out), "a,b");
-    assert_eq!(c.source(), "reused");
+    assert_eq!(source(&c), "reused");
 }
 
 /// A pooled session that the server ended (here: terminated/killed by an administrator, as on a restart or
@@ -546,7 +521,7 @@ fn a_pooled_session_the_server_ended_is_replaced() {
     let pid_query = json!({"query": "SELECT pg_backend_pid()"});
     let cid_query = json!({"query": "SELECT CONNECTION_ID()"});
 
-    let c = Recorder::new(&pg_conn);
+    let c = TestContext::with_connection(pg_conn.clone());
     let first = first_value(
         pgm.run(
             "postgres.extractor",
@@ -557,8 +532,8 @@ fn a_pooled_session_the_server_ended_is_replaced() {
         )
         .unwrap(),
     );
-    assert_eq!(c.source(), "opened");
-    let c = Recorder::new(&pg_conn);
+    assert_eq!(source(&c), "opened");
+    let c = TestContext::with_connection(pg_conn.clone());
     let again = first_value(
         pgm.run(
             "postgres.extractor",
@@ -569,13 +544,13 @@ fn a_pooled_session_the_server_ended_is_replaced() {
         )
         .unwrap(),
     );
-    assert_eq!((c.source(), again.as_str()), ("reused", first.as_str()));
+    assert_eq!((source(&c), again.as_str()), ("reused", first.as_str()));
     assert_eq!(
         // Waits (up to 5 s) until the backend is gone.
         pg.sql(&format!("SELECT pg_terminate_backend({first}, 5000)")),
         "t"
     );
-    let c = Recorder::new(&pg_conn);
+    let c = TestContext::with_connection(pg_conn.clone());
     let replaced = first_value(
         pgm.run(
             "postgres.extractor",
@@ -586,15 +561,15 @@ fn a_pooled_session_the_server_ended_is_replaced() {
         )
         .unwrap(),
     );
-    assert_eq!(c.source(), "opened");
+    assert_eq!(source(&c), "opened");
     assert_ne!(replaced, first);
     // discover takes its session from the same pool.
-    let c = Recorder::new(&pg_conn);
+    let c = TestContext::with_connection(pg_conn.clone());
     pgm.discover("postgres.extractor", &json!({}), c.clone())
         .unwrap();
-    assert_eq!(c.source(), "reused");
+    assert_eq!(source(&c), "reused");
 
-    let c = Recorder::new(&my_conn);
+    let c = TestContext::with_connection(my_conn.clone());
     let first = first_value(
         mym.run(
             "mysql.extractor",
@@ -605,9 +580,9 @@ fn a_pooled_session_the_server_ended_is_replaced() {
         )
         .unwrap(),
     );
-    assert_eq!(c.source(), "opened");
+    assert_eq!(source(&c), "opened");
     my.sql(&format!("KILL {first}"));
-    let c = Recorder::new(&my_conn);
+    let c = TestContext::with_connection(my_conn.clone());
     let replaced = first_value(
         mym.run(
             "mysql.extractor",
@@ -618,12 +593,12 @@ fn a_pooled_session_the_server_ended_is_replaced() {
         )
         .unwrap(),
     );
-    assert_eq!(c.source(), "opened");
+    assert_eq!(source(&c), "opened");
     assert_ne!(replaced, first);
-    let c = Recorder::new(&my_conn);
+    let c = TestContext::with_connection(my_conn.clone());
     mym.discover("mysql.extractor", &json!({}), c.clone())
         .unwrap();
-    assert_eq!(c.source(), "reused");
+    assert_eq!(source(&c), "reused");
 }
 
 /// What one step changes in its session (settings, user variables, temporary tables) is gone when the next
@@ -641,7 +616,7 @@ fn session_state_does_not_leak_between_steps() {
     let pg_conn = json!({"host": "127.0.0.1", "port": PG_PORT, "user": "postgres", "database": pg.name, "sslmode": "disable"});
     let my_conn = json!({"host": "127.0.0.1", "port": MY_PORT, "user": "root", "database": my.name, "ssl_mode": "disabled"});
     let pg_run = |query: &str| {
-        let c = Recorder::new(&pg_conn);
+        let c = TestContext::with_connection(pg_conn.clone());
         let v = first_value(
             pgm.run(
                 "postgres.extractor",
@@ -652,10 +627,10 @@ fn session_state_does_not_leak_between_steps() {
             )
             .unwrap(),
         );
-        (v, c.source())
+        (v, source(&c))
     };
     let my_run = |query: &str| {
-        let c = Recorder::new(&my_conn);
+        let c = TestContext::with_connection(my_conn.clone());
         let v = first_value(
             mym.run(
                 "mysql.extractor",
@@ -666,7 +641,7 @@ fn session_state_does_not_leak_between_steps() {
             )
             .unwrap(),
         );
-        (v, c.source())
+        (v, source(&c))
     };
 
     assert_eq!(

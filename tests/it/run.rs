@@ -1,69 +1,8 @@
 //! `osiris run` and `osiris quickstart` through the real binary: run directory, exit codes, redaction.
 
+use crate::support::{code, files, json, jsonl, osiris, run_dir, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// Runs the binary in `dir` with a clean `OSIRIS_*` environment plus `envs`.
-pub fn osiris(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    cmd.current_dir(dir).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", dir)
-        .env("NO_COLOR", "1");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("the osiris binary runs")
-}
-
-pub fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
-}
-
-pub fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-/// The only run directory under `<project>/run_logs/<profile>/<pipeline>/`.
-pub fn run_dir(project: &Path, profile: &str, pipeline: &str) -> PathBuf {
-    let base = project.join("run_logs").join(profile).join(pipeline);
-    let dirs: Vec<PathBuf> = std::fs::read_dir(&base)
-        .unwrap_or_else(|e| panic!("{}: {e}", base.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(
-        dirs.len(),
-        1,
-        "one run directory in {}: {dirs:?}",
-        base.display()
-    );
-    dirs[0].clone()
-}
-
-pub fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{}: bad JSON line {l:?}: {e}", path.display()))
-        })
-        .collect()
-}
-
-pub fn json(path: &Path) -> Value {
-    let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 pub fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,27 +10,10 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Every file under `dir`, recursively.
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p)
-            } else {
-                out.push(p)
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn quickstart_runs_end_to_end_and_leaves_a_complete_run_directory() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = osiris(tmp.path(), &["quickstart", "qs"], &[]);
+    let o = osiris(tmp.path()).args(["quickstart", "qs"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     let project = tmp.path().join("qs");
@@ -175,7 +97,7 @@ fn quickstart_runs_end_to_end_and_leaves_a_complete_run_directory() {
     assert_eq!(index[0]["status"], "succeeded");
 
     // A second quickstart in the same directory reuses the project and runs again.
-    let o = osiris(tmp.path(), &["quickstart", "qs"], &[]);
+    let o = osiris(tmp.path()).args(["quickstart", "qs"]).output();
     assert_eq!(code(&o), 0, "{:?}", text(&o));
     assert_eq!(jsonl(&project.join(".osiris/index/runs.jsonl")).len(), 2);
 }
@@ -234,7 +156,7 @@ fn failing_step_exits_4_naming_step_component_and_plugin_and_records_status() {
             "SELECT customer, no_such_column FROM df",
         ),
     )]);
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 4, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stderr.contains("step `aggregate`"), "{stderr}");
@@ -286,7 +208,7 @@ fn missing_connection_exits_5_naming_family_and_alias() {
             "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      default: true\n      base_dir: data\n",
         ),
     ]);
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (_, stderr) = text(&o);
     assert_eq!(code(&o), 5, "{stderr}");
     assert!(stderr.contains("@filesystem.archive"), "{stderr}");
@@ -304,7 +226,7 @@ fn missing_connection_exits_5_naming_family_and_alias() {
         "version: \"1.0\"\nconnections:\n  filesystem:\n    archive:\n      base_dir: data\n      password: ${OSIRIS_IT_NEVER_SET}\n",
     )
     .unwrap();
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     let (_, stderr) = text(&o);
     assert_eq!(code(&o), 5, "{stderr}");
     for part in ["@filesystem.archive", "`password`", "OSIRIS_IT_NEVER_SET"] {
@@ -328,7 +250,7 @@ fn connection_base_dir_resolves_relative_paths() {
             "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      default: true\n      base_dir: data\n",
         ),
     ]);
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     assert_eq!(code(&o), 0, "{:?}", text(&o));
     assert_eq!(
         std::fs::read_to_string(p.path().join("out/result.csv")).unwrap(),
@@ -371,7 +293,9 @@ steps:
     config: { path: out/result.csv }
 "#,
     )]);
-    let o = osiris(p.path(), &["run", "p.yaml", "--max-parallel", "4"], &[]);
+    let o = osiris(p.path())
+        .args(["run", "p.yaml", "--max-parallel", "4"])
+        .output();
     assert_eq!(code(&o), 0, "{:?}", text(&o));
     // The staged file existed, complete, when `reread` opened it.
     assert_eq!(
@@ -414,14 +338,11 @@ fn planted_secrets_never_reach_the_run_directory_or_the_terminal() {
             ),
         ),
     ]);
-    let o = osiris(
-        p.path(),
-        &["run", "p.yaml", "--secrets-file", "secrets.yaml"],
-        &[
-            ("OSIRIS_IT_PLANTED", IN_ENV_VAR),
-            ("OSIRIS_CONN__FILESYSTEM__LOCAL__DB_PASSWORD", IN_CONN_ENV),
-        ],
-    );
+    let o = osiris(p.path())
+        .args(["run", "p.yaml", "--secrets-file", "secrets.yaml"])
+        .env("OSIRIS_IT_PLANTED", IN_ENV_VAR)
+        .env("OSIRIS_CONN__FILESYSTEM__LOCAL__DB_PASSWORD", IN_CONN_ENV)
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 4, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
@@ -446,11 +367,9 @@ fn planted_secrets_never_reach_the_run_directory_or_the_terminal() {
         }
     }
     // `connections list` masks literal secrets too.
-    let o = osiris(
-        p.path(),
-        &["connections", "list", "--secrets-file", "secrets.yaml"],
-        &[],
-    );
+    let o = osiris(p.path())
+        .args(["connections", "list", "--secrets-file", "secrets.yaml"])
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "{stderr}");
     assert!(stdout.contains("@filesystem.local"), "{stdout}");
@@ -473,23 +392,29 @@ fn runs_a_compiled_manifest_directory_and_last_compile() {
             "SELECT customer FROM df GROUP BY 1 ORDER BY 1",
         ),
     )]);
-    let o = osiris(p.path(), &["compile", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["compile", "p.yaml"]).output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "{stderr}");
     let dir = stdout.trim().lines().last().unwrap().to_string();
-    let o = osiris(p.path(), &["run", &dir, "--format", "json"], &[]);
+    let o = osiris(p.path())
+        .args(["run", &dir, "--format", "json"])
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "{stderr}");
     let v: Value = serde_json::from_str(&stdout).expect("--format json prints JSON");
     assert_eq!(v["status"], "succeeded");
     assert_eq!(v["rows_written"], 5);
-    let o = osiris(p.path(), &["run", "--last-compile", "--out", "my-run"], &[]);
+    let o = osiris(p.path())
+        .args(["run", "--last-compile", "--out", "my-run"])
+        .output();
     assert_eq!(code(&o), 0, "{:?}", text(&o));
     assert_eq!(
         json(&p.path().join("my-run/status.json"))["status"],
         "succeeded"
     );
-    let o = osiris(p.path(), &["run", "--last-compile", "--dry-run"], &[]);
+    let o = osiris(p.path())
+        .args(["run", "--last-compile", "--dry-run"])
+        .output();
     let (stdout, _) = text(&o);
     assert_eq!(code(&o), 0);
     assert!(stdout.contains("osiris-duckdb"), "{stdout}");
@@ -505,14 +430,7 @@ fn ctrl_c_cancels_a_running_step_and_records_the_run_as_cancelled() {
             "SELECT SUM(range) AS s FROM range(1000000000000)",
         ),
     )]);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    cmd.current_dir(p.path())
-        .args(["run", "p.yaml"])
-        .env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", p.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = osiris(p.path()).args(["run", "p.yaml"]).spawn();
     // Wait until the long query runs.
     let started = std::time::Instant::now();
     loop {
@@ -532,7 +450,7 @@ fn ctrl_c_cancels_a_running_step_and_records_the_run_as_cancelled() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let st = Command::new("kill")
+    let st = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
@@ -545,7 +463,7 @@ fn ctrl_c_cancels_a_running_step_and_records_the_run_as_cancelled() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_with_output();
     let (_, stderr) = text(&out);
     assert_eq!(code(&out), 130, "{stderr}");
     assert!(stderr.contains("cancelled"), "{stderr}");
@@ -611,7 +529,7 @@ fn a_misspelt_connection_field_is_refused_before_any_step_runs() {
         ),
     ];
     for (file, args, parts) in cases {
-        let o = osiris(p.path(), args, &[]);
+        let o = osiris(p.path()).args(args).output();
         let (_, stderr) = text(&o);
         assert_eq!(code(&o), 5, "{file} {args:?}: {stderr}");
         assert!(stderr.contains("RUN-E008"), "{args:?}: {stderr}");
@@ -628,6 +546,6 @@ fn a_misspelt_connection_field_is_refused_before_any_step_runs() {
         "version: \"1.0\"\nconnections:\n  filesystem:\n    local:\n      default: true\n      base_dir: data\n",
     )
     .unwrap();
-    let o = osiris(p.path(), &["run", "p.yaml"], &[]);
+    let o = osiris(p.path()).args(["run", "p.yaml"]).output();
     assert_eq!(code(&o), 0, "{:?}", text(&o));
 }

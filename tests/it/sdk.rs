@@ -318,13 +318,17 @@ fn streams_of_a_poisoned_plugin_are_not_pulled() {
             testing::single_input(people()),
         )
         .unwrap();
-    let _ = module.run(
-        "test.echo",
-        "s2",
-        &json!({"panic": true}),
-        TestContext::new(),
-        Streams::new(),
-    );
+    let panicked = module
+        .run(
+            "test.echo",
+            "s2",
+            &json!({"panic": true}),
+            TestContext::new(),
+            Streams::new(),
+        )
+        .err()
+        .expect("the call panics");
+    assert_eq!(panicked.code, PANIC_CODE, "{panicked}");
     assert!(module.is_poisoned());
     let err = PluginError::from_arrow(&first.remove("df").unwrap().next().unwrap().unwrap_err());
     assert_eq!(err.code, POISONED_CODE);
@@ -403,13 +407,17 @@ fn two_plugins_side_by_side() {
     let b = check_echo(&old, "test.echo55");
     assert_eq!(a, b);
     // One panicking plugin does not poison the other.
-    let _ = old.run(
-        "test.echo55",
-        "s1",
-        &json!({"panic": true}),
-        TestContext::new(),
-        Streams::new(),
-    );
+    let panicked = old
+        .run(
+            "test.echo55",
+            "s1",
+            &json!({"panic": true}),
+            TestContext::new(),
+            Streams::new(),
+        )
+        .err()
+        .expect("the call panics");
+    assert_eq!(panicked.code, PANIC_CODE, "{panicked}");
     assert!(old.is_poisoned());
     assert!(!echo.is_poisoned());
     check_echo(&echo, "test.echo");

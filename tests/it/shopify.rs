@@ -4,121 +4,36 @@
 //!
 //! The plugin builds into `$CARGO_TARGET_DIR/shopify` (kept between runs, so reruns are fast).
 
-use crate::run::{code, files, jsonl, osiris, run_dir, text};
-use crate::support::repo_root;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use crate::support::{
+    HttpServer, Reply, code, files, jsonl, osiris, repo_root, run_dir, serve, text,
+};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "shpat-pl4nted-shopify-71c0";
 
-/// One request the server saw: its target (path and query), lower-cased headers, when it arrived.
-#[derive(Debug, Clone)]
-struct Seen {
-    target: String,
-    headers: Vec<(String, String)>,
-    at: Instant,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-}
-
-/// Serves `replies` in order, one per connection, then stops; it also stops after 90 s. A request without the
-/// expected token gets a 401 instead of its reply.
-fn serve(replies: Vec<Reply>) -> (u16, Arc<Mutex<Vec<Seen>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let mut replies = replies.into_iter();
-        while Instant::now() < deadline && replies.len() > 0 {
-            let Ok((stream, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            stream.set_nonblocking(false).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            let mut headers = Vec::new();
-            loop {
-                line.clear();
-                reader.read_line(&mut line).unwrap();
-                let l = line.trim_end();
-                if l.is_empty() {
-                    break;
-                }
-                let (n, v) = l.split_once(':').unwrap();
-                headers.push((n.trim().to_lowercase(), v.trim().to_string()));
-            }
-            let request = Seen {
-                target,
-                headers,
-                at: Instant::now(),
-            };
-            log.lock().unwrap().push(request.clone());
-            let mut reply = replies.next().unwrap();
-            if request.header("x-shopify-access-token") != Some(TOKEN) {
-                reply = Reply {
-                    status: 401,
-                    headers: vec![],
-                    body: r#"{"errors":"[API] Invalid API key or access token"}"#.into(),
-                };
-            }
-            let mut head = format!(
-                "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-                reply.status,
-                reply.body.len()
-            );
-            for (n, v) in &reply.headers {
-                head.push_str(&format!("{n}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
-            let mut w = stream;
-            let _ = w.write_all(head.as_bytes());
-            let _ = w.write_all(reply.body.as_bytes());
-            let _ = w.flush();
-        }
-    });
-    (port, seen)
+/// Serves `replies` in order (see [`serve`]); a request without the expected token gets a 401 instead of its
+/// reply.
+fn shop(replies: Vec<Reply>) -> HttpServer {
+    serve(replies)
+        .check(|r| {
+            (r.header("x-shopify-access-token") != Some(TOKEN))
+                .then(|| Reply::new(401, r#"{"errors":"[API] Invalid API key or access token"}"#))
+        })
+        .start()
 }
 
 fn page(port: u16, customers: &str, next: Option<&str>) -> Reply {
     let base = format!("http://127.0.0.1:{port}/admin/api/2024-07/customers.json");
-    let headers = match next {
-        Some(cursor) => vec![(
+    let reply = Reply::ok(format!(r#"{{"customers": {customers}}}"#));
+    match next {
+        Some(cursor) => reply.header(
             "Link",
             format!(
                 "<{base}?limit=2&page_info=prev0>; rel=\"previous\", <{base}?limit=2&page_info={cursor}>; rel=\"next\""
             ),
-        )],
-        None => vec![],
-    };
-    Reply {
-        status: 200,
-        headers,
-        body: format!(r#"{{"customers": {customers}}}"#),
+        ),
+        None => reply,
     }
 }
 
@@ -129,19 +44,13 @@ fn pack(cwd: &Path, out: &Path) {
         None => repo_root().join("target/shopify"),
     };
     let crate_dir = repo_root().join("plugins/shopify");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_osiris"))
-        .current_dir(cwd)
+    let o = osiris(cwd)
         .args(["plugins", "pack", "--manifest-path"])
         .arg(&crate_dir)
         .arg("--out")
         .arg(out)
-        .env("HOME", cwd)
-        .env("NO_COLOR", "1")
-        .env("CARGO_TARGET_DIR", target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .expect("the osiris binary runs");
+        .cargo_target_dir(target)
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "pack:\nstdout:\n{stdout}\nstderr:\n{stderr}");
 }
@@ -161,11 +70,9 @@ fn installed_project() -> (tempfile::TempDir, PathBuf) {
     .unwrap();
     let dist = tmp.path().join("dist/osiris-plugin-shopify");
     pack(tmp.path(), &dist);
-    let o = osiris(
-        &project,
-        &["plugins", "install", dist.to_str().unwrap()],
-        &[],
-    );
+    let o = osiris(&project)
+        .args(["plugins", "install", dist.to_str().unwrap()])
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(
         code(&o),
@@ -213,18 +120,15 @@ fn assert_token_nowhere(project: &Path, stdout: &str, stderr: &str) {
 #[test]
 fn shopify_plugin_pages_through_customers_with_retry_and_never_writes_the_token() {
     let (_tmp, project) = installed_project();
-    let (port, seen) = serve(vec![
+    let server = shop(vec![
         page(
             0,
             r#"[{"id": 101, "email": "ann@example.com", "verified_email": true, "addresses": [{"city": "Oslo"}]},
                 {"id": 102, "email": "bob@example.com", "verified_email": false, "addresses": []}]"#,
             Some("cur1"),
         ),
-        Reply {
-            status: 429,
-            headers: vec![("Retry-After", "1".into())],
-            body: r#"{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}"#.into(),
-        },
+        Reply::new(429, r#"{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}"#)
+            .header("Retry-After", 1),
         page(
             0,
             r#"[{"id": 103, "email": null, "verified_email": true, "addresses": [], "note": "vip, \"gold\""}]"#,
@@ -240,14 +144,13 @@ fn shopify_plugin_pages_through_customers_with_retry_and_never_writes_the_token(
     // that the token is sent to `shop_url` and nowhere else.
     pipeline(
         &project,
-        port,
+        server.port(),
         "resource: customers\nlimit: 2\nfields: [id, email, verified_email, addresses, note]\nmax_retries: 2",
     );
-    let o = osiris(
-        &project,
-        &["-v", "run", "p.yaml"],
-        &[("SHOPIFY_TOKEN", TOKEN)],
-    );
+    let o = osiris(&project)
+        .args(["-v", "run", "p.yaml"])
+        .env("SHOPIFY_TOKEN", TOKEN)
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(
@@ -260,7 +163,7 @@ fn shopify_plugin_pages_through_customers_with_retry_and_never_writes_the_token(
     );
 
     {
-        let seen = seen.lock().unwrap();
+        let seen = server.requests();
         assert_eq!(seen.len(), 4, "three pages and one retry: {seen:?}");
         for s in seen.iter() {
             assert_eq!(s.header("x-shopify-access-token"), Some(TOKEN), "{s:?}");
@@ -301,27 +204,22 @@ fn shopify_plugin_pages_through_customers_with_retry_and_never_writes_the_token(
 #[test]
 fn shopify_plugin_refused_token_is_an_auth_failure_without_the_token() {
     let (_tmp, project) = installed_project();
-    // Every request gets the 401 of `serve`: the token sent is not the one it expects.
-    let (port, seen) = serve(vec![page(0, "[]", None)]);
-    pipeline(&project, port, "resource: orders");
+    // Every request gets the 401 of `shop`: the token sent is not the one it expects.
+    let server = shop(vec![page(0, "[]", None)]);
+    pipeline(&project, server.port(), "resource: orders");
     let wrong = "shpat-wrong-token-0d9e";
-    let o = osiris(
-        &project,
-        &["-v", "run", "p.yaml"],
-        &[("SHOPIFY_TOKEN", wrong)],
-    );
+    let o = osiris(&project)
+        .args(["-v", "run", "p.yaml"])
+        .env("SHOPIFY_TOKEN", wrong)
+        .output();
     let (stdout, stderr) = text(&o);
     assert_eq!(code(&o), 4, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stderr.contains("SHOPIFY-AUTH"), "an auth failure: {stderr}");
     assert!(stderr.contains("HTTP 401"), "{stderr}");
     assert!(stderr.contains("customers"), "names the step: {stderr}");
+    assert_eq!(server.requests().len(), 1, "a refused token is not retried");
     assert_eq!(
-        seen.lock().unwrap().len(),
-        1,
-        "a refused token is not retried"
-    );
-    assert_eq!(
-        seen.lock().unwrap()[0].target,
+        server.requests()[0].target,
         "/admin/api/2024-07/orders.json?limit=250"
     );
     assert!(

@@ -4,32 +4,15 @@ use crate::extractor::read_all;
 use crate::{CsvExtractor, CsvWriter};
 use arrow_array::{Array, Int64Array, RecordBatch, RecordBatchIterator, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
-use osiris_plugin_sdk::{Context, ContextBackend, Driver, Level, Streams};
+use osiris_plugin_sdk::testing::TestContext;
+use osiris_plugin_sdk::{Context, Driver, Streams};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-#[derive(Default)]
-struct TestCtx {
-    metrics: Mutex<Vec<(String, f64)>>,
-    connection: Option<Value>,
-}
-
-impl ContextBackend for TestCtx {
-    fn log(&self, _level: Level, _message: &str) {}
-    fn metric(&self, name: &str, value: f64, _unit: Option<&str>) {
-        self.metrics.lock().unwrap().push((name.to_string(), value));
-    }
-    fn is_cancelled(&self) -> bool {
-        false
-    }
-    fn connection(&self) -> Option<Value> {
-        self.connection.clone()
-    }
-}
-
-fn ctx() -> (Arc<TestCtx>, Context) {
-    let b = Arc::new(TestCtx::default());
-    (b.clone(), Context::new(b))
+fn ctx() -> (Arc<TestContext>, Context) {
+    let t = TestContext::new();
+    let c = t.context();
+    (t, c)
 }
 
 #[test]
@@ -48,24 +31,14 @@ fn infers_types_and_respects_dtype_and_columns() {
     assert_eq!(names, ["id", "amount"]);
     assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
     assert_eq!(schema.field(1).data_type(), &DataType::Float64);
-    assert!(
-        backend
-            .metrics
-            .lock()
-            .unwrap()
-            .contains(&("rows_read".to_string(), 2.0))
-    );
+    assert_eq!(backend.metric_total("rows_read"), 2.0);
 }
 
 #[test]
 fn base_dir_from_connection_and_limit_and_skip_rows() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("b.csv"), "# preamble\nx\n1\n2\n3\n").unwrap();
-    let backend = Arc::new(TestCtx {
-        connection: Some(json!({"base_dir": dir.path()})),
-        ..Default::default()
-    });
-    let c = Context::new(backend);
+    let c = TestContext::with_connection(json!({"base_dir": dir.path()})).context();
     let batches = read_all(
         &json!({"path": "b.csv", "skip_rows": 1, "limit": 2, "batch_size": 1}),
         &c,
@@ -159,13 +132,7 @@ fn writer_keeps_column_order_and_quotes_minimally() {
         std::fs::read_to_string(&out).unwrap(),
         "z,a\r\n\"q\"\"x\",1\r\n,2\r\n"
     );
-    assert!(
-        backend
-            .metrics
-            .lock()
-            .unwrap()
-            .contains(&("rows_written".to_string(), 2.0))
-    );
+    assert_eq!(backend.metric_total("rows_written"), 2.0);
 }
 
 #[test]

@@ -1,20 +1,8 @@
 use super::*;
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatchIterator, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use osiris_plugin_sdk::{ContextBackend, Level};
+use osiris_plugin_sdk::testing::TestContext;
 use serde_json::json;
-
-struct Ctx;
-impl ContextBackend for Ctx {
-    fn log(&self, _: Level, _: &str) {}
-    fn metric(&self, _: &str, _: f64, _: Option<&str>) {}
-    fn is_cancelled(&self) -> bool {
-        false
-    }
-    fn connection(&self) -> Option<Value> {
-        None
-    }
-}
 
 fn input(n: i64, batch: usize) -> osiris_plugin_sdk::BatchStream {
     let schema = Arc::new(Schema::new(vec![
@@ -43,7 +31,7 @@ fn input(n: i64, batch: usize) -> osiris_plugin_sdk::BatchStream {
 }
 
 fn run(query: &str, inputs: Streams) -> Result<Vec<RecordBatch>, String> {
-    let ctx = Context::new(Arc::new(Ctx));
+    let ctx = TestContext::new().context();
     let mut out = DuckdbProcessor
         .run("t", &json!({ "query": query }), inputs, &ctx)
         .map_err(|e| e.to_string())?;

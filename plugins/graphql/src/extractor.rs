@@ -682,23 +682,10 @@ impl RecordBatchReader for GraphqlStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osiris_plugin_sdk::{ContextBackend, Level};
-    use std::sync::Arc;
-
-    struct Quiet;
-    impl ContextBackend for Quiet {
-        fn log(&self, _: Level, _: &str) {}
-        fn metric(&self, _: &str, _: f64, _: Option<&str>) {}
-        fn is_cancelled(&self) -> bool {
-            false
-        }
-        fn connection(&self) -> Option<Value> {
-            None
-        }
-    }
+    use osiris_plugin_sdk::testing::TestContext;
 
     fn client(config: Value) -> Result<Client, PluginError> {
-        let ctx = Context::new(Arc::new(Quiet));
+        let ctx = TestContext::new().context();
         let cfg: Config = serde_json::from_value(merged(&config, &ctx)).unwrap();
         Client::new(&cfg, &ctx)
     }

@@ -323,7 +323,7 @@ impl Job {
             && rt.block_on(self.copy_behaves_like_insert(client))?;
         if direct {
             if self.mode == Mode::Replace {
-                rt.block_on(client.batch_execute(&format!("DELETE FROM {target}")))
+                rt.block_on(client.batch_execute(&replace_sql(&target)))
                     .map_err(|e| self.err(&e, &format!("removing the rows of {target}")))?;
             }
             return self
@@ -353,7 +353,7 @@ impl Job {
         let rows = self.copy(rt, client, &stage, &col_list, &plans, input)?;
 
         if self.mode == Mode::Replace {
-            rt.block_on(client.batch_execute(&format!("DELETE FROM {target}")))
+            rt.block_on(client.batch_execute(&replace_sql(&target)))
                 .map_err(|e| self.err(&e, &format!("removing the rows of {target}")))?;
         }
         let select = names
@@ -582,6 +582,13 @@ fn cast_type(target: &str) -> String {
         "character" => "bpchar".into(),
         _ => target.to_string(),
     }
+}
+
+/// `replace`'s removal of the old rows. The lock (it conflicts with itself and with writers) makes concurrent
+/// replaces of one table take turns: under READ COMMITTED a second `DELETE` that waited for the first would
+/// not see the rows the first inserted, and both runs' rows would remain; with it the last to commit wins.
+fn replace_sql(target: &str) -> String {
+    format!("LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE; DELETE FROM {target}")
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 //! It may not: hold logic another front end (the MCP server, a test) would need; that belongs in the library
 //! crates below it (`osiris-core`, `-registry`, `-oml`, `-compiler`, `-plugins`, `-runner`).
 
+// Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 #[macro_use]
 mod out;
 
@@ -209,7 +212,7 @@ pub enum Format {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let exit = run_cli();
+    let exit = run_from(std::env::args_os().collect());
     crate::out::flush();
     if let Some(e) = crate::out::failure() {
         crate::out::eline(&format!("error: cannot write to stdout: {e}"));
@@ -220,8 +223,9 @@ pub fn main() -> std::process::ExitCode {
     exit.into()
 }
 
-fn run_cli() -> Exit {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+/// Runs one command line (`args[0]` is the program name) in this process, as `osiris` would, and returns its
+/// exit code; the soak benchmark (`examples/soak.rs`) runs many in one process this way.
+pub fn run_from(args: Vec<std::ffi::OsString>) -> Exit {
     let json = wants_json(&args);
     let matches = match Cli::command().try_get_matches_from(&args) {
         Ok(m) => m,

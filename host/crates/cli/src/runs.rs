@@ -35,6 +35,10 @@ pub enum StatusFilter {
     Succeeded,
     Failed,
     Cancelled,
+    /// Its process ended without finishing it (killed, or the machine stopped).
+    Crashed,
+    /// Still going.
+    Running,
 }
 
 impl StatusFilter {
@@ -43,6 +47,8 @@ impl StatusFilter {
             StatusFilter::Succeeded => "succeeded",
             StatusFilter::Failed => "failed",
             StatusFilter::Cancelled => "cancelled",
+            StatusFilter::Crashed => "crashed",
+            StatusFilter::Running => "running",
         }
     }
 }

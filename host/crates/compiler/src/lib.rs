@@ -9,6 +9,9 @@
 //! Invariant: cfg files carry `connection: "@family.alias"` references, never connection fields resolved
 //! from a connection; inline secrets never get this far (the validator rejects them).
 
+// Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 pub mod canonical;
 
 use osiris_core::exit::{Exit, Fail};
@@ -252,9 +255,27 @@ pub fn write(out: &Output, dir: &Path, shown: &str) -> Result<(), Fail> {
     }
     for (rel, bytes) in &out.files {
         let path = dir.join(rel);
-        std::fs::write(&path, bytes).map_err(|e| fail("write", &format!("{shown}/{rel}"), e))?;
+        write_atomic(&path, bytes).map_err(|e| fail("write", &format!("{shown}/{rel}"), e))?;
     }
     Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so that a reader (a run of
+/// the same pipeline started at the same moment, which compiles to the same directory) sees the old file or
+/// the new one, never a half-written one.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// Records `dir` (as shown relative to the project directory) in `<build_dir>/pipelines/LATEST`.
@@ -262,7 +283,7 @@ pub fn write_latest(build_dir: &Path, dir_shown: &str) -> Result<(), Fail> {
     let pipelines = build_dir.join("pipelines");
     let shown = pipelines.join("LATEST");
     std::fs::create_dir_all(&pipelines)
-        .and_then(|_| std::fs::write(&shown, dir_shown.as_bytes()))
+        .and_then(|_| write_atomic(&shown, dir_shown.as_bytes()))
         .map_err(|e| {
             Fail::new(
                 Exit::Compile,

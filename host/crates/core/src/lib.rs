@@ -9,6 +9,9 @@
 //!
 //! It may not: depend on another osiris crate, on clap, or print (warnings go through [`notice`]).
 
+// Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 pub mod config;
 pub mod diag;
 pub mod exit;

@@ -111,7 +111,7 @@ pub struct RunArgs {
 pub struct RunsListArgs {
     /// Only runs of this pipeline (its id).
     pub pipeline: Option<String>,
-    /// Only runs with this status: `succeeded`, `failed` or `cancelled`.
+    /// Only runs with this status: `succeeded`, `failed`, `cancelled`, `crashed` or `running`.
     pub status: Option<String>,
     /// At most this many runs (default 20).
     pub limit: Option<usize>,
@@ -597,13 +597,13 @@ impl Server {
         let project = self.opts.project.clone();
         Ok(blocking("runs_list", move || {
             if let Some(s) = a.status.as_deref()
-                && !["succeeded", "failed", "cancelled"].contains(&s)
+                && !["succeeded", "failed", "cancelled", "crashed", "running"].contains(&s)
             {
                 return Err(mcp_fail(
                     Exit::Validation,
                     "MCP-E009",
                     &format!("invalid status `{s}`"),
-                    "use `succeeded`, `failed` or `cancelled`",
+                    "use `succeeded`, `failed`, `cancelled`, `crashed` or `running`",
                 ));
             }
             let runs = osiris_runner::history::list(

@@ -21,6 +21,9 @@
 //! **Invariant:** a refused or broken plugin never fails the command; it is reported, and only a pipeline that
 //! needs one of its components fails (the component is then unknown, or the run names the refusal).
 
+// Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 pub mod codes;
 pub mod config;
 pub mod deps;

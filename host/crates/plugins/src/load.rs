@@ -164,6 +164,7 @@ fn stage_memfd(bytes: &[u8], name: &str) -> std::io::Result<PathBuf> {
     let mut fd = unsafe { libc::memfd_create(cname.as_ptr(), flags | MFD_EXEC) };
     if fd < 0 {
         // kernels before 6.3 do not know MFD_EXEC
+        // SAFETY: as above: a NUL-terminated name that outlives the call; the descriptor is owned below.
         fd = unsafe { libc::memfd_create(cname.as_ptr(), flags) };
     }
     if fd < 0 {

@@ -18,6 +18,9 @@
 //! validates each one strictly), so `osiris components list` does not compile a single schema. Compiled
 //! configuration validators and secret maps are built on first use and cached by spec fingerprint.
 
+// Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 pub mod check;
 pub mod describe;
 

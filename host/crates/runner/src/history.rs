@@ -1,5 +1,5 @@
-//! Past runs read back: the run index (`.osiris/index/runs.jsonl`, one line per run, failed and cancelled runs
-//! included) and each run's `status.json`. What `osiris runs list|show` prints and the MCP server's
+//! Past runs read back: the run index ([`crate::index`]: failed, cancelled, crashed and running runs included)
+//! and each run's `status.json`. What `osiris runs list|show` prints and the MCP server's
 //! `runs_list`/`runs_show` return; the runner wrote every byte of it through its redactor.
 
 use osiris_core::diag::did_you_mean;
@@ -9,33 +9,13 @@ use std::path::{Path, PathBuf};
 
 /// `<project>/.osiris/index/runs.jsonl`.
 pub fn index_path(project: &Path) -> PathBuf {
-    project.join(".osiris").join("index").join("runs.jsonl")
+    crate::index::path(project)
 }
 
-/// Every indexed run, oldest first. A missing index is an empty one; a damaged line is skipped with a warning.
+/// Every run of the project, oldest first (running ones last; a run whose process died is recorded as crashed
+/// on the way, see [`crate::index`]).
 pub fn read_index(project: &Path) -> Result<Vec<Value>, Fail> {
-    let path = index_path(project);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(Fail::new(
-                Exit::Config,
-                format!("error: cannot read the run index `{}`: {e}", path.display()),
-            ));
-        }
-    };
-    let mut runs = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(line) {
-            Ok(v) if v.get("run_id").is_some_and(Value::is_string) => runs.push(v),
-            _ => tracing::warn!("{}:{}: not a run record, skipped", path.display(), i + 1),
-        }
-    }
-    Ok(runs)
+    crate::index::read(project).map_err(|m| Fail::new(Exit::Config, m))
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -47,7 +27,7 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 pub struct Filter<'a> {
     /// Only runs of this pipeline (its id: the OML `name` slug).
     pub pipeline: Option<&'a str>,
-    /// Only runs with this status (`succeeded`, `failed`, `cancelled`).
+    /// Only runs with this status (`succeeded`, `failed`, `cancelled`, `crashed`, `running`).
     pub status: Option<&'a str>,
     /// At most this many runs.
     pub limit: Option<usize>,

@@ -22,9 +22,13 @@
 //! Invariant: the run directory holds no secret value: cfg files are secret-free by construction (the compiler
 //! keeps `@family.alias` references) and every other byte goes through the redactor.
 
+// Dev-dependencies serve the integration tests under tests/; the unit-test build links them too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 pub mod cancel;
 pub mod discovery;
 pub mod history;
+pub mod index;
 pub mod manifest;
 pub mod modules;
 pub mod progress;
@@ -448,6 +452,21 @@ pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
             m.steps.len()
         ),
     );
+    // Listed as running until it ends; a killed process leaves a record others see as crashed.
+    let active = index::Active::begin(
+        &opts.project_dir,
+        &run_id,
+        &index_line(
+            &opts.project_dir,
+            &json!({
+                "run_id": run_id, "status": "running", "pipeline": m.pipeline.id, "profile": profile,
+                "manifest_hash": m.meta.manifest_hash, "steps_total": m.steps.len(), "started_at": started_at,
+                "pid": std::process::id(),
+            }),
+            &run_dir,
+            &redactor,
+        ),
+    );
 
     // Preflight: every step has a driver and its connection resolves.
     let (plans, preflight) = preflight(&opts, &log, &redactor);
@@ -512,6 +531,9 @@ pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
     );
     let _ = log.write_json("status.json", &summary);
     append_index(&opts.project_dir, &summary, &run_dir, &redactor);
+    if let Some(a) = active {
+        a.finish();
+    }
 
     Ok(Outcome {
         status,
@@ -651,11 +673,9 @@ fn run_summary(
 }
 
 /// One line per run in `.osiris/index/runs.jsonl`.
-fn append_index(project_dir: &Path, summary: &Value, run_dir: &Path, redactor: &Redactor) {
-    let dir = project_dir.join(".osiris").join("index");
-    if std::fs::create_dir_all(&dir).is_err() {
-        return;
-    }
+/// The run's line in the project's index (see [`index`]): the summary without steps, the run directory
+/// relative to the project.
+fn index_line(project_dir: &Path, summary: &Value, run_dir: &Path, redactor: &Redactor) -> Value {
     let mut line = summary.clone();
     if let Value::Object(m) = &mut line {
         // The index stays one short line per run: `osiris runs show` reads the steps from status.json.
@@ -663,15 +683,12 @@ fn append_index(project_dir: &Path, summary: &Value, run_dir: &Path, redactor: &
     }
     let shown = run_dir.strip_prefix(project_dir).unwrap_or(run_dir);
     line["run_dir"] = json!(shown.display().to_string());
-    let text = redactor.text(&redactor.json(&line, &[]).to_string());
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("runs.jsonl"))
-    {
-        use std::io::Write;
-        let _ = writeln!(f, "{text}");
-    }
+    redactor.json(&line, &[])
+}
+
+fn append_index(project_dir: &Path, summary: &Value, run_dir: &Path, redactor: &Redactor) {
+    let line = index_line(project_dir, summary, run_dir, redactor);
+    let _ = index::append(project_dir, &redactor.text(&line.to_string()));
 }
 
 /// A step to start: everything its task needs, owned.
