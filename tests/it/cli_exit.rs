@@ -212,6 +212,8 @@ fn bad_inputs() -> Vec<Vec<&'static str>> {
         "discovery run @nope.x",
         "discovery run nope",
         "discovery run @mysql.nope",
+        "mcp --http 0.0.0.0:8765",
+        "mcp --http nowhere",
         "--config broken_osiris.yaml compile malformed.yaml",
         "--config damaged/osiris.yaml runs list",
         "quickstart malformed.yaml",
@@ -220,6 +222,12 @@ fn bad_inputs() -> Vec<Vec<&'static str>> {
         "--config broken_osiris.yaml plugins doctor",
         "--config missing/osiris.yaml run missing.yaml",
         "--plugin-dir missing_dir components list --mode sideways",
+        "prompts build-context --components nope.x",
+        "--config broken_osiris.yaml prompts build-context",
+        "chat",
+        "chat --prompt copy --out out.yaml",
+        "chat --prompt copy --out malformed.yaml",
+        "--config broken_osiris.yaml chat --prompt copy --out out.yaml",
     ]
     .iter()
     .map(|l| l.split(' ').collect())

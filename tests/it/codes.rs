@@ -17,7 +17,7 @@ use osiris_core::codes::{Code, RETIRED};
 use osiris_core::diag::Severity;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const UNCOVERED: &str = "tests/data/codes/uncovered.txt";
 
@@ -49,24 +49,7 @@ fn show(o: &Output) -> String {
 /// `osiris ARGS` in `cwd`, isolated: HOME and the XDG directories inside `cwd`, no inherited `OSIRIS_*`, an empty
 /// machine policy, no colours.
 fn osiris(cwd: &Path, args: &[String]) -> Output {
-    let home = cwd.join(".home");
-    std::fs::create_dir_all(&home).unwrap();
-    let policy = home.join("machine-policy.yaml");
-    std::fs::write(&policy, "").unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    cmd.current_dir(cwd).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HOME", &home)
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("OSIRIS_POLICY_FILE", &policy)
-        .env("NO_COLOR", "1");
-    cmd.output().expect("the osiris binary runs")
+    crate::support::osiris(cwd).args(args).output()
 }
 
 /// Whether the output reports `code` in one of the forms it is printed in.
@@ -152,6 +135,73 @@ fn every_case_reports_its_code_through_the_cli() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// `osiris chat` with the environment `env`: exit 5 and `error[CODE]`, without reaching any model.
+fn chat_refuses(env: &[(&str, &str)], code: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = crate::support::osiris(dir.path()).args([
+        "chat",
+        "--prompt",
+        "copy a table",
+        "--out",
+        "p.yaml",
+    ]);
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    let o = cmd.output();
+    assert_eq!(o.status.code(), Some(5), "{}", show(&o));
+    assert!(
+        text(&o.stderr).contains(&format!("error[{code}]")),
+        "{}",
+        show(&o)
+    );
+    assert!(!dir.path().join("p.yaml").exists());
+}
+
+#[test]
+fn chat_without_a_model_is_llm_e011_and_a_bad_llm_variable_is_llm_e014() {
+    let base = ("OSIRIS_LLM_BASE_URL", "http://127.0.0.1:9/v1");
+    chat_refuses(&[base], "LLM-E011");
+    chat_refuses(
+        &[
+            base,
+            ("OSIRIS_LLM_MODEL", "m"),
+            ("OSIRIS_LLM_PROVIDER", "carrier-pigeon"),
+        ],
+        "LLM-E014",
+    );
+}
+
+#[test]
+fn a_model_endpoint_that_answers_with_something_else_is_llm_e022() {
+    let server =
+        crate::support::serve(vec![crate::support::Reply::ok("<html>not an API</html>")]).start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = crate::support::osiris(dir.path())
+        .args(["chat", "--prompt", "copy a table", "--out", "p.yaml"])
+        .env("OSIRIS_LLM_BASE_URL", server.url("/v1"))
+        .env("OSIRIS_LLM_MODEL", "m")
+        .env("OSIRIS_LLM_MAX_RETRIES", "0")
+        .output();
+    assert_eq!(o.status.code(), Some(4), "{}", show(&o));
+    assert!(text(&o.stderr).contains("error[LLM-E022]"), "{}", show(&o));
+}
+
+#[test]
+fn an_mcp_address_already_in_use_is_mcp_e002() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = osiris(dir.path(), &["mcp".into(), "--http".into(), addr.clone()]);
+    assert_eq!(o.status.code(), Some(5), "{}", show(&o));
+    assert!(text(&o.stderr).contains("error[MCP-E002]"), "{}", show(&o));
+    assert!(
+        text(&o.stderr).contains(&addr),
+        "names the address: {}",
+        show(&o)
+    );
 }
 
 /// Regression test of issue 15: with `--mode strict` the warning OML-W035 became "OML-E035", a code that already

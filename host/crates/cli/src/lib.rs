@@ -20,6 +20,7 @@ use osiris_core::codes::Code;
 use osiris_core::exit::{CmdResult, Exit, Fail};
 use std::path::PathBuf;
 
+mod chat;
 mod compile;
 mod component;
 mod components;
@@ -27,8 +28,10 @@ mod connections;
 mod discovery;
 mod front;
 mod init;
+mod mcp;
 mod oml;
 mod plugins;
+mod prompts;
 mod quickstart;
 mod run;
 mod runs;
@@ -117,6 +120,14 @@ pub enum Command {
     /// Discover what a connection holds: tables, columns and types, primary keys, sample rows (cached).
     #[command(subcommand)]
     Discovery(discovery::DiscoveryCmd),
+    /// Serve the Model Context Protocol on stdio (or `--http` on loopback) for LLM clients: components,
+    /// validation, compile, run, runs, connections (names only), discovery. It never holds a secret.
+    Mcp(mcp::McpArgs),
+    /// Describe a pipeline in words; a model writes it, osiris validates it and asks for fixes until it is valid.
+    Chat(chat::ChatArgs),
+    /// What a language model is given to write pipelines: `prompts build-context`.
+    #[command(subcommand)]
+    Prompts(prompts::PromptsCmd),
 }
 
 impl Global {
@@ -265,6 +276,9 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Connections(c) => connections::run(&cli.global, c),
         Command::Runs(c) => runs::run(&cli.global, c),
         Command::Discovery(c) => discovery::run(&cli.global, c),
+        Command::Mcp(a) => mcp::run(&cli.global, a),
+        Command::Prompts(c) => prompts::run(&cli.global, c),
+        Command::Chat(a) => chat::run(&cli.global, a),
     }
 }
 
@@ -306,35 +320,9 @@ fn usage_error(e: clap::Error, json: bool) -> Exit {
     code
 }
 
-/// A failure as a JSON object: `{"ok": false, "exit_code", "error": {"code", "message", "help", "text"}}`. `code`
-/// is the documented code in `error[CODE]: ...` (null when the message has none).
+/// A failure as a JSON object (see [`Fail::to_json`]).
 pub fn error_json(fail: &Fail) -> serde_json::Value {
-    let text = fail.message.trim_end();
-    let first = text.lines().next().unwrap_or_default();
-    let (code, message) = match first
-        .strip_prefix("error[")
-        .and_then(|r| r.split_once("]: "))
-    {
-        Some((code, m)) => (Some(code.to_string()), m.to_string()),
-        None => (
-            None,
-            first.strip_prefix("error: ").unwrap_or(first).to_string(),
-        ),
-    };
-    let help: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("= help: "))
-        .collect();
-    serde_json::json!({
-        "ok": false,
-        "exit_code": fail.exit.code(),
-        "error": {
-            "code": code,
-            "message": message,
-            "help": if help.is_empty() { serde_json::Value::Null } else { help.join("; ").into() },
-            "text": text,
-        },
-    })
+    fail.to_json()
 }
 
 fn init_logging(g: &Global) {

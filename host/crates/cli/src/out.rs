@@ -70,6 +70,12 @@ pub fn eline(text: &str) {
     let _ = writeln!(e, "{text}");
 }
 
+/// Writes `text` to stderr without a newline and flushes it (an interactive prompt).
+pub fn eprompt(text: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
+}
+
 /// `println!` that survives a closed pipe.
 macro_rules! outln {
     () => {

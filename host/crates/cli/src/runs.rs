@@ -2,12 +2,10 @@
 //! runs included) and each run's `status.json`.
 
 use super::{Format, Global};
-use osiris_core::codes::Code;
-use osiris_core::diag::did_you_mean;
-use osiris_core::exit::{CmdResult, Exit, Fail};
+use osiris_core::exit::{CmdResult, Exit};
+use osiris_runner::history;
 use osiris_runner::progress::thousands;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum RunsCmd {
@@ -70,16 +68,6 @@ pub fn run(g: &Global, c: RunsCmd) -> CmdResult {
     }
 }
 
-fn index_path(project: &Path) -> PathBuf {
-    osiris_runner::index::path(project)
-}
-
-/// Every run of the project, oldest first (running ones last; a run whose process died is recorded as
-/// crashed on the way, see `osiris_runner::index`).
-fn read_index(project: &Path) -> Result<Vec<Value>, Fail> {
-    osiris_runner::index::read(project).map_err(|m| Fail::new(Exit::Config, m))
-}
-
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
@@ -94,15 +82,14 @@ fn num(v: &Value) -> String {
 
 fn list(g: &Global, a: ListArgs) -> CmdResult {
     let project = super::run::project_dir(g);
-    let mut runs: Vec<Value> = read_index(&project)?
-        .into_iter()
-        .filter(|r| a.pipeline.as_deref().is_none_or(|p| s(r, "pipeline") == p))
-        .filter(|r| a.status.is_none_or(|st| s(r, "status") == st.as_str()))
-        .collect();
-    runs.reverse();
-    if let Some(n) = a.limit {
-        runs.truncate(n);
-    }
+    let runs = history::list(
+        &project,
+        &history::Filter {
+            pipeline: a.pipeline.as_deref(),
+            status: a.status.map(StatusFilter::as_str),
+            limit: a.limit,
+        },
+    )?;
     if a.format == Format::Json {
         outln!(
             "{}",
@@ -117,7 +104,7 @@ fn list(g: &Global, a: ListArgs) -> CmdResult {
                 (None, None) => String::new(),
                 _ => " that match".to_string(),
             },
-            index_path(&project).display()
+            history::index_path(&project).display()
         );
         return Ok(Exit::Ok);
     }
@@ -159,97 +146,21 @@ fn duration(ms: &Value) -> String {
 
 fn show(g: &Global, a: ShowArgs) -> CmdResult {
     let project = super::run::project_dir(g);
-    let runs = read_index(&project)?;
-    let matches: Vec<&Value> = runs
-        .iter()
-        .filter(|r| s(r, "run_id") == a.run_id)
-        .chain(
-            runs.iter()
-                .filter(|r| s(r, "run_id") != a.run_id && s(r, "run_id").starts_with(&a.run_id)),
-        )
-        .collect();
-    let entry = match matches.as_slice() {
-        [] => {
-            let ids: Vec<&str> = runs.iter().map(|r| s(r, "run_id")).collect();
-            let hint = match did_you_mean(&a.run_id, ids.iter().copied()) {
-                Some(m) => format!("did you mean `{m}`? "),
-                None => String::new(),
-            };
-            return Err(Fail::new(
-                Exit::Validation,
-                format!(
-                    "error[{}]: no run `{}` in {}\n  = help: {hint}`osiris runs list` shows the recorded runs",
-                    Code::RUN_E007,
-                    a.run_id,
-                    index_path(&project).display()
-                ),
-            ));
-        }
-        [one, ..] if s(one, "run_id") == a.run_id || matches.len() == 1 => *one,
-        several => {
-            return Err(Fail::new(
-                Exit::Validation,
-                format!(
-                    "error[{}]: `{}` is the start of several run ids: {}\n  = help: give more of the id",
-                    Code::RUN_E007,
-                    a.run_id,
-                    several
-                        .iter()
-                        .map(|r| format!("`{}`", s(r, "run_id")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-    };
-    let dir_shown = s(entry, "run_dir").to_string();
-    let dir = if Path::new(&dir_shown).is_absolute() {
-        PathBuf::from(&dir_shown)
-    } else {
-        project.join(&dir_shown)
-    };
-    // status.json is the full record (with steps); the index line is the fallback when the directory is gone.
-    let (status, dir_exists) = match std::fs::read_to_string(dir.join("status.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-    {
-        Some(v) => (v, true),
-        None => (entry.clone(), dir.is_dir()),
-    };
-    let files: Vec<String> = [
-        "status.json",
-        "events.jsonl",
-        "metrics.jsonl",
-        "osiris.log",
-        "manifest.yaml",
-    ]
-    .iter()
-    .filter(|f| dir.join(f).is_file())
-    .map(|f| format!("{dir_shown}/{f}"))
-    .collect();
-    let mut artifacts: Vec<String> = Vec::new();
-    if let Ok(steps) = std::fs::read_dir(dir.join("artifacts")) {
-        for st in steps.flatten() {
-            if let Ok(fs) = std::fs::read_dir(st.path()) {
-                for f in fs.flatten() {
-                    artifacts.push(format!(
-                        "{dir_shown}/artifacts/{}/{}",
-                        st.file_name().to_string_lossy(),
-                        f.file_name().to_string_lossy()
-                    ));
-                }
-            }
-        }
-    }
-    artifacts.sort();
+    let shown = history::show(&project, &a.run_id)?;
     if a.format == Format::Json {
-        let mut v = status.clone();
-        v["run_dir"] = json!(dir_shown);
-        v["files"] = json!(files);
-        v["artifacts"] = json!(artifacts);
-        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&shown.to_json()).unwrap_or_default()
+        );
         return Ok(Exit::Ok);
     }
+    let history::Shown {
+        status,
+        run_dir: dir_shown,
+        dir_exists,
+        files,
+        artifacts,
+    } = shown;
     outln!(
         "run {}  {}  (exit {})",
         s(&status, "run_id"),

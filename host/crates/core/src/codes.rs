@@ -189,6 +189,30 @@ codes! {
     OML_E060 = "OML-E060", Error, "the compile output cannot be written";
     OML_E104 = "OML-E104", Error, "unknown component";
 
+    // MCP: the MCP server (`osiris mcp`).
+    MCP_E001 = "MCP-E001", Error, "`--http ADDR` is not a loopback address and port";
+    MCP_E002 = "MCP-E002", Error, "the `--http` address cannot be bound";
+    MCP_E003 = "MCP-E003", Error, "a tool's pipeline is missing, outside the project, or a file of secrets or settings";
+    MCP_E004 = "MCP-E004", Error, "a real run was not confirmed (`confirm: true`)";
+    MCP_E005 = "MCP-E005", Error, "sample rows were asked for and the project does not share them with MCP clients";
+    MCP_E006 = "MCP-E006", Error, "the server cannot start its child `osiris` process";
+    MCP_E007 = "MCP-E007", Error, "a tool panicked (a bug)";
+    MCP_E008 = "MCP-E008", Error, "a pipeline given as OML text cannot be saved";
+    MCP_E009 = "MCP-E009", Error, "a tool argument is not valid";
+
+    // LLM: `osiris prompts build-context` and `osiris chat`.
+    LLM_E001 = "LLM-E001", Error, "`prompts build-context --components` names a component not in the registry";
+    LLM_E002 = "LLM-E002", Error, "a chat attempt: the model's reply holds no pipeline";
+    LLM_E003 = "LLM-E003", Error, "`chat`: no valid pipeline after the last attempt";
+    LLM_E010 = "LLM-E010", Error, "no model endpoint configured, or it is not an http(s) URL";
+    LLM_E011 = "LLM-E011", Error, "no model configured";
+    LLM_E012 = "LLM-E012", Error, "no API key for an endpoint that is not on this machine";
+    LLM_E013 = "LLM-E013", Error, "`llm.api_key` in osiris.yaml is not a `${VAR}` reference";
+    LLM_E014 = "LLM-E014", Error, "an `OSIRIS_LLM_*` value is not allowed";
+    LLM_E020 = "LLM-E020", Error, "the model endpoint gave no answer within the retries";
+    LLM_E021 = "LLM-E021", Error, "the model endpoint refused the request";
+    LLM_E022 = "LLM-E022", Error, "the model endpoint's answer is not what the provider's API returns";
+
     // RUN: running a pipeline.
     RUN_E001 = "RUN-E001", Error, "the manifest directory is unusable";
     RUN_E002 = "RUN-E002", Error, "a step's component has no driver";
@@ -198,6 +222,7 @@ codes! {
     RUN_E006 = "RUN-E006", Error, "the run cannot make progress (a bug)";
     RUN_E007 = "RUN-E007", Error, "no recorded run has that id, or the prefix starts several ids";
     RUN_E008 = "RUN-E008", Error, "a connection sets a field that no component of its family reads";
+
 }
 
 /// Codes no longer issued, with why. Their numbers are never given to another meaning; docs/errors.md keeps

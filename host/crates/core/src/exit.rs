@@ -49,6 +49,40 @@ impl Fail {
     }
 }
 
+impl Fail {
+    /// The failure as data: `{"ok": false, "exit_code", "error": {"code", "message", "help", "text"}}`. `code` is
+    /// the documented code in `error[CODE]: ...` (null when the message has none); `help` joins the `= help:`
+    /// lines. What `--format json` prints and what the MCP server returns as a tool error.
+    pub fn to_json(&self) -> serde_json::Value {
+        let text = self.message.trim_end();
+        let first = text.lines().next().unwrap_or_default();
+        let (code, message) = match first
+            .strip_prefix("error[")
+            .and_then(|r| r.split_once("]: "))
+        {
+            Some((code, m)) => (Some(code.to_string()), m.to_string()),
+            None => (
+                None,
+                first.strip_prefix("error: ").unwrap_or(first).to_string(),
+            ),
+        };
+        let help: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("= help: "))
+            .collect();
+        serde_json::json!({
+            "ok": false,
+            "exit_code": self.exit.code(),
+            "error": {
+                "code": code,
+                "message": message,
+                "help": if help.is_empty() { serde_json::Value::Null } else { help.join("; ").into() },
+                "text": text,
+            },
+        })
+    }
+}
+
 impl std::fmt::Display for Fail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub const OML_VERSION: &str = "0.1.0";
 
-const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "oml_version",
     "name",
     "steps",
@@ -28,7 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "params",
     "profiles",
 ];
-const STEP_KEYS: &[&str] = &[
+pub(crate) const STEP_KEYS: &[&str] = &[
     "id",
     "component",
     "mode",
@@ -141,7 +141,7 @@ pub fn component_mode(oml_mode: &str) -> Option<&'static str> {
     }
 }
 
-fn oml_mode_of(component_mode: &str) -> Option<&'static str> {
+pub(crate) fn oml_mode_of(component_mode: &str) -> Option<&'static str> {
     match component_mode {
         "extract" => Some("read"),
         "write" | "load" => Some("write"),

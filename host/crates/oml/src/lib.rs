@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod check;
 pub mod dag;
 pub mod params;
+pub mod schema;
 pub mod secrets;
 pub mod sql;
 

@@ -879,9 +879,25 @@ pub fn extend_registry(
     Ok(report)
 }
 
+impl Report {
+    /// `(label, YAML)` of every spec file of the accepted or loaded candidates, as verified (hash checked against
+    /// the signed manifest) and not yet checked by the registry: what [`register_specs`] would offer it. A
+    /// cache keyed by what a registry would hold (the LLM context) reads this instead of building one.
+    pub fn verified_specs(&self) -> Vec<(String, &str)> {
+        self.candidates
+            .iter()
+            .filter(|c| matches!(c.status, Status::Accepted | Status::Loaded))
+            .filter_map(|c| c.specs.as_ref())
+            .flatten()
+            .map(|(_, path, text)| (path.display().to_string(), text.as_str()))
+            .collect()
+    }
+}
+
 /// Adds the verified specs of every accepted or loaded candidate to `reg`; a plugin whose specs the registry
-/// refuses is refused (`PLUGIN-E013`) and none of its components is registered.
-fn register_specs(report: &mut Report, reg: &mut osiris_registry::Registry) {
+/// refuses is refused (`PLUGIN-E013`) and none of its components is registered. ([`extend_registry`] is
+/// [`verify`] and this.)
+pub fn register_specs(report: &mut Report, reg: &mut osiris_registry::Registry) {
     use osiris_registry::Source;
     let mut refused = Vec::new();
     for c in &report.candidates {

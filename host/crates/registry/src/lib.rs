@@ -578,6 +578,13 @@ pub(crate) fn config_problems(
         .collect()
 }
 
+/// The fingerprint a spec text would have in the registry ([`ComponentSpec::fingerprint`]), from parsing
+/// alone: nothing is checked or compiled. `None` when the text does not parse (the registry would refuse it).
+pub fn spec_fingerprint(file: &str, text: &str) -> Option<String> {
+    let doc = yaml::SourceDoc::parse(file, text, yaml::Flavor::Spec).ok()?;
+    Some(fingerprint(&doc.value))
+}
+
 /// `sha256:<hex>` of the canonical JSON of `v`.
 pub fn fingerprint(v: &Value) -> String {
     let mut s = String::new();

@@ -27,6 +27,7 @@
 
 pub mod cancel;
 pub mod discovery;
+pub mod history;
 pub mod index;
 pub mod manifest;
 pub mod modules;

@@ -53,6 +53,40 @@ pub fn linked_components() -> &'static [&'static str] {
 /// The registry the commands use: built-in specs, with linked-in components marked runnable, and the verified
 /// specs of plugins (no plugin library is read or loaded).
 pub fn build_registry(global: &osiris_core::Global) -> Registry {
+    registry_from(global, verify_plugins(global))
+}
+
+/// The plugin checks [`build_registry`] makes (manifest, signature, spec hashes; no library read), without
+/// registering anything.
+pub fn verify_plugins(global: &osiris_core::Global) -> Result<osiris_plugins::Report, Fail> {
+    osiris_plugins::verify(global, &linked_component_names())
+}
+
+/// The fingerprints of every spec [`registry_from`] would be offered for `verified` (built-in and verified
+/// plugin specs), from parsing alone: what a cache of something derived from the registry is keyed by.
+pub fn offered_fingerprints(verified: &Result<osiris_plugins::Report, Fail>) -> Vec<String> {
+    let mut fps: Vec<String> = osiris_registry::BUILTIN_SPECS
+        .iter()
+        .filter_map(|(_, file, text)| osiris_registry::spec_fingerprint(file, text))
+        .collect();
+    if let Ok(report) = verified {
+        for (label, text) in report.verified_specs() {
+            // A spec that does not parse is refused by the registry; its text still tells the caches apart.
+            fps.push(
+                osiris_registry::spec_fingerprint(&label, text).unwrap_or_else(|| {
+                    osiris_registry::fingerprint(&serde_json::Value::String(text.to_string()))
+                }),
+            );
+        }
+    }
+    fps
+}
+
+/// [`build_registry`] from plugins already verified by [`verify_plugins`].
+pub fn registry_from(
+    global: &osiris_core::Global,
+    verified: Result<osiris_plugins::Report, Fail>,
+) -> Registry {
     let mut reg = Registry::builtin();
     for name in linked_components() {
         reg.set_runnable(name, Source::Builtin);
@@ -61,24 +95,34 @@ pub fn build_registry(global: &osiris_core::Global) -> Registry {
     // `osiris_plugins::extend_registry`) add their verified spec files (source = plugin name). No library is
     // read or loaded here: the library hash is checked where a driver runs. A refused plugin is reported as a
     // notice and never stops the command.
-    match osiris_plugins::extend_registry(global, &mut reg, linked_components()) {
-        Ok(report) => {
-            if !global.quiet {
-                for n in osiris_plugins::problem_notices(&report) {
-                    osiris_core::notice::warn(&n);
-                }
-            }
-        }
-        Err(fail) => {
-            if !global.quiet {
-                osiris_core::notice::warn(&format!(
-                    "warning: plugins not loaded: {}",
-                    fail.message.trim_end()
-                ));
-            }
-        }
-    }
+    let verified = verified.map(|mut report| {
+        osiris_plugins::register_specs(&mut report, &mut reg);
+        report
+    });
+    report_plugin_problems(global, &verified);
     reg
+}
+
+/// Reports refused plugins (or why none was verified) as notices, unless `--quiet`: what [`build_registry`]
+/// says on the way to any command's result.
+pub fn report_plugin_problems(
+    global: &osiris_core::Global,
+    verified: &Result<osiris_plugins::Report, Fail>,
+) {
+    if global.quiet {
+        return;
+    }
+    match verified {
+        Ok(report) => {
+            for n in osiris_plugins::problem_notices(report) {
+                osiris_core::notice::warn(&n);
+            }
+        }
+        Err(fail) => osiris_core::notice::warn(&format!(
+            "warning: plugins not loaded: {}",
+            fail.message.trim_end()
+        )),
+    }
 }
 
 /// Names of the components the linked modules offer.

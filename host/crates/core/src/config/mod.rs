@@ -35,6 +35,32 @@ pub struct ProjectConfig {
     pub discovery: DiscoveryConfig,
     pub run: RunConfig,
     pub compile: CompileConfig,
+    pub llm: LlmConfig,
+}
+
+/// `llm:` (`osiris chat`): which model endpoint to ask. Environment variables (`OSIRIS_LLM_*`) win over it.
+/// The key is never written here: `api_key` holds a reference to an environment variable (`"${OPENAI_API_KEY}"`),
+/// which `osiris-llm` resolves (and refuses a literal).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    pub provider: Option<LlmProvider>,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub max_retries: Option<u32>,
+}
+
+/// The API an endpoint speaks.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmProvider {
+    /// OpenAI-compatible Chat Completions (`{base_url}/chat/completions`): OpenAI, vLLM, llama.cpp, Ollama.
+    #[default]
+    Openai,
+    /// Anthropic Messages (`{base_url}/messages`).
+    Anthropic,
 }
 
 /// `validation:`.
@@ -62,12 +88,17 @@ pub enum ValidationMode {
 #[serde(deny_unknown_fields, default)]
 pub struct DiscoveryConfig {
     pub cache_ttl_seconds: u64,
+    /// Whether an LLM front end (`osiris mcp`'s `discovery_run`) may return sample rows when its caller asks
+    /// for them. Off by default: a model then sees tables, columns and types, never row data. `osiris
+    /// discovery run` on the command line is not affected.
+    pub llm_samples: bool,
 }
 
 impl Default for DiscoveryConfig {
     fn default() -> Self {
         DiscoveryConfig {
             cache_ttl_seconds: 3600,
+            llm_samples: false,
         }
     }
 }
@@ -254,7 +285,7 @@ mod tests {
 plugins: { enabled: false, dirs: [plugins], allowlist: [\"a==1.2.3\"], require_signatures: true,
            trusted_keys: [{ id: k, public_key: AAAA, scope: \"acme-*\" }] }
 validation: { mode: strict }
-discovery: { cache_ttl_seconds: 60 }
+discovery: { cache_ttl_seconds: 60, llm_samples: true }
 run: { logs_dir: logs, max_parallel: 2 }
 compile: { build_dir: out }
 ";
@@ -263,6 +294,8 @@ compile: { build_dir: out }
         assert_eq!(cfg.plugins.dirs, vec![PathBuf::from("plugins")]);
         assert_eq!(cfg.validation.mode, ValidationMode::Strict);
         assert_eq!(cfg.discovery.cache_ttl_seconds, 60);
+        assert!(cfg.discovery.llm_samples);
+        assert!(!ProjectConfig::default().discovery.llm_samples);
         assert_eq!(cfg.run.logs_dir, PathBuf::from("logs"));
         assert_eq!(cfg.compile.build_dir, PathBuf::from("out"));
     }
