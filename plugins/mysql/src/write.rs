@@ -380,9 +380,9 @@ struct Job {
 
 impl Job {
     fn run(self, mut input: Box<dyn RecordBatchReader + Send>) -> Result<(), PluginError> {
-        let rt = pool::runtime()?;
+        let rt = pool::POOLS.runtime()?;
         let started = std::time::Instant::now();
-        let mut c = rt.block_on(pool::checkout(&self.settings, &self.ctx))?;
+        let mut c = rt.block_on(pool::POOLS.checkout(&self.settings, &self.ctx))?;
         let mut created = false;
         let result = self.write(rt, &mut c, &mut input, &mut created);
         match result {
