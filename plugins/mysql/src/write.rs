@@ -696,24 +696,171 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::read::days_from_civil;
+    use arrow_array::{
+        Date32Array, Decimal128Array, Decimal256Array, Time64MicrosecondArray,
+        TimestampMicrosecondArray,
+    };
+    use std::sync::Arc;
+
+    type I256 = <Decimal256Type as arrow_array::ArrowPrimitiveType>::Native;
+
+    /// The SQL literals of every value of `a` as the writer renders them, after the canonical conversion.
+    fn rendered(a: ArrayRef) -> Vec<String> {
+        let p = plan(a.data_type(), false).unwrap();
+        let c = canonical(&a, &p).unwrap();
+        (0..c.len())
+            .map(|row| {
+                let mut s = String::new();
+                literal(&mut s, &c, row).unwrap();
+                s
+            })
+            .collect()
+    }
+
+    const DAY: i64 = 86_400_000_000;
 
     #[test]
-    fn civil_round_trips_days() {
-        for d in [-1_000_000i64, -1, 0, 1, 10_957, 19_782, 2_932_896] {
-            let (y, m, dd) = civil(d);
-            assert_eq!(days_from_civil(y, m as i64, dd as i64), d);
-        }
+    fn dates_render_as_mysql_reads_them() {
+        let days = [0, -1, 10_957, 19_782, -719_162, -354_285, 2_932_896];
+        let a: ArrayRef = Arc::new(Date32Array::from(
+            days.iter()
+                .map(|d| Some(*d))
+                .chain([None])
+                .collect::<Vec<_>>(),
+        ));
+        assert_eq!(
+            rendered(a),
+            [
+                "'1970-01-01'",
+                "'1969-12-31'",
+                "'2000-01-01'",
+                "'2024-02-29'",
+                "'0001-01-01'",
+                "'1000-01-01'",
+                "'9999-12-31'",
+                "NULL",
+            ]
+        );
     }
 
     #[test]
-    fn decimals_render_with_the_point() {
-        let mut s = String::new();
-        scaled(&mut s, "-5".into(), 3);
-        assert_eq!(s, "-0.005");
-        s.clear();
-        scaled(&mut s, "123456".into(), 2);
-        assert_eq!(s, "1234.56");
+    fn timestamps_render_in_utc_with_six_digits_whatever_their_zone() {
+        let t = [
+            0,
+            1,
+            -1,
+            1_704_164_645_123_456,
+            10_957 * DAY + DAY - 1,
+            -354_285 * DAY,
+        ];
+        let expected = [
+            "'1970-01-01 00:00:00.000000'",
+            "'1970-01-01 00:00:00.000001'",
+            "'1969-12-31 23:59:59.999999'",
+            "'2024-01-02 03:04:05.123456'",
+            "'2000-01-01 23:59:59.999999'",
+            "'1000-01-01 00:00:00.000000'",
+            "NULL",
+        ];
+        for tz in [None, Some("UTC"), Some("+09:00"), Some("Europe/Berlin")] {
+            let a = TimestampMicrosecondArray::from(
+                t.iter().map(|v| Some(*v)).chain([None]).collect::<Vec<_>>(),
+            )
+            .with_timezone_opt(tz);
+            assert_eq!(rendered(Arc::new(a)), expected, "time zone {tz:?}");
+        }
+        // Other units are converted to microseconds first.
+        let ms: ArrayRef = Arc::new(arrow_array::TimestampMillisecondArray::from(vec![
+            1_704_164_645_123,
+        ]));
+        assert_eq!(rendered(ms), ["'2024-01-02 03:04:05.123000'"]);
+    }
+
+    #[test]
+    fn times_of_day_render_with_six_digits() {
+        let a: ArrayRef = Arc::new(Time64MicrosecondArray::from(vec![
+            Some(0),
+            Some(1),
+            Some(DAY - 1),
+            Some(13 * 3_600_000_000 + 5 * 60_000_000 + 7_000_050),
+            None,
+        ]));
+        assert_eq!(
+            rendered(a),
+            [
+                "'00:00:00.000000'",
+                "'00:00:00.000001'",
+                "'23:59:59.999999'",
+                "'13:05:07.000050'",
+                "NULL"
+            ]
+        );
+    }
+
+    #[test]
+    fn decimals_render_with_every_digit_of_their_scale() {
+        let d = |values: Vec<Option<i128>>, p: u8, s: i8| -> ArrayRef {
+            Arc::new(
+                Decimal128Array::from(values)
+                    .with_precision_and_scale(p, s)
+                    .unwrap(),
+            )
+        };
+        assert_eq!(
+            rendered(d(
+                vec![
+                    Some(-5),
+                    Some(5),
+                    Some(0),
+                    Some(123_456),
+                    Some(-123_456),
+                    None
+                ],
+                10,
+                3
+            )),
+            ["-0.005", "0.005", "0.000", "123.456", "-123.456", "NULL"]
+        );
+        assert_eq!(rendered(d(vec![Some(42), Some(-42)], 5, 0)), ["42", "-42"]);
+        let max = 10i128.pow(38) - 1;
+        assert_eq!(
+            rendered(d(vec![Some(max), Some(-max)], 38, 30)),
+            [
+                "99999999.999999999999999999999999999999",
+                "-99999999.999999999999999999999999999999"
+            ]
+        );
+        let big =
+            I256::from_string("-12345678901234567890123456789012345678901234567890123456789012345")
+                .unwrap();
+        let a: ArrayRef = Arc::new(
+            Decimal256Array::from(vec![Some(big), Some(I256::from_i128(7))])
+                .with_precision_and_scale(65, 30)
+                .unwrap(),
+        );
+        assert_eq!(
+            rendered(a),
+            [
+                "-12345678901234567890123456789012345.678901234567890123456789012345",
+                "0.000000000000000000000000000007"
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_render_as_mysql_times() {
+        let a: ArrayRef = Arc::new(arrow_array::DurationMicrosecondArray::from(vec![
+            0,
+            -1,
+            838 * 3_600_000_000 + 59 * 60_000_000 + 59_999_999,
+        ]));
+        assert_eq!(
+            rendered(a),
+            [
+                "'0:00:00.000000'",
+                "'-0:00:00.000001'",
+                "'838:59:59.999999'"
+            ]
+        );
     }
 }
