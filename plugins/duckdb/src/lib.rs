@@ -60,6 +60,7 @@ impl VTab for InputScan {
     }
 
     fn init(_: &InitInfo) -> Result<Self::InitData, Box<dyn std::error::Error>> {
+        // SAFETY: `duckdb_vector_size` takes nothing and reads a compile-time constant of the linked DuckDB.
         let vector_size = unsafe { duckdb::ffi::duckdb_vector_size() } as usize;
         Ok(InputInit {
             cursor: Mutex::new((0, 0)),

@@ -1,6 +1,9 @@
 //! The SDK's driver compliance kit on `graphql.extractor`, through the entry the cdylib exports
 //! (`Module::from_static(&OCP_ENTRY)`), against a tiny local GraphQL server serving two cursor pages.
 
+// An integration test links every dependency of its package; most of them are the library's, not its own.
+#![allow(unused_crate_dependencies)]
+
 use osiris_plugin_sdk::host::Module;
 use osiris_plugin_sdk::serde_json::{self, Value, json};
 use osiris_plugin_sdk::testing::{Case, Compliance, Outcome};

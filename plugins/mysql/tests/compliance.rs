@@ -4,6 +4,9 @@
 //! test works in a database of its own, dropped at the end. When the server is unreachable the tests are
 //! skipped with a note, unless `OSIRIS_REQUIRE_DATABASES=1`.
 
+// An integration test links every dependency of its package; most of them are the library's, not its own.
+#![allow(unused_crate_dependencies)]
+
 use osiris_plugin_dbcommon::testing::{self, MariaDb, TestServer};
 use osiris_plugin_sdk::host::Module;
 use std::sync::Arc;

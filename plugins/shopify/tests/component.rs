@@ -2,6 +2,9 @@
 //! The compliance kit runs it against a tiny local HTTP server below; full pipeline runs against a local
 //! server are in the osiris integration tests (tests/it/shopify.rs).
 
+// An integration test links every dependency of its package; most of them are the library's, not its own.
+#![allow(unused_crate_dependencies)]
+
 use osiris_plugin_sdk::ErrorKind;
 use osiris_plugin_sdk::host::Module;
 use osiris_plugin_sdk::serde_json::json;
