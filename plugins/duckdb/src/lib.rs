@@ -321,6 +321,12 @@ impl Iterator for ResultStream {
         if self.done {
             return None;
         }
+        // Batches the worker produced before the host cancelled may still wait in the channel: once cancelled,
+        // none is handed out (dropping the receiver then stops the worker at its next send).
+        if self.ctx.is_cancelled() {
+            self.done = true;
+            return Some(Err(PluginError::cancelled().into_arrow()));
+        }
         match self.rx.recv() {
             Ok(Msg::Batch(Ok(b))) => {
                 self.rows += b.num_rows() as u64;
