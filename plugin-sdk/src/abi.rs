@@ -186,6 +186,7 @@ pub struct FfiContext {
 // SAFETY: the host side behind `data` is a `ContextBackend`, which is `Send + Sync`; the callbacks are plain
 // functions.
 unsafe impl Send for FfiContext {}
+// SAFETY: as for `Send`: `data` is only ever read through the callbacks, which forward to a `Sync` backend.
 unsafe impl Sync for FfiContext {}
 
 /// The unique, versioned entry of one plugin: an abi_stable `LibHeader` under the plugin's own symbol name.

@@ -155,6 +155,8 @@ impl Module {
                 Some("an entry is the identifier given to `export_ocp! { entry: .. }`, e.g. `osiris_ocp_csv`".into()),
             ));
         }
+        // SAFETY: opening runs the library's constructors: the caller vouches for the library (see `# Safety`).
+        // RTLD_NODELETE keeps it mapped for the rest of the process, which the handles below rely on.
         let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) }.map_err(|e| {
             LoadError::new(
                 LoadErrorKind::Open,
@@ -528,6 +530,7 @@ mod tests {
 
     #[test]
     fn a_missing_library_is_a_clear_open_error() {
+        // SAFETY: no library is there to run: opening fails before any code is loaded.
         let err = unsafe {
             Module::load(
                 Path::new("/nonexistent/libnothing.so"),

@@ -1,6 +1,9 @@
 //! The driver compliance kit against plugins linked into this test binary (through `Module::from_static`, the
 //! same entry and shims as a loaded cdylib): well-behaved components pass every check, careless ones fail the
 //! checks they break, each named in the report.
+
+// An integration test links every dependency of its package; most of them are the library's, not its own.
+#![allow(unused_crate_dependencies)]
 #![cfg(feature = "testing")]
 
 use osiris_plugin_sdk::arrow_array::{Int64Array, RecordBatch, RecordBatchIterator};
@@ -244,11 +247,8 @@ fn a_well_behaved_extractor_passes_every_check() {
     )
     .secrets([SECRET])
     .run();
-    report.assert_passes();
     // Nothing was skipped: every check really ran.
-    for check in &report.checks {
-        assert_eq!(check.outcome, Outcome::Passed, "{report}");
-    }
+    report.assert_all_passed(&[]);
     let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
     assert_eq!(
         names,

@@ -1,5 +1,8 @@
 //! A plugin exported with `export_ocp!` and linked into this test binary, called through `host::Module::from_static`:
 //! the same entry, shims and checks as a loaded cdylib (the cdylib side is covered by tests/it/sdk.rs).
+
+// An integration test links every dependency of its package; most of them are the library's, not its own.
+#![allow(unused_crate_dependencies)]
 #![cfg(feature = "testing")]
 
 use osiris_plugin_sdk::arrow_array::{Int64Array, RecordBatch, RecordBatchReader};

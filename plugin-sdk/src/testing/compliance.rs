@@ -144,6 +144,31 @@ impl Report {
         }
         panic!("{message}");
     }
+
+    /// Panics unless every check ran and passed, except those named in `may_skip` (checks that do not apply
+    /// to the component, e.g. [`checks::CANCEL_DURING`] for a writer, which returns no stream), which may
+    /// instead have been skipped. Lists every failed or unexpectedly skipped check, and the whole report.
+    #[track_caller]
+    pub fn assert_all_passed(&self, may_skip: &[&str]) {
+        let wrong: Vec<String> = self
+            .checks
+            .iter()
+            .filter_map(|c| match &c.outcome {
+                Outcome::Passed => None,
+                Outcome::Skipped(_) if may_skip.contains(&c.name) => None,
+                Outcome::Skipped(why) => Some(format!("{} was skipped: {why}", c.name)),
+                Outcome::Failed(why) => Some(format!("{} failed: {why}", c.name)),
+            })
+            .collect();
+        if !wrong.is_empty() {
+            panic!(
+                "`{}`: {} compliance check(s) did not pass:\n  - {}\n{self}",
+                self.component,
+                wrong.len(),
+                wrong.join("\n  - ")
+            );
+        }
+    }
 }
 
 impl std::fmt::Display for Report {
@@ -764,6 +789,53 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn assert_all_passed_allows_only_the_named_skips() {
+        let report = |outcomes: Vec<(&'static str, Outcome)>| Report {
+            component: "acme.writer".into(),
+            checks: outcomes
+                .into_iter()
+                .map(|(name, outcome)| CheckResult { name, outcome })
+                .collect(),
+        };
+        let skipped = || Outcome::Skipped("no stream".into());
+        let ok = report(vec![
+            (checks::RUN, Outcome::Passed),
+            (checks::CANCEL_DURING, skipped()),
+        ]);
+        ok.assert_all_passed(&[checks::CANCEL_DURING]);
+        let panicked = |r: Report, may_skip: &'static [&'static str]| {
+            std::panic::catch_unwind(move || r.assert_all_passed(may_skip))
+                .expect_err("it panics")
+                .downcast::<String>()
+                .map(|m| *m)
+                .unwrap_or_default()
+        };
+        let why = panicked(
+            report(vec![
+                (checks::RUN, Outcome::Passed),
+                (checks::CANCEL_DURING, skipped()),
+            ]),
+            &[],
+        );
+        assert!(
+            why.starts_with("`acme.writer`: 1 compliance check(s) did not pass:\n  - cancelled after the first batch was skipped: no stream"),
+            "{why}"
+        );
+        // A named check may be skipped, not failed.
+        let why = panicked(
+            report(vec![(
+                checks::CANCEL_DURING,
+                Outcome::Failed("ignored it".into()),
+            )]),
+            &[checks::CANCEL_DURING],
+        );
+        assert!(
+            why.contains("- cancelled after the first batch failed: ignored it"),
+            "{why}"
+        );
     }
 
     #[test]

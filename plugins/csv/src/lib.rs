@@ -3,6 +3,9 @@
 //! Built as a `cdylib` (loadable OCP, entry symbol `osiris_ocp_csv`) and as an `rlib` that the host links in
 //! through the same entry.
 
+// The integration tests' dev-dependencies (proptest) are linked into the unit tests too.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 mod common;
 mod discover;
 mod extractor;

@@ -60,6 +60,7 @@ impl VTab for InputScan {
     }
 
     fn init(_: &InitInfo) -> Result<Self::InitData, Box<dyn std::error::Error>> {
+        // SAFETY: `duckdb_vector_size` takes nothing and reads a compile-time constant of the linked DuckDB.
         let vector_size = unsafe { duckdb::ffi::duckdb_vector_size() } as usize;
         Ok(InputInit {
             cursor: Mutex::new((0, 0)),
@@ -319,6 +320,12 @@ impl Iterator for ResultStream {
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
+        }
+        // Batches the worker produced before the host cancelled may still wait in the channel: once cancelled,
+        // none is handed out (dropping the receiver then stops the worker at its next send).
+        if self.ctx.is_cancelled() {
+            self.done = true;
+            return Some(Err(PluginError::cancelled().into_arrow()));
         }
         match self.rx.recv() {
             Ok(Msg::Batch(Ok(b))) => {

@@ -81,3 +81,29 @@ fn sql_error_keeps_line_and_caret() {
     assert!(err.contains("LINE 3:"), "{err}");
     assert!(err.contains('^'), "{err}");
 }
+
+/// A cancellation that arrives once the worker has produced the whole result (it waits in the channel) still
+/// ends the stream: no further batch is handed out. Found by the compliance run's "cancelled after the first
+/// batch" check, which failed now and then.
+#[test]
+fn no_batch_is_handed_out_once_cancelled() {
+    let backend = TestContext::new();
+    let ctx = backend.context();
+    let mut inputs = Streams::new();
+    inputs.insert("df".into(), input(5000, 1000));
+    let mut out = DuckdbProcessor
+        .run("t", &json!({ "query": "SELECT * FROM df" }), inputs, &ctx)
+        .unwrap();
+    let mut stream = out.remove("df").unwrap();
+    assert!(stream.next().unwrap().is_ok(), "the first batch");
+    // Time for the worker to put the rest of the result (two more vectors) into the channel and finish.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    backend.cancel();
+    let err = stream.next().expect("an error, not the end").unwrap_err();
+    assert_eq!(
+        PluginError::from_arrow(&err).kind,
+        ErrorKind::Cancelled,
+        "{err}"
+    );
+    assert!(stream.next().is_none());
+}

@@ -4,30 +4,12 @@
 //! Invariant: no message built here contains a password; server and driver messages carry none.
 
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
-use osiris_plugin_sdk::{Context, ErrorKind, PluginError};
+use osiris_plugin_dbcommon::DEFAULT_CONNECT_TIMEOUT;
+use osiris_plugin_sdk::{ErrorKind, PluginError};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
-pub fn merged(config: &Value, ctx: &Context) -> Map<String, Value> {
-    let mut out = Map::new();
-    if let Some(Value::Object(conn)) = ctx.connection() {
-        for (k, v) in conn {
-            out.insert(k, v);
-        }
-    }
-    if let Value::Object(cfg) = config {
-        for (k, v) in cfg {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    out
-}
-
-pub fn str_field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    m.get(name)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
+pub use osiris_plugin_dbcommon::{merged, on_thread, str_field};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ssl {
@@ -51,31 +33,11 @@ pub struct Settings {
     pub connect_timeout: Duration,
 }
 
-/// How long connecting may take when the connection does not say.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// `connect_timeout`: whole seconds, 1 to 3600.
-fn connect_timeout_field(m: &Map<String, Value>) -> Result<Duration, PluginError> {
-    let bad = |got: String| {
-        cfg_err(format!(
-            "`connect_timeout` must be a whole number of seconds from 1 to 3600, got {got}"
-        ))
-        .with_help("e.g. `connect_timeout: 15` (the default)")
-    };
-    let secs = match m.get("connect_timeout") {
-        None | Some(Value::Null) => return Ok(DEFAULT_CONNECT_TIMEOUT),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(n.to_string()))?,
-        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| bad(format!("`{s}`")))?,
-        Some(other) => return Err(bad(other.to_string())),
-    };
-    if !(1..=3600).contains(&secs) {
-        return Err(bad(secs.to_string()));
-    }
-    Ok(Duration::from_secs(secs))
-}
+/// The code of a connection field the plugin cannot use.
+const CONFIG: &str = "MYSQL-CONFIG";
 
 fn cfg_err(msg: impl Into<String>) -> PluginError {
-    PluginError::new(ErrorKind::Config, "MYSQL-CONFIG", msg)
+    PluginError::new(ErrorKind::Config, CONFIG, msg)
 }
 
 pub fn settings(m: &Map<String, Value>) -> Result<Settings, PluginError> {
@@ -125,7 +87,8 @@ pub fn settings(m: &Map<String, Value>) -> Result<Settings, PluginError> {
         },
     };
     let label = format!("{host}:{port}/{}", database.as_deref().unwrap_or(""));
-    let connect_timeout = connect_timeout_field(m)?;
+    let connect_timeout =
+        osiris_plugin_dbcommon::connect_timeout(m, CONFIG)?.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     Ok(Settings {
         host,
         port,
@@ -336,16 +299,4 @@ pub fn db_error(e: &mysql_async::Error, doing: &str) -> PluginError {
 /// Quotes an identifier: `` `name` `` with inner backticks doubled.
 pub fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
-}
-
-/// Runs `f` on a fresh thread: `Runtime::block_on` must not be called from inside another runtime (the host
-/// calls drivers on its own runtime's blocking threads).
-pub fn on_thread<T: Send>(
-    f: impl FnOnce() -> Result<T, PluginError> + Send,
-) -> Result<T, PluginError> {
-    std::thread::scope(|s| {
-        s.spawn(f)
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
 }

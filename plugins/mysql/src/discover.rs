@@ -12,11 +12,11 @@ pub fn doctor(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
     let m = conn::merged(config, ctx);
     let settings = conn::settings(&m)?;
     conn::on_thread(move || {
-        let rt = pool::runtime()?;
+        let rt = pool::POOLS.runtime()?;
         rt.block_on(async {
             let started = std::time::Instant::now();
             // A connection check really connects: a new session, which then joins the pool.
-            let mut c = pool::open(&settings, ctx).await?;
+            let mut c = pool::POOLS.open(&settings, ctx).await?;
             let version: Option<String> = c
                 .query_first("SELECT VERSION()")
                 .await
@@ -41,9 +41,9 @@ pub fn discover(config: &Value, ctx: &Context) -> Result<Value, PluginError> {
         .unwrap_or(3)
         .min(100);
     conn::on_thread(move || {
-        let rt = pool::runtime()?;
+        let rt = pool::POOLS.runtime()?;
         rt.block_on(async {
-            let mut c = pool::checkout(&settings, ctx).await?;
+            let mut c = pool::POOLS.checkout(&settings, ctx).await?;
             let err = |e: mysql_async::Error| conn::db_error(&e, "listing the tables");
             let db: Option<String> = c.query_first("SELECT DATABASE()").await.map_err(err)?.flatten();
             let Some(db) = db else {

@@ -488,7 +488,7 @@ impl Driver for Extractor {
             .unwrap_or(10_000);
         let ctx2 = ctx.clone();
         let reader = spawn_reader(format!("mysql-extract-{step_id}"), 1, move |mut out| {
-            let rt = match pool::runtime() {
+            let rt = match pool::POOLS.runtime() {
                 Ok(rt) => rt,
                 Err(e) => {
                     out.fail(e);
@@ -521,7 +521,7 @@ async fn read(
     ctx: Context,
     out: &mut BatchSender,
 ) {
-    let pooled = match pool::checkout(&settings, &ctx).await {
+    let pooled = match pool::POOLS.checkout(&settings, &ctx).await {
         Ok(c) => c,
         Err(e) => {
             out.fail(e);

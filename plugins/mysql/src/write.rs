@@ -13,16 +13,18 @@ use crate::conn::{self, ident, str_field};
 use crate::pool;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Decimal256Type, DurationMicrosecondType, Float32Type, Float64Type,
-    Int64Type, Time64MicrosecondType, TimestampMicrosecondType, UInt64Type,
+    Decimal128Type, Decimal256Type, DecimalType, DurationMicrosecondType, Float32Type, Float64Type,
+    Int64Type, TimestampMicrosecondType, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader};
+use arrow_array::{Array, ArrayRef, PrimitiveArray, RecordBatch, RecordBatchReader};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, TimeUnit};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
 use serde_json::Value;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 pub struct Writer;
 
@@ -115,54 +117,94 @@ fn plan(dt: &DataType, key: bool) -> Result<Plan, String> {
     })
 }
 
+/// The input column converted to the plan's canonical type, then typed for arrow-cast's display (see
+/// [`SHOWN`]): a timestamp loses its zone (its values are UTC instants, which is what a session in UTC
+/// reads), a decimal gets the widest precision of its type (the display cuts digits beyond the precision).
 fn canonical(a: &ArrayRef, p: &Plan) -> Result<ArrayRef, String> {
-    if a.data_type() == &p.canonical {
-        return Ok(a.clone());
-    }
-    if let DataType::FixedSizeBinary(_) = a.data_type() {
+    let c = if a.data_type() == &p.canonical {
+        a.clone()
+    } else if let DataType::FixedSizeBinary(_) = a.data_type() {
         let b: arrow_array::BinaryArray = a.as_fixed_size_binary().iter().collect();
-        return Ok(std::sync::Arc::new(b));
-    }
-    arrow_cast::cast(a, &p.canonical).map_err(|e| e.to_string())
-}
-
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn scaled(out: &mut String, unscaled: String, scale: usize) {
-    let (neg, digits) = match unscaled.strip_prefix('-') {
-        Some(d) => (true, d.to_string()),
-        None => (false, unscaled),
-    };
-    if neg {
-        out.push('-');
-    }
-    if scale == 0 {
-        out.push_str(&digits);
-        return;
-    }
-    let padded = if digits.len() <= scale {
-        format!("{}{}", "0".repeat(scale + 1 - digits.len()), digits)
+        Arc::new(b)
     } else {
-        digits
+        arrow_cast::cast(a, &p.canonical).map_err(|e| e.to_string())?
     };
-    let (i, f) = padded.split_at(padded.len() - scale);
-    out.push_str(i);
-    out.push('.');
-    out.push_str(f);
+    Ok(match c.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => Arc::new(
+            c.as_primitive::<TimestampMicrosecondType>()
+                .clone()
+                .with_timezone_opt(None::<&str>),
+        ),
+        DataType::Decimal128(_, s) => Arc::new(widest::<Decimal128Type>(&c, *s)?),
+        DataType::Decimal256(_, s) => Arc::new(widest::<Decimal256Type>(&c, *s)?),
+        _ => c,
+    })
 }
 
-/// Appends the SQL literal of `col[row]`.
+/// A decimal column at its type's widest precision, refused when a value has more digits than that (which a
+/// valid Arrow array never has).
+fn widest<T: DecimalType>(c: &ArrayRef, scale: i8) -> Result<PrimitiveArray<T>, String> {
+    let wide = c
+        .as_primitive::<T>()
+        .clone()
+        .with_precision_and_scale(T::MAX_PRECISION, scale)
+        .map_err(|e| e.to_string())?;
+    wide.validate_decimal_precision(T::MAX_PRECISION)
+        .map_err(|e| e.to_string())?;
+    Ok(wide)
+}
+
+/// How arrow-cast's display writes the types it writes exactly as MySQL reads them: `YYYY-MM-DD`,
+/// `YYYY-MM-DD HH:MM:SS.ffffff` and `HH:MM:SS.ffffff` for years 0 to 9999 (MySQL's DATE and DATETIME hold
+/// 1000 to 9999) and times within a day (all a valid Time64 holds), decimals with every digit of their scale.
+/// Durations (`[-]H:MM:SS.ffffff`, beyond 24 hours) and everything else are written by [`literal`].
+const SHOWN: FormatOptions<'static> = FormatOptions::new()
+    .with_date_format(Some("%Y-%m-%d"))
+    .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.6f"))
+    .with_time_format(Some("%H:%M:%S%.6f"));
+
+/// One canonical column's values as SQL literals.
+struct Literals<'a> {
+    col: &'a ArrayRef,
+    /// arrow-cast's display of the column, and whether its text goes in quotes.
+    shown: Option<(ArrayFormatter<'a>, bool)>,
+}
+
+impl<'a> Literals<'a> {
+    fn new(col: &'a ArrayRef) -> Result<Literals<'a>, String> {
+        let quoted = match col.data_type() {
+            DataType::Date32 | DataType::Timestamp(..) | DataType::Time64(_) => true,
+            DataType::Decimal128(..) | DataType::Decimal256(..) => false,
+            _ => return Ok(Literals { col, shown: None }),
+        };
+        let f = ArrayFormatter::try_new(col.as_ref(), &SHOWN).map_err(|e| e.to_string())?;
+        Ok(Literals {
+            col,
+            shown: Some((f, quoted)),
+        })
+    }
+
+    /// Appends the SQL literal of row `row`.
+    fn write(&self, out: &mut String, row: usize) -> Result<(), String> {
+        let Some((f, quoted)) = &self.shown else {
+            return literal(out, self.col, row);
+        };
+        if self.col.is_null(row) {
+            out.push_str("NULL");
+            return Ok(());
+        }
+        if *quoted {
+            out.push('\'');
+        }
+        f.value(row).write(out).map_err(|e| e.to_string())?;
+        if *quoted {
+            out.push('\'');
+        }
+        Ok(())
+    }
+}
+
+/// Appends the SQL literal of `col[row]`, for the types [`SHOWN`] does not cover.
 fn literal(out: &mut String, col: &ArrayRef, row: usize) -> Result<(), String> {
     use DataType as D;
     if col.is_null(row) {
@@ -195,16 +237,6 @@ fn literal(out: &mut String, col: &ArrayRef, row: usize) -> Result<(), String> {
             }
             let _ = write!(out, "{v:e}");
         }
-        D::Decimal128(_, s) => scaled(
-            out,
-            col.as_primitive::<Decimal128Type>().value(row).to_string(),
-            *s as usize,
-        ),
-        D::Decimal256(_, s) => scaled(
-            out,
-            col.as_primitive::<Decimal256Type>().value(row).to_string(),
-            *s as usize,
-        ),
         D::Utf8 => {
             let v = col.as_string::<i32>().value(row);
             out.reserve(v.len() + 2);
@@ -226,24 +258,6 @@ fn literal(out: &mut String, col: &ArrayRef, row: usize) -> Result<(), String> {
             }
             out.push('\'');
         }
-        D::Date32 => {
-            let (y, m, d) = civil(col.as_primitive::<Date32Type>().value(row) as i64);
-            let _ = write!(out, "'{y:04}-{m:02}-{d:02}'");
-        }
-        D::Timestamp(TimeUnit::Microsecond, _) => {
-            let t = col.as_primitive::<TimestampMicrosecondType>().value(row);
-            let days = t.div_euclid(86_400_000_000);
-            let rest = t.rem_euclid(86_400_000_000);
-            let (y, m, d) = civil(days);
-            let _ = write!(out, "'{y:04}-{m:02}-{d:02} ");
-            time_of_day(out, rest);
-            out.push('\'');
-        }
-        D::Time64(TimeUnit::Microsecond) => {
-            out.push('\'');
-            time_of_day(out, col.as_primitive::<Time64MicrosecondType>().value(row));
-            out.push('\'');
-        }
         D::Duration(TimeUnit::Microsecond) => {
             let v = col.as_primitive::<DurationMicrosecondType>().value(row);
             let a = v.unsigned_abs();
@@ -263,17 +277,6 @@ fn literal(out: &mut String, col: &ArrayRef, row: usize) -> Result<(), String> {
         other => return Err(format!("no literal for {other} (this is a bug)")),
     }
     Ok(())
-}
-
-fn time_of_day(out: &mut String, us: i64) {
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}.{:06}",
-        us / 3_600_000_000,
-        us / 60_000_000 % 60,
-        us / 1_000_000 % 60,
-        us % 1_000_000
-    );
 }
 
 impl Driver for Writer {
@@ -380,9 +383,9 @@ struct Job {
 
 impl Job {
     fn run(self, mut input: Box<dyn RecordBatchReader + Send>) -> Result<(), PluginError> {
-        let rt = pool::runtime()?;
+        let rt = pool::POOLS.runtime()?;
         let started = std::time::Instant::now();
-        let mut c = rt.block_on(pool::checkout(&self.settings, &self.ctx))?;
+        let mut c = rt.block_on(pool::POOLS.checkout(&self.settings, &self.ctx))?;
         let mut created = false;
         let result = self.write(rt, &mut c, &mut input, &mut created);
         match result {
@@ -557,6 +560,18 @@ impl Job {
             })?;
             self.ctx.check_cancelled()?;
             let batch = self.canonical(&batch, &plans)?;
+            let literals = batch
+                .columns()
+                .iter()
+                .zip(&names)
+                .map(|(col, name)| {
+                    Literals::new(col).map_err(|why| {
+                        PluginError::internal(format!(
+                            "column `{name}` cannot be shown as SQL (this is a bug): {why}"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             for row in 0..batch.num_rows() {
                 if in_stmt == 0 {
                     sql.clear();
@@ -565,11 +580,11 @@ impl Job {
                     sql.push(',');
                 }
                 sql.push('(');
-                for (i, col) in batch.columns().iter().enumerate() {
+                for (i, col) in literals.iter().enumerate() {
                     if i > 0 {
                         sql.push(',');
                     }
-                    literal(&mut sql, col, row).map_err(|why| {
+                    col.write(&mut sql, row).map_err(|why| {
                         PluginError::new(
                             ErrorKind::Data,
                             "MYSQL-VALUE",
@@ -696,24 +711,178 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::read::days_from_civil;
+    use arrow_array::{
+        Date32Array, Decimal128Array, Decimal256Array, Time64MicrosecondArray,
+        TimestampMicrosecondArray,
+    };
+
+    type I256 = <Decimal256Type as arrow_array::ArrowPrimitiveType>::Native;
+
+    /// The SQL literals of every value of `a` as the writer renders them, after the canonical conversion.
+    fn rendered(a: ArrayRef) -> Vec<String> {
+        let p = plan(a.data_type(), false).unwrap();
+        let c = canonical(&a, &p).unwrap();
+        let literals = Literals::new(&c).unwrap();
+        (0..c.len())
+            .map(|row| {
+                let mut s = String::new();
+                literals.write(&mut s, row).unwrap();
+                s
+            })
+            .collect()
+    }
+
+    const DAY: i64 = 86_400_000_000;
 
     #[test]
-    fn civil_round_trips_days() {
-        for d in [-1_000_000i64, -1, 0, 1, 10_957, 19_782, 2_932_896] {
-            let (y, m, dd) = civil(d);
-            assert_eq!(days_from_civil(y, m as i64, dd as i64), d);
-        }
+    fn dates_render_as_mysql_reads_them() {
+        let days = [0, -1, 10_957, 19_782, -719_162, -354_285, 2_932_896];
+        let a: ArrayRef = Arc::new(Date32Array::from(
+            days.iter()
+                .map(|d| Some(*d))
+                .chain([None])
+                .collect::<Vec<_>>(),
+        ));
+        assert_eq!(
+            rendered(a),
+            [
+                "'1970-01-01'",
+                "'1969-12-31'",
+                "'2000-01-01'",
+                "'2024-02-29'",
+                "'0001-01-01'",
+                "'1000-01-01'",
+                "'9999-12-31'",
+                "NULL",
+            ]
+        );
     }
 
     #[test]
-    fn decimals_render_with_the_point() {
-        let mut s = String::new();
-        scaled(&mut s, "-5".into(), 3);
-        assert_eq!(s, "-0.005");
-        s.clear();
-        scaled(&mut s, "123456".into(), 2);
-        assert_eq!(s, "1234.56");
+    fn timestamps_render_in_utc_with_six_digits_whatever_their_zone() {
+        let t = [
+            0,
+            1,
+            -1,
+            1_704_164_645_123_456,
+            10_957 * DAY + DAY - 1,
+            -354_285 * DAY,
+        ];
+        let expected = [
+            "'1970-01-01 00:00:00.000000'",
+            "'1970-01-01 00:00:00.000001'",
+            "'1969-12-31 23:59:59.999999'",
+            "'2024-01-02 03:04:05.123456'",
+            "'2000-01-01 23:59:59.999999'",
+            "'1000-01-01 00:00:00.000000'",
+            "NULL",
+        ];
+        for tz in [None, Some("UTC"), Some("+09:00"), Some("Europe/Berlin")] {
+            let a = TimestampMicrosecondArray::from(
+                t.iter().map(|v| Some(*v)).chain([None]).collect::<Vec<_>>(),
+            )
+            .with_timezone_opt(tz);
+            assert_eq!(rendered(Arc::new(a)), expected, "time zone {tz:?}");
+        }
+        // Other units are converted to microseconds first.
+        let ms: ArrayRef = Arc::new(arrow_array::TimestampMillisecondArray::from(vec![
+            1_704_164_645_123,
+        ]));
+        assert_eq!(rendered(ms), ["'2024-01-02 03:04:05.123000'"]);
+    }
+
+    #[test]
+    fn times_of_day_render_with_six_digits() {
+        let a: ArrayRef = Arc::new(Time64MicrosecondArray::from(vec![
+            Some(0),
+            Some(1),
+            Some(DAY - 1),
+            Some(13 * 3_600_000_000 + 5 * 60_000_000 + 7_000_050),
+            None,
+        ]));
+        assert_eq!(
+            rendered(a),
+            [
+                "'00:00:00.000000'",
+                "'00:00:00.000001'",
+                "'23:59:59.999999'",
+                "'13:05:07.000050'",
+                "NULL"
+            ]
+        );
+    }
+
+    #[test]
+    fn decimals_render_with_every_digit_of_their_scale() {
+        let d = |values: Vec<Option<i128>>, p: u8, s: i8| -> ArrayRef {
+            Arc::new(
+                Decimal128Array::from(values)
+                    .with_precision_and_scale(p, s)
+                    .unwrap(),
+            )
+        };
+        assert_eq!(
+            rendered(d(
+                vec![
+                    Some(-5),
+                    Some(5),
+                    Some(0),
+                    Some(123_456),
+                    Some(-123_456),
+                    None
+                ],
+                10,
+                3
+            )),
+            ["-0.005", "0.005", "0.000", "123.456", "-123.456", "NULL"]
+        );
+        assert_eq!(rendered(d(vec![Some(42), Some(-42)], 5, 0)), ["42", "-42"]);
+        // More digits than the declared precision (no valid array has them, arrow compute can make them):
+        // every digit is written, as MySQL's column decides what fits.
+        assert_eq!(rendered(d(vec![Some(1_234_567)], 5, 2)), ["12345.67"]);
+        // More than Decimal128 holds at all: refused rather than cut short.
+        let a = d(vec![Some(10i128.pow(38))], 38, 0);
+        let why = canonical(&a, &plan(a.data_type(), false).unwrap()).unwrap_err();
+        assert!(why.contains("too large"), "{why}");
+        let max = 10i128.pow(38) - 1;
+        assert_eq!(
+            rendered(d(vec![Some(max), Some(-max)], 38, 30)),
+            [
+                "99999999.999999999999999999999999999999",
+                "-99999999.999999999999999999999999999999"
+            ]
+        );
+        let big =
+            I256::from_string("-12345678901234567890123456789012345678901234567890123456789012345")
+                .unwrap();
+        let a: ArrayRef = Arc::new(
+            Decimal256Array::from(vec![Some(big), Some(I256::from_i128(7))])
+                .with_precision_and_scale(65, 30)
+                .unwrap(),
+        );
+        assert_eq!(
+            rendered(a),
+            [
+                "-12345678901234567890123456789012345.678901234567890123456789012345",
+                "0.000000000000000000000000000007"
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_render_as_mysql_times() {
+        let a: ArrayRef = Arc::new(arrow_array::DurationMicrosecondArray::from(vec![
+            0,
+            -1,
+            838 * 3_600_000_000 + 59 * 60_000_000 + 59_999_999,
+        ]));
+        assert_eq!(
+            rendered(a),
+            [
+                "'0:00:00.000000'",
+                "'-0:00:00.000001'",
+                "'838:59:59.999999'"
+            ]
+        );
     }
 }

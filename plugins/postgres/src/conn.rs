@@ -5,7 +5,7 @@
 //! (connect failures, server errors) carry neither; connection strings are never formatted into text.
 
 use crate::pool::Session;
-use osiris_plugin_sdk::{Context, ErrorKind, PluginError};
+use osiris_plugin_sdk::{ErrorKind, PluginError};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,27 +29,7 @@ impl Flavor {
     }
 }
 
-/// The step config with the connection's fields underneath: inline fields win.
-pub fn merged(config: &Value, ctx: &Context) -> Map<String, Value> {
-    let mut out = Map::new();
-    if let Some(Value::Object(conn)) = ctx.connection() {
-        for (k, v) in conn {
-            out.insert(k, v);
-        }
-    }
-    if let Value::Object(cfg) = config {
-        for (k, v) in cfg {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    out
-}
-
-pub fn str_field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    m.get(name)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
+pub use osiris_plugin_dbcommon::{DEFAULT_CONNECT_TIMEOUT, merged, str_field};
 
 /// TLS requirement, libpq's sslmode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,35 +69,6 @@ pub struct Settings {
     pub connect_timeout: Duration,
 }
 
-/// How long opening a session may take when the connection does not say (MySQL's limit too).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// `connect_timeout`: whole seconds, at least 1 (as libpq's parameter of the same name).
-fn connect_timeout_field(
-    flavor: Flavor,
-    m: &Map<String, Value>,
-) -> Result<Option<Duration>, PluginError> {
-    let bad = |got: String| {
-        cfg_err(
-            flavor,
-            format!(
-                "`connect_timeout` must be a whole number of seconds from 1 to 3600, got {got}"
-            ),
-        )
-        .with_help("e.g. `connect_timeout: 15` (the default)")
-    };
-    let secs = match m.get("connect_timeout") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(n.to_string()))?,
-        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| bad(format!("`{s}`")))?,
-        Some(other) => return Err(bad(other.to_string())),
-    };
-    if !(1..=3600).contains(&secs) {
-        return Err(bad(secs.to_string()));
-    }
-    Ok(Some(Duration::from_secs(secs)))
-}
-
 fn cfg_err(flavor: Flavor, msg: impl Into<String>) -> PluginError {
     PluginError::new(
         ErrorKind::Config,
@@ -128,7 +79,8 @@ fn cfg_err(flavor: Flavor, msg: impl Into<String>) -> PluginError {
 
 /// Builds the connection settings from the merged fields.
 pub fn settings(flavor: Flavor, m: &Map<String, Value>) -> Result<Settings, PluginError> {
-    let explicit_timeout = connect_timeout_field(flavor, m)?;
+    let explicit_timeout =
+        osiris_plugin_dbcommon::connect_timeout(m, &format!("{}-CONFIG", flavor.prefix()))?;
     let schema = str_field(m, "schema").unwrap_or("public").to_string();
     let dsn_field = match flavor {
         Flavor::Postgres => "dsn",
@@ -313,7 +265,7 @@ fn label_of(config: &Config) -> String {
 /// Opens a session within `s.connect_timeout`: TCP connect, TLS, the startup and authentication exchange and the
 /// session setup all count, so a server that accepts the connection and never answers is a `timeout` error,
 /// not a hang. Its connection task is spawned on the current runtime, which must be the plugin's
-/// [`crate::pool::runtime`] (the session may outlive the step). The session time zone is UTC.
+/// [`crate::pool::POOLS`]'s runtime (the session may outlive the step). The session time zone is UTC.
 pub async fn connect(s: &Settings) -> Result<Session, PluginError> {
     match tokio::time::timeout(s.connect_timeout, connect_unbounded(s)).await {
         Ok(r) => r,

@@ -4,6 +4,7 @@
 use crate::conn::{self, Flavor, qualified};
 use crate::decode::{Dec, decoder_for};
 use crate::pool;
+use osiris_plugin_dbcommon::on_thread;
 use osiris_plugin_sdk::{Context, PluginError};
 use serde_json::{Value, json};
 use tokio_postgres::types::Type;
@@ -12,11 +13,11 @@ pub fn doctor(flavor: Flavor, config: &Value, ctx: &Context) -> Result<Value, Pl
     let m = conn::merged(config, ctx);
     let settings = conn::settings(flavor, &m)?;
     on_thread(move || {
-        let rt = pool::runtime()?;
+        let rt = pool::POOLS.runtime()?;
         rt.block_on(async {
             let started = std::time::Instant::now();
             // A connection check really connects: a new session, which then joins the pool.
-            let pooled = pool::open(&settings, ctx).await?;
+            let pooled = pool::POOLS.open(&settings, ctx).await?;
             let version: String = pooled
                 .client()
                 .query_one("SELECT current_setting('server_version')", &[])
@@ -43,9 +44,9 @@ pub fn discover(flavor: Flavor, config: &Value, ctx: &Context) -> Result<Value, 
         .unwrap_or(3)
         .min(100) as i64;
     on_thread(move || {
-        let rt = pool::runtime()?;
+        let rt = pool::POOLS.runtime()?;
         rt.block_on(async {
-            let pooled = pool::checkout(&settings, ctx).await?;
+            let pooled = pool::POOLS.checkout(&settings, ctx).await?;
             let client = pooled.client();
             let schema = settings.schema.clone();
             let err = |e: tokio_postgres::Error| conn::db_error(flavor, &e, "listing the tables");
@@ -162,16 +163,4 @@ async fn arrow_type(client: &tokio_postgres::Client, typid: u32, typmod: i32) ->
         Some(dec) => dec.data_type().to_string(),
         None => Dec::Text.data_type().to_string(),
     }
-}
-
-/// Runs `f` on a fresh thread: `Runtime::block_on` must not be called from inside another runtime (the host
-/// calls drivers on its own runtime's blocking threads).
-pub fn on_thread<T: Send>(
-    f: impl FnOnce() -> Result<T, PluginError> + Send,
-) -> Result<T, PluginError> {
-    std::thread::scope(|s| {
-        s.spawn(f)
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
 }

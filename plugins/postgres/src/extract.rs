@@ -83,7 +83,7 @@ impl Driver for Extractor {
         let batch_size = batch_size(&m);
         let ctx2 = ctx.clone();
         let reader = spawn_reader(format!("pg-extract-{step_id}"), 1, move |mut out| {
-            let rt = match pool::runtime() {
+            let rt = match pool::POOLS.runtime() {
                 Ok(rt) => rt,
                 Err(e) => {
                     out.fail(e);
@@ -150,7 +150,7 @@ impl Job {
 
     async fn prepare(&self) -> Result<(Pooled, String, SchemaRef, Vec<Dec>), PluginError> {
         let flavor = self.settings.flavor;
-        let pooled = pool::checkout(&self.settings, &self.ctx).await?;
+        let pooled = pool::POOLS.checkout(&self.settings, &self.ctx).await?;
         let stmt = pooled.client().prepare(&self.sql).await.map_err(|e| {
             let mut err = conn::db_error(flavor, &e, "the query was refused");
             if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {

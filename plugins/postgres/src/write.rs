@@ -170,9 +170,9 @@ impl Job {
     }
 
     fn run(self, mut input: Box<dyn RecordBatchReader + Send>) -> Result<(), PluginError> {
-        let rt = pool::runtime()?;
+        let rt = pool::POOLS.runtime()?;
         let started = std::time::Instant::now();
-        let pooled = rt.block_on(pool::checkout(&self.settings, &self.ctx))?;
+        let pooled = rt.block_on(pool::POOLS.checkout(&self.settings, &self.ctx))?;
         let client = pooled.client();
         rt.block_on(client.batch_execute("BEGIN"))
             .map_err(|e| self.err(&e, "starting the transaction"))?;

@@ -2,6 +2,9 @@
 //! The compliance kit runs it against a tiny local HTTP server below; full pipeline runs against a local
 //! server are in the osiris integration tests (tests/it/shopify.rs).
 
+// An integration test links every dependency of its package; most of them are the library's, not its own.
+#![allow(unused_crate_dependencies)]
+
 use osiris_plugin_sdk::ErrorKind;
 use osiris_plugin_sdk::host::Module;
 use osiris_plugin_sdk::serde_json::json;
@@ -184,11 +187,8 @@ fn the_loaded_extractor_passes_the_compliance_kit() {
     .secrets([COMPLIANCE_TOKEN])
     .timeout(Duration::from_secs(20))
     .run();
-    report.assert_passes();
     // Two pages make two batches, so every check applies: none may be skipped.
-    for check in &report.checks {
-        assert_eq!(check.outcome, Outcome::Passed, "`{}`\n{report}", check.name);
-    }
+    report.assert_all_passed(&[]);
     let targets = seen.lock().unwrap().clone();
     assert!(
         targets

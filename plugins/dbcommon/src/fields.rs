@@ -1,0 +1,135 @@
+//! Reading a database step's fields: the resolved connection with the step's inline fields on top, the fields
+//! every database plugin reads the same way (`connect_timeout`), and the thread a blocking driver call runs on.
+//!
+//! Invariant: no message built here contains a field's value other than `connect_timeout`'s own.
+
+use osiris_plugin_sdk::{Context, ErrorKind, PluginError};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// The step config with the connection's fields underneath: inline fields win.
+pub fn merged(config: &Value, ctx: &Context) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Some(Value::Object(conn)) = ctx.connection() {
+        for (k, v) in conn {
+            out.insert(k, v);
+        }
+    }
+    if let Value::Object(cfg) = config {
+        for (k, v) in cfg {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// A string field; an empty string counts as absent.
+pub fn str_field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    m.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// How long opening a session may take when the connection does not say.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `connect_timeout`: whole seconds from 1 to 3600 (a number or a numeric string), `None` when absent or null.
+/// A bad value is a `Config` error with the plugin's `code` (e.g. `MYSQL-CONFIG`).
+pub fn connect_timeout(
+    m: &Map<String, Value>,
+    code: &str,
+) -> Result<Option<Duration>, PluginError> {
+    let bad = |got: String| {
+        PluginError::new(
+            ErrorKind::Config,
+            code,
+            format!(
+                "`connect_timeout` must be a whole number of seconds from 1 to 3600, got {got}"
+            ),
+        )
+        .with_help("e.g. `connect_timeout: 15` (the default)")
+    };
+    let secs = match m.get("connect_timeout") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(n.to_string()))?,
+        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| bad(format!("`{s}`")))?,
+        Some(other) => return Err(bad(other.to_string())),
+    };
+    if !(1..=3600).contains(&secs) {
+        return Err(bad(secs.to_string()));
+    }
+    Ok(Some(Duration::from_secs(secs)))
+}
+
+/// Runs `f` on a fresh thread: `Runtime::block_on` must not be called from inside another runtime (the host
+/// calls drivers on its own runtime's blocking threads). A panic in `f` resumes on the calling thread.
+pub fn on_thread<T: Send>(
+    f: impl FnOnce() -> Result<T, PluginError> + Send,
+) -> Result<T, PluginError> {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osiris_plugin_sdk::testing::TestContext;
+    use serde_json::json;
+
+    fn fields(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn inline_fields_win_over_the_connection() {
+        let ctx = Context::new(TestContext::with_connection(
+            json!({"host": "db", "port": 1, "user": "u"}),
+        ));
+        let m = merged(&json!({"port": 2, "table": "t"}), &ctx);
+        assert_eq!(
+            Value::Object(m),
+            json!({"host": "db", "port": 2, "user": "u", "table": "t"})
+        );
+        let m = fields(json!({"a": "", "b": "x", "c": 3}));
+        assert_eq!(
+            (str_field(&m, "a"), str_field(&m, "b"), str_field(&m, "c")),
+            (None, Some("x"), None)
+        );
+    }
+
+    #[test]
+    fn connect_timeout_takes_whole_seconds_from_1_to_3600() {
+        let t = |v: Value| connect_timeout(&fields(json!({ "connect_timeout": v })), "DB-CONFIG");
+        assert_eq!(
+            connect_timeout(&fields(json!({})), "DB-CONFIG").unwrap(),
+            None
+        );
+        assert_eq!(t(Value::Null).unwrap(), None);
+        assert_eq!(t(json!(1)).unwrap(), Some(Duration::from_secs(1)));
+        assert_eq!(t(json!(" 3600 ")).unwrap(), Some(Duration::from_secs(3600)));
+        for (bad, shown) in [
+            (json!(0), "0"),
+            (json!(3601), "3601"),
+            (json!(1.5), "1.5"),
+            (json!(-1), "-1"),
+            (json!("soon"), "`soon`"),
+            (json!(true), "true"),
+        ] {
+            let e = t(bad).unwrap_err();
+            assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Config, "DB-CONFIG"));
+            assert_eq!(
+                e.message,
+                format!(
+                    "`connect_timeout` must be a whole number of seconds from 1 to 3600, got {shown}"
+                )
+            );
+            assert_eq!(
+                e.help.as_deref(),
+                Some("e.g. `connect_timeout: 15` (the default)")
+            );
+        }
+    }
+}
