@@ -84,6 +84,13 @@ pub fn run(g: &Global, a: ChatArgs) -> CmdResult {
         .collect();
     let redactor = Arc::new(Redactor::new(Strategy::Mask, "***"));
     redactor.add_secrets(conns.literal_secrets());
+    // and the values `${VAR}` references resolve to, for the connections that resolve (none is sent; a value
+    // typed into a prompt is masked)
+    for name in &names {
+        if let Ok(r) = conns.resolve(name) {
+            redactor.add_secrets(r.secret_values);
+        }
+    }
     if let Some(k) = &settings.api_key {
         redactor.add_secrets([k.expose()]);
     }
