@@ -12,6 +12,19 @@ use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The settings `chat --help` lists after the options.
+pub const AFTER_HELP: &str = "\
+Model endpoint (variables win over the `llm:` section of osiris.yaml; see docs/llm.md):
+  OSIRIS_LLM_PROVIDER         openai (OpenAI-compatible Chat Completions; default) or anthropic
+  OSIRIS_LLM_BASE_URL         required, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1
+  OSIRIS_LLM_MODEL            required, the model name
+  OSIRIS_LLM_API_KEY          the key; not needed for a server on 127.0.0.1 or localhost
+  OSIRIS_LLM_TIMEOUT_SECONDS  per request (default 120)
+  OSIRIS_LLM_MAX_RETRIES      after a timeout, HTTP 429 or 5xx (default 3)
+The model is sent the component context, connection names, what you type and the diagnostics:
+never a secret value, a row or a file's contents.
+Exit codes: 0 saved, 2 no valid pipeline, 4 no answer, 5 endpoint, model or key missing or refused";
+
 #[derive(clap::Args, Debug)]
 pub struct ChatArgs {
     /// What the pipeline should do (one-shot mode; without it `chat` is interactive and needs a terminal).

@@ -116,6 +116,7 @@ pub enum Command {
     #[command(subcommand)]
     Discovery(discovery::DiscoveryCmd),
     /// Describe a pipeline in words; a model writes it, osiris validates it and asks for fixes until it is valid.
+    #[command(after_help = chat::AFTER_HELP)]
     Chat(chat::ChatArgs),
     /// What a language model is given to write pipelines: `prompts build-context`.
     #[command(subcommand)]
