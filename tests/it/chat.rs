@@ -16,6 +16,8 @@ const KEY: &str = "sk-test-9f8e7d6c5b4a-never-printed";
 /// A literal secret in the project's connections file and one in the secrets file.
 const PLANTED: &str = "PLANTED-conn-s3cret-4711";
 const PLANTED_FILE: &str = "PLANTED-file-s3cret-0815";
+/// The value of `${BACKUP_KEY}`, which the connections file references.
+const PLANTED_ENV: &str = "PLANTED-env-s3cret-2342";
 
 /// One scripted answer.
 #[derive(Clone)]
@@ -219,6 +221,7 @@ impl Project {
         cmd.env("HOME", &self.root)
             .env("OSIRIS_POLICY_FILE", self.root.join("no-policy.yaml"))
             .env("NO_COLOR", "1")
+            .env("BACKUP_KEY", PLANTED_ENV)
             .envs(env.iter().copied());
         std::fs::write(self.root.join("no-policy.yaml"), "").unwrap();
         cmd.output().expect("the osiris binary runs")
@@ -281,7 +284,7 @@ fn fenced(yaml: &str) -> String {
 
 /// The key and the planted secrets appear in no output and no request body; the key travels only in its header.
 fn assert_private(o: &Output, llm: &FakeLlm) {
-    for s in [KEY, PLANTED, PLANTED_FILE] {
+    for s in [KEY, PLANTED, PLANTED_FILE, PLANTED_ENV] {
         assert!(!stdout(o).contains(s), "`{s}` on stdout:\n{}", show(o));
         assert!(!stderr(o).contains(s), "`{s}` on stderr:\n{}", show(o));
         for r in llm.requests() {
@@ -448,14 +451,14 @@ fn chat_that_never_validates_exits_2_with_every_attempts_errors() {
             Reply::Text(fenced(BAD)),
         ],
     );
-    let out = p.chat(
-        &llm,
-        "copy users",
-        "copy.yaml",
-        &["--max-attempts", "3"],
-        &[],
-    );
+    // secrets typed into the prompt (a literal of the connections file, a `${VAR}` value) go out masked
+    let prompt = format!("copy users; the keys are {PLANTED} and {PLANTED_ENV}");
+    let out = p.chat(&llm, &prompt, "copy.yaml", &["--max-attempts", "3"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert_eq!(
+        messages(&llm.requests()[0])[1]["content"],
+        "copy users; the keys are *** and ***"
+    );
     assert!(!p.path("copy.yaml").exists(), "nothing saved");
     assert_eq!(stdout(&out), "");
     let err = stderr(&out);

@@ -13,6 +13,19 @@ use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The settings `chat --help` lists after the options.
+pub const AFTER_HELP: &str = "\
+Model endpoint (variables win over the `llm:` section of osiris.yaml; see docs/llm.md):
+  OSIRIS_LLM_PROVIDER         openai (OpenAI-compatible Chat Completions; default) or anthropic
+  OSIRIS_LLM_BASE_URL         required, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1
+  OSIRIS_LLM_MODEL            required, the model name
+  OSIRIS_LLM_API_KEY          the key; not needed for a server on 127.0.0.1 or localhost
+  OSIRIS_LLM_TIMEOUT_SECONDS  per request (default 120)
+  OSIRIS_LLM_MAX_RETRIES      after a timeout, HTTP 429 or 5xx (default 3)
+The model is sent the component context, connection names, what you type and the diagnostics:
+never a secret value, a row or a file's contents.
+Exit codes: 0 saved, 2 no valid pipeline, 4 no answer, 5 endpoint, model or key missing or refused";
+
 #[derive(clap::Args, Debug)]
 pub struct ChatArgs {
     /// What the pipeline should do (one-shot mode; without it `chat` is interactive and needs a terminal).
@@ -60,7 +73,10 @@ pub fn run(g: &Global, a: ChatArgs) -> CmdResult {
     if interactive && !std::io::stdin().is_terminal() {
         return Err(Fail::new(
             Exit::Validation,
-            "error[CLI-E006]: `osiris chat` without `--prompt` is interactive and needs a terminal\n  = help: pass the request in one go: `osiris chat --prompt \"copy table users from @supabase.main to @supabase.backup\" --out users.yaml`",
+            format!(
+                "error[{}]: `osiris chat` without `--prompt` is interactive and needs a terminal\n  = help: pass the request in one go: `osiris chat --prompt \"copy table users from @supabase.main to @supabase.backup\" --out users.yaml`",
+                Code::CLI_E006
+            ),
         ));
     }
     if let Some(out) = &a.out {
@@ -85,6 +101,13 @@ pub fn run(g: &Global, a: ChatArgs) -> CmdResult {
         .collect();
     let redactor = Arc::new(Redactor::new(Strategy::Mask, "***"));
     redactor.add_secrets(conns.literal_secrets());
+    // and the values `${VAR}` references resolve to, for the connections that resolve (none is sent; a value
+    // typed into a prompt is masked)
+    for name in &names {
+        if let Ok(r) = conns.resolve(name) {
+            redactor.add_secrets(r.secret_values);
+        }
+    }
     if let Some(k) = &settings.api_key {
         redactor.add_secrets([k.expose()]);
     }
@@ -130,7 +153,8 @@ fn refuse_overwrite(out: &Path, force: bool) -> Result<(), Fail> {
         return Err(Fail::new(
             Exit::Validation,
             format!(
-                "error[CLI-E007]: `{}` exists; `osiris chat` does not replace it\n  = help: add --force, or save to another file",
+                "error[{}]: `{}` exists; `osiris chat` does not replace it\n  = help: add --force, or save to another file",
+                Code::CLI_E007,
                 out.display()
             ),
         ));

@@ -124,6 +124,7 @@ pub enum Command {
     /// validation, compile, run, runs, connections (names only), discovery. It never holds a secret.
     Mcp(mcp::McpArgs),
     /// Describe a pipeline in words; a model writes it, osiris validates it and asks for fixes until it is valid.
+    #[command(after_help = chat::AFTER_HELP)]
     Chat(chat::ChatArgs),
     /// What a language model is given to write pipelines: `prompts build-context`.
     #[command(subcommand)]

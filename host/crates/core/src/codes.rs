@@ -111,6 +111,8 @@ codes! {
     CLI_E003 = "CLI-E003", Error, "`osiris init` would overwrite existing files";
     CLI_E004 = "CLI-E004", Error, "`osiris init` cannot create a directory or write a file";
     CLI_E005 = "CLI-E005", Error, "the command line is not valid";
+    CLI_E006 = "CLI-E006", Error, "`osiris chat` without `--prompt` needs a terminal";
+    CLI_E007 = "CLI-E007", Error, "`osiris chat`: the `--out` file exists";
 
     // PLUGIN: plugin packages and trust.
     PLUGIN_E001 = "PLUGIN-E001", Error, "plugin package unreadable";

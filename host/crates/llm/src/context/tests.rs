@@ -165,3 +165,27 @@ fn a_damaged_cache_file_is_rebuilt() {
     let (_, status, _) = cached(dir.path(), &key, &[], || reg.clone()).unwrap();
     assert_eq!(status, CacheStatus::Hit);
 }
+
+/// Where a cold build's time goes (`cargo test --release -p osiris-llm -- --ignored --nocapture cold_parts`);
+/// the figures are quoted in docs/performance.md.
+#[test]
+#[ignore = "a measurement, not a test"]
+fn cold_parts() {
+    use std::time::Instant;
+    let t = Instant::now();
+    let reg = builtin();
+    let registry = t.elapsed();
+    let t = Instant::now();
+    crate::tokens::count("warm up");
+    let ranks = t.elapsed();
+    let t = Instant::now();
+    let c = build(&reg, &[]).unwrap();
+    let rest = t.elapsed();
+    let mut out = std::io::stderr().lock();
+    use std::io::Write as _;
+    let _ = writeln!(
+        out,
+        "registry {registry:?}, cl100k ranks {ranks:?}, describe + render + count {rest:?} ({} tokens)",
+        c.tokens
+    );
+}
