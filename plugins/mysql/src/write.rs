@@ -424,6 +424,33 @@ impl Job {
     ) -> Result<u64, PluginError> {
         let target = ident(&self.table);
         let schema = input.schema();
+        let (names, plans) = self.plans(&schema)?;
+        self.prepare_table(rt, c, &target, &names, &plans, created)?;
+
+        rt.block_on(c.query_drop("START TRANSACTION"))
+            .map_err(|e| conn::db_error(&e, "starting the transaction"))?;
+        if self.mode == Mode::Replace {
+            rt.block_on(c.query_drop(format!("DELETE FROM {target}")))
+                .map_err(|e| conn::db_error(&e, &format!("removing the rows of {target}")))?;
+        }
+        let col_list = names
+            .iter()
+            .map(|n| ident(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let head = format!("INSERT INTO {target} ({col_list}) VALUES ");
+        let tail = self.on_duplicate(&names);
+        let rows = self.insert_all(rt, c, input, (&names, &plans), (&head, &tail), &target)?;
+        rt.block_on(c.query_drop("COMMIT"))
+            .map_err(|e| conn::db_error(&e, "committing the transaction"))?;
+        Ok(rows)
+    }
+
+    /// Each input column's name and how it is written; every upsert key must be an input column.
+    fn plans(
+        &self,
+        schema: &arrow_schema::Schema,
+    ) -> Result<(Vec<String>, Vec<Plan>), PluginError> {
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let mut plans = Vec::new();
         for f in schema.fields() {
@@ -451,6 +478,20 @@ impl Job {
                 )));
             }
         }
+        Ok((names, plans))
+    }
+
+    /// The target table as the load needs it: created from the input's columns when missing (and allowed),
+    /// holding every input column, with a unique key for an upsert.
+    fn prepare_table(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        c: &mut Conn,
+        target: &str,
+        names: &[String],
+        plans: &[Plan],
+        created: &mut bool,
+    ) -> Result<(), PluginError> {
         let db: Option<String> = rt
             .block_on(c.query_first("SELECT DATABASE()"))
             .map_err(|e| conn::db_error(&e, "asking for the current database"))?
@@ -471,7 +512,7 @@ impl Job {
             }
             let mut defs: Vec<String> = names
                 .iter()
-                .zip(&plans)
+                .zip(plans)
                 .map(|(n, p)| format!("{} {}", ident(n), p.mysql_type))
                 .collect();
             if !self.keys.is_empty() {
@@ -494,7 +535,7 @@ impl Job {
             self.ctx.info(&format!("created table {target}"));
             cols = self.columns(rt, c, &db)?;
         }
-        for n in &names {
+        for n in names {
             if !cols.contains(n) {
                 let hint = match cols.iter().find(|c| c.eq_ignore_ascii_case(n)) {
                     Some(c) => format!(" (it has `{c}`)"),
@@ -518,19 +559,12 @@ impl Job {
             self.check_unique_key(rt, c, &db)?;
         }
 
-        rt.block_on(c.query_drop("START TRANSACTION"))
-            .map_err(|e| conn::db_error(&e, "starting the transaction"))?;
-        if self.mode == Mode::Replace {
-            rt.block_on(c.query_drop(format!("DELETE FROM {target}")))
-                .map_err(|e| conn::db_error(&e, &format!("removing the rows of {target}")))?;
-        }
-        let col_list = names
-            .iter()
-            .map(|n| ident(n))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let head = format!("INSERT INTO {target} ({col_list}) VALUES ");
-        let tail = if self.mode == Mode::Upsert {
+        Ok(())
+    }
+
+    /// `ON DUPLICATE KEY UPDATE ...` of an upsert (empty otherwise).
+    fn on_duplicate(&self, names: &[String]) -> String {
+        if self.mode == Mode::Upsert {
             let updates: Vec<String> = names
                 .iter()
                 .filter(|n| !self.keys.contains(n))
@@ -545,7 +579,20 @@ impl Job {
             }
         } else {
             String::new()
-        };
+        }
+    }
+
+    /// Sends every input row as multi-row `INSERT` statements of at most `batch_rows` rows and
+    /// `MAX_STATEMENT_BYTES`; returns the rows sent.
+    fn insert_all(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        c: &mut Conn,
+        input: &mut Box<dyn RecordBatchReader + Send>,
+        (names, plans): (&[String], &[Plan]),
+        (head, tail): (&str, &str),
+        target: &str,
+    ) -> Result<u64, PluginError> {
         let mut rows = 0u64;
         let mut sql = String::with_capacity(1 << 20);
         let mut in_stmt = 0usize;
@@ -559,11 +606,11 @@ impl Job {
                 )
             })?;
             self.ctx.check_cancelled()?;
-            let batch = self.canonical(&batch, &plans)?;
+            let batch = self.canonical(&batch, plans)?;
             let literals = batch
                 .columns()
                 .iter()
-                .zip(&names)
+                .zip(names)
                 .map(|(col, name)| {
                     Literals::new(col).map_err(|why| {
                         PluginError::internal(format!(
@@ -575,7 +622,7 @@ impl Job {
             for row in 0..batch.num_rows() {
                 if in_stmt == 0 {
                     sql.clear();
-                    sql.push_str(&head);
+                    sql.push_str(head);
                 } else {
                     sql.push(',');
                 }
@@ -596,16 +643,14 @@ impl Job {
                 in_stmt += 1;
                 rows += 1;
                 if in_stmt >= self.batch_rows || sql.len() >= MAX_STATEMENT_BYTES {
-                    self.send(rt, c, &mut sql, &tail, &target)?;
+                    self.send(rt, c, &mut sql, tail, target)?;
                     in_stmt = 0;
                 }
             }
         }
         if in_stmt > 0 {
-            self.send(rt, c, &mut sql, &tail, &target)?;
+            self.send(rt, c, &mut sql, tail, target)?;
         }
-        rt.block_on(c.query_drop("COMMIT"))
-            .map_err(|e| conn::db_error(&e, "committing the transaction"))?;
         Ok(rows)
     }
 

@@ -215,96 +215,9 @@ impl Job {
     ) -> Result<u64, PluginError> {
         let schema = input.schema();
         let target = qualified(&self.settings.schema, &self.table);
-        // Plan the staging columns from the input's Arrow types.
-        let mut plans: Vec<Plan> = Vec::new();
-        for f in schema.fields() {
-            plans.push(encode::plan(f.data_type()).map_err(|why| {
-                PluginError::new(
-                    ErrorKind::Data,
-                    self.code("TYPE"),
-                    format!("input column `{}` {why}", f.name()),
-                )
-                .with_help("convert it in an upstream duckdb.processor step (e.g. CAST(x AS VARCHAR) or to_json(x))")
-            })?);
-        }
-        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        for k in &self.pk {
-            if !names.contains(k) {
-                return Err(PluginError::config(format!(
-                    "`primary_key` column `{k}` is not among the input columns ({})",
-                    names
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
-
-        let mut cols = rt.block_on(self.target_columns(client))?;
-        if cols.is_none() {
-            if !self.create {
-                return Err(PluginError::new(
-                    ErrorKind::Config,
-                    self.code("NO-TABLE"),
-                    format!(
-                        "table {target} does not exist in {}",
-                        self.settings.label
-                    ),
-                )
-                .with_help("create it first, or set `create_if_missing: true` to create it from the input's columns"));
-            }
-            let mut defs: Vec<String> = names
-                .iter()
-                .zip(&plans)
-                .map(|(n, p)| format!("{} {}", ident(n), p.pg_type))
-                .collect();
-            if !self.pk.is_empty() {
-                defs.push(format!(
-                    "PRIMARY KEY ({})",
-                    self.pk
-                        .iter()
-                        .map(|k| ident(k))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            let ddl = format!("CREATE TABLE {target} ({})", defs.join(", "));
-            rt.block_on(client.batch_execute(&ddl))
-                .map_err(|e| self.err(&e, &format!("creating table {target}")))?;
-            self.ctx.info(&format!("created table {target}"));
-            cols = rt.block_on(self.target_columns(client))?;
-        }
-        let cols = cols.ok_or_else(|| PluginError::internal("the created table is not visible"))?;
-        let by_name: BTreeMap<&str, &TargetCol> =
-            cols.iter().map(|c| (c.name.as_str(), c)).collect();
-        let mut targets: Vec<&TargetCol> = Vec::new();
-        for n in &names {
-            match by_name.get(n.as_str()) {
-                Some(c) => targets.push(c),
-                None => {
-                    let lower = cols.iter().find(|c| c.name.eq_ignore_ascii_case(n));
-                    let hint = match lower {
-                        Some(c) => {
-                            format!(" (it has `{}`: column names are case-sensitive)", c.name)
-                        }
-                        None => String::new(),
-                    };
-                    return Err(PluginError::new(
-                        ErrorKind::Config,
-                        self.code("COLUMN"),
-                        format!("table {target} has no column `{n}`{hint}"),
-                    )
-                    .with_help(format!(
-                        "its columns: {}; rename or drop the input column upstream",
-                        cols.iter()
-                            .map(|c| format!("`{}`", c.name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
-        }
+        let (names, plans) = self.plans(&schema)?;
+        let cols = self.target_table(rt, client, &target, &names, &plans)?;
+        let targets = self.matching(&cols, &names, &target)?;
 
         let col_list = names
             .iter()
@@ -404,6 +317,127 @@ impl Job {
                 err
             })?;
         Ok(rows)
+    }
+
+    /// How each input column is encoded (its staging type), and its name; every primary key column must be an
+    /// input column.
+    fn plans(
+        &self,
+        schema: &arrow_schema::Schema,
+    ) -> Result<(Vec<String>, Vec<Plan>), PluginError> {
+        let mut plans: Vec<Plan> = Vec::new();
+        for f in schema.fields() {
+            plans.push(encode::plan(f.data_type()).map_err(|why| {
+                PluginError::new(
+                    ErrorKind::Data,
+                    self.code("TYPE"),
+                    format!("input column `{}` {why}", f.name()),
+                )
+                .with_help("convert it in an upstream duckdb.processor step (e.g. CAST(x AS VARCHAR) or to_json(x))")
+            })?);
+        }
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        for k in &self.pk {
+            if !names.contains(k) {
+                return Err(PluginError::config(format!(
+                    "`primary_key` column `{k}` is not among the input columns ({})",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+
+        Ok((names, plans))
+    }
+
+    /// The target's columns, after creating the table from the input's columns when it is missing (and
+    /// `create_if_missing` allows it).
+    fn target_table(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        client: &Client,
+        target: &str,
+        names: &[String],
+        plans: &[Plan],
+    ) -> Result<Vec<TargetCol>, PluginError> {
+        let mut cols = rt.block_on(self.target_columns(client))?;
+        if cols.is_none() {
+            if !self.create {
+                return Err(PluginError::new(
+                    ErrorKind::Config,
+                    self.code("NO-TABLE"),
+                    format!(
+                        "table {target} does not exist in {}",
+                        self.settings.label
+                    ),
+                )
+                .with_help("create it first, or set `create_if_missing: true` to create it from the input's columns"));
+            }
+            let mut defs: Vec<String> = names
+                .iter()
+                .zip(plans)
+                .map(|(n, p)| format!("{} {}", ident(n), p.pg_type))
+                .collect();
+            if !self.pk.is_empty() {
+                defs.push(format!(
+                    "PRIMARY KEY ({})",
+                    self.pk
+                        .iter()
+                        .map(|k| ident(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let ddl = format!("CREATE TABLE {target} ({})", defs.join(", "));
+            rt.block_on(client.batch_execute(&ddl))
+                .map_err(|e| self.err(&e, &format!("creating table {target}")))?;
+            self.ctx.info(&format!("created table {target}"));
+            cols = rt.block_on(self.target_columns(client))?;
+        }
+        cols.ok_or_else(|| PluginError::internal("the created table is not visible"))
+    }
+
+    /// The target column of each input column, by exact name (a case-only difference is named in the error).
+    fn matching<'c>(
+        &self,
+        cols: &'c [TargetCol],
+        names: &[String],
+        target: &str,
+    ) -> Result<Vec<&'c TargetCol>, PluginError> {
+        let by_name: BTreeMap<&str, &TargetCol> =
+            cols.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut targets: Vec<&TargetCol> = Vec::new();
+        for n in names {
+            match by_name.get(n.as_str()) {
+                Some(c) => targets.push(c),
+                None => {
+                    let lower = cols.iter().find(|c| c.name.eq_ignore_ascii_case(n));
+                    let hint = match lower {
+                        Some(c) => {
+                            format!(" (it has `{}`: column names are case-sensitive)", c.name)
+                        }
+                        None => String::new(),
+                    };
+                    return Err(PluginError::new(
+                        ErrorKind::Config,
+                        self.code("COLUMN"),
+                        format!("table {target} has no column `{n}`{hint}"),
+                    )
+                    .with_help(format!(
+                        "its columns: {}; rename or drop the input column upstream",
+                        cols.iter()
+                            .map(|c| format!("`{}`", c.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        }
+
+        Ok(targets)
     }
 
     /// Whether COPY into the target does what an INSERT would: a plain or partitioned table (not a view,
