@@ -178,61 +178,12 @@ fn describe(ctx: &Ctx<'_>, e: &ValidationError<'_>, out: &mut Vec<Problem>) {
             ctx,
             &format!("at most {limit} characters long"),
         ),
-        ValidationErrorKind::MinItems { limit } => mk(
-            Kind::Range,
-            format!(
-                "{} needs at least {limit} item{}",
-                what(&pointer, ctx.noun),
-                plural(*limit)
-            ),
-            Some("add items to the list".to_string()),
-            "too few items",
-        ),
-        ValidationErrorKind::MaxItems { limit } => mk(
-            Kind::Range,
-            format!(
-                "{} allows at most {limit} item{}",
-                what(&pointer, ctx.noun),
-                plural(*limit)
-            ),
-            Some("remove items from the list".to_string()),
-            "too many items",
-        ),
-        ValidationErrorKind::MinProperties { limit } => mk(
-            Kind::Range,
-            format!(
-                "{} needs at least {limit} entr{}",
-                what(&pointer, ctx.noun),
-                if *limit == 1 { "y" } else { "ies" }
-            ),
-            None,
-            "too few entries",
-        ),
-        ValidationErrorKind::MaxProperties { limit } => mk(
-            Kind::Range,
-            format!(
-                "{} allows at most {limit} entr{}",
-                what(&pointer, ctx.noun),
-                if *limit == 1 { "y" } else { "ies" }
-            ),
-            None,
-            "too many entries",
-        ),
-        ValidationErrorKind::UniqueItems => {
-            let dup = instance.as_array().and_then(|a| {
-                a.iter()
-                    .enumerate()
-                    .find_map(|(i, v)| a[..i].contains(v).then(|| short(v)))
-            });
-            mk(
-                Kind::Duplicate,
-                format!("{} lists the same item twice", what(&pointer, ctx.noun)),
-                Some(match dup {
-                    Some(d) if !(ctx.hide)(&pointer) => format!("remove the second `{d}`"),
-                    _ => "remove the duplicate".to_string(),
-                }),
-                "duplicate items",
-            )
+        ValidationErrorKind::MinItems { .. }
+        | ValidationErrorKind::MaxItems { .. }
+        | ValidationErrorKind::MinProperties { .. }
+        | ValidationErrorKind::MaxProperties { .. }
+        | ValidationErrorKind::UniqueItems => {
+            collection_size(&mk, ctx, &pointer, e.kind(), instance)
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
             if let Some(branch) = best_branch(context, &pointer) {
@@ -287,6 +238,80 @@ fn describe(ctx: &Ctx<'_>, e: &ValidationError<'_>, out: &mut Vec<Problem>) {
         ),
     };
     out.push(p);
+}
+
+/// `minItems`, `maxItems`, `minProperties`, `maxProperties` and `uniqueItems`: how many, or which repeats.
+fn collection_size(
+    mk: Mk<'_>,
+    ctx: &Ctx<'_>,
+    pointer: &str,
+    kind: &ValidationErrorKind,
+    instance: &Value,
+) -> Problem {
+    match kind {
+        ValidationErrorKind::MinItems { limit } => mk(
+            Kind::Range,
+            format!(
+                "{} needs at least {limit} item{}",
+                what(pointer, ctx.noun),
+                plural(*limit)
+            ),
+            Some("add items to the list".to_string()),
+            "too few items",
+        ),
+        ValidationErrorKind::MaxItems { limit } => mk(
+            Kind::Range,
+            format!(
+                "{} allows at most {limit} item{}",
+                what(pointer, ctx.noun),
+                plural(*limit)
+            ),
+            Some("remove items from the list".to_string()),
+            "too many items",
+        ),
+        ValidationErrorKind::MinProperties { limit } => mk(
+            Kind::Range,
+            format!(
+                "{} needs at least {limit} entr{}",
+                what(pointer, ctx.noun),
+                if *limit == 1 { "y" } else { "ies" }
+            ),
+            None,
+            "too few entries",
+        ),
+        ValidationErrorKind::MaxProperties { limit } => mk(
+            Kind::Range,
+            format!(
+                "{} allows at most {limit} entr{}",
+                what(pointer, ctx.noun),
+                if *limit == 1 { "y" } else { "ies" }
+            ),
+            None,
+            "too many entries",
+        ),
+        ValidationErrorKind::UniqueItems => {
+            let dup = instance.as_array().and_then(|a| {
+                a.iter()
+                    .enumerate()
+                    .find_map(|(i, v)| a[..i].contains(v).then(|| short(v)))
+            });
+            mk(
+                Kind::Duplicate,
+                format!("{} lists the same item twice", what(pointer, ctx.noun)),
+                Some(match dup {
+                    Some(d) if !(ctx.hide)(pointer) => format!("remove the second `{d}`"),
+                    _ => "remove the duplicate".to_string(),
+                }),
+                "duplicate items",
+            )
+        }
+        _ => mk(
+            Kind::Other,
+            format!("{} has the wrong size", what(pointer, ctx.noun)),
+            None,
+            "wrong size",
+        ),
+    }
 }
 
 /// A value as a message shows it: `` `value` ``, or "the value" where the pointer is a secret.
