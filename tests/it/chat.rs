@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -209,22 +209,15 @@ impl Project {
 
     /// `osiris ARGS` in the project: no inherited `OSIRIS_*`, the model settings for `llm` (if any).
     fn osiris(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-        cmd.current_dir(&self.root)
+        let mut cmd = crate::support::osiris(&self.root)
+            .home(&self.root)
             .args(args)
-            .stdin(std::process::Stdio::null());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OSIRIS_") {
-                cmd.env_remove(k);
-            }
+            .stdin(std::process::Stdio::null())
+            .env("BACKUP_KEY", PLANTED_ENV);
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
         }
-        cmd.env("HOME", &self.root)
-            .env("OSIRIS_POLICY_FILE", self.root.join("no-policy.yaml"))
-            .env("NO_COLOR", "1")
-            .env("BACKUP_KEY", PLANTED_ENV)
-            .envs(env.iter().copied());
-        std::fs::write(self.root.join("no-policy.yaml"), "").unwrap();
-        cmd.output().expect("the osiris binary runs")
+        cmd.output()
     }
 
     /// `osiris chat --prompt PROMPT --out OUT EXTRA...` against `llm`.
@@ -896,37 +889,22 @@ fn interactive_chat_on_a_terminal_repairs_saves_and_quits() {
         "util-linux `script` provides the terminal of this test"
     );
     let base = llm.base_url();
-    let mut cmd = Command::new(script);
-    cmd.current_dir(&p.root)
-        .args([
-            "-qec",
-            &format!(
-                "'{}' chat --secrets-file secrets.yaml",
-                env!("CARGO_BIN_EXE_osiris")
-            ),
-            "/dev/null",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HOME", &p.root)
-        .env("NO_COLOR", "1")
+    let mut child = crate::support::osiris(&p.root)
+        .home(&p.root)
+        .args(["chat", "--secrets-file", "secrets.yaml"])
         .env("OSIRIS_LLM_BASE_URL", &base)
         .env("OSIRIS_LLM_MODEL", "test-model")
-        .env("OSIRIS_LLM_API_KEY", KEY);
-    let mut child = cmd.spawn().unwrap();
+        .env("OSIRIS_LLM_API_KEY", KEY)
+        .on_a_terminal()
+        .stdin(std::process::Stdio::piped())
+        .spawn();
     child
         .stdin
         .take()
         .unwrap()
         .write_all(b"copy the users table to the backup project\n/save users.yaml\n/quit\n")
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_with_output();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let screen = stdout(&out);
     for part in [

@@ -7,7 +7,7 @@ use crate::run::{pipeline, project};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +30,7 @@ const TOOLS: [&str; 11] = [
 /// A plain JSON-RPC client of a spawned `osiris mcp`. Every byte the server writes (stdout and stderr) is kept
 /// for the secret checks.
 struct Client {
-    child: Child,
+    child: crate::support::Running,
     stdin: ChildStdin,
     lines: Receiver<String>,
     stdout: Arc<Mutex<Vec<u8>>>,
@@ -38,19 +38,10 @@ struct Client {
     next_id: u64,
 }
 
-fn osiris_cmd(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-    cmd.current_dir(dir).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OSIRIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("OSIRIS_PLUGIN_PATH", "")
-        .env("HOME", dir)
-        .env("NO_COLOR", "1");
+fn osiris_cmd(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> crate::support::Osiris {
+    let mut cmd = crate::support::osiris(dir).home(dir).args(args);
     for (k, v) in envs {
-        cmd.env(k, v);
+        cmd = cmd.env(k, v);
     }
     cmd
 }
@@ -63,8 +54,7 @@ impl Client {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .expect("osiris mcp starts");
+            .spawn();
         let stdin = child.stdin.take().unwrap();
         let (tx, lines) = channel();
         let stdout = Arc::new(Mutex::new(Vec::new()));
@@ -698,8 +688,7 @@ fn mcp_http_serves_loopback_only() {
     ] {
         let o = osiris_cmd(p.path(), &["mcp", "--http", addr], &[])
             .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .output();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{addr}: {stderr}");
         assert!(stderr.contains("error[MCP-E001]"), "{addr}: {stderr}");
@@ -710,9 +699,8 @@ fn mcp_http_serves_loopback_only() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(Child);
+        .spawn();
+    struct Kill(crate::support::Running);
     impl Drop for Kill {
         fn drop(&mut self) {
             let _ = self.0.kill();

@@ -6,7 +6,7 @@ use crate::support::{build_test_plugin, repo_root, test_plugin_entry};
 use osiris_plugins::package::{self, PackageInput};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const PLANTED: &str = "PLANTED-prompts-s3cret-1234";
 
@@ -47,19 +47,11 @@ impl Project {
     }
 
     fn osiris(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_osiris"));
-        cmd.current_dir(&self.root).args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OSIRIS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("HOME", &self.root)
+        crate::support::osiris(&self.root)
+            .home(&self.root)
             .env("XDG_DATA_HOME", self.root.join("xdg"))
-            .env("OSIRIS_POLICY_FILE", self.root.join("no-policy.yaml"))
-            .env("NO_COLOR", "1")
+            .args(args)
             .output()
-            .expect("the osiris binary runs")
     }
 
     /// `prompts build-context --format json ARGS`: asserts exit 0, returns stdout as JSON and stderr.
