@@ -509,6 +509,36 @@ fn a_plugin_shipping_an_invalid_spec_is_refused_before_loading() {
     assert_refused(&p, ECHO, "PLUGIN-E013", &["SPEC-E011", "bogus_key"]);
 }
 
+/// The registry files a spec under its own `name:`, while the builtin-conflict and key-family checks see the
+/// manifest's names: a manifest entry that points at a spec of another name is refused before either.
+#[test]
+fn a_manifest_component_whose_spec_names_another_component_is_refused() {
+    let p = Project::new();
+    let spec = repo_root().join("tests/plugins/echo/spec.yaml");
+    package_echo(&p, "echo", |i| {
+        i.specs = vec![("test.other".into(), spec.clone())]
+    });
+    assert_refused(
+        &p,
+        ECHO,
+        "PLUGIN-E013",
+        &[
+            "`test.other`",
+            "`test.echo`",
+            "report this to its publisher",
+        ],
+    );
+    let names: Vec<String> = p
+        .components()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n == "test.echo" || n == "test.other"),
+        "neither name is registered: {names:?}"
+    );
+}
+
 #[test]
 fn refuses_a_manifest_changed_after_signing() {
     let p = Project::new();
@@ -641,8 +671,16 @@ fn refuses_both_plugins_claiming_the_same_component() {
 #[test]
 fn refuses_a_plugin_claiming_a_builtin_name() {
     let p = Project::new();
+    // A spec of that name too (a spec naming another component than its manifest entry is refused earlier).
+    let spec = p.root.join("csv.spec.yaml");
+    let text = std::fs::read_to_string(repo_root().join("tests/plugins/echo/spec.yaml")).unwrap();
+    std::fs::write(
+        &spec,
+        text.replacen("name: test.echo", "name: filesystem.csv_extractor", 1),
+    )
+    .unwrap();
     package_echo(&p, "echo", |i| {
-        i.specs[0].0 = "filesystem.csv_extractor".into()
+        i.specs = vec![("filesystem.csv_extractor".into(), spec.clone())]
     });
     assert_refused(
         &p,

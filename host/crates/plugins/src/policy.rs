@@ -463,9 +463,30 @@ pub fn read_and_hash_specs(dir: &Path, m: &Manifest) -> Result<Vec<VerifiedSpec>
                 format!("plugin {who}: spec `{}` is not UTF-8 text", path.display()),
             )
         })?;
+        // The registry files a spec under its own `name:`; every check before it (builtin conflicts, the
+        // families a key allows) saw the manifest's name, so the two must be the same component.
+        if let Some(named) = spec_name(&text)
+            && named != c.name
+        {
+            return Err((
+                Code::SpecInvalid,
+                format!(
+                    "plugin {who}: the manifest lists component `{}` with spec `{}`, whose `name:` is `{named}`: a \
+                     spec must describe the component the manifest names; report this to its publisher",
+                    c.name,
+                    path.display()
+                ),
+            ));
+        }
         specs.push((c.name.clone(), path, text));
     }
     Ok(specs)
+}
+
+/// The top-level `name:` of a spec text, when it has one (a spec without one is refused by the registry).
+fn spec_name(text: &str) -> Option<String> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    doc.get("name")?.as_str().map(str::to_string)
 }
 
 /// Check 4c (only where the library is about to be loaded, or checked on request): reads the library once and
