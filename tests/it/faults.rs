@@ -14,6 +14,27 @@ fn spawn(dir: &Path, args: &[&str]) -> Running {
     osiris(dir).args(args).spawn()
 }
 
+/// A fresh PostgreSQL database prepared with `setup` and a project whose `@postgres.local` is it; `None` when
+/// the server is down and the test may skip (it fails instead under `OSIRIS_REQUIRE_DATABASES=1`).
+fn pg_project(test: &str, setup: &str) -> Option<(PgDb, tempfile::TempDir)> {
+    if !server("PostgreSQL", PG_PORT, test) {
+        return None;
+    }
+    let db = PgDb::new();
+    db.sql(setup);
+    let p = crate::dbutil::project(Some(&db), None);
+    Some((db, p))
+}
+
+/// Waits for every run; each must exit 0.
+fn all_succeed(children: Vec<Running>) {
+    for c in children {
+        let o = c.wait_with_output();
+        let (out, err) = text(&o);
+        assert_eq!(code(&o), 0, "{out}{err}");
+    }
+}
+
 /// Polls `done` every 20 ms until it holds; fails after `limit` or when the child ended first.
 fn wait_until(child: &mut Running, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -86,12 +107,12 @@ const STALLING_QUERY: &str = "SELECT g AS id, 'row ' || g AS note FROM generate_
 
 #[test]
 fn osiris_killed_mid_load_leaves_the_target_unchanged_and_the_run_listed_as_crashed() {
-    if !server("PostgreSQL", PG_PORT, "osiris_killed_mid_load") {
+    let Some((db, p)) = pg_project(
+        "osiris_killed_mid_load",
+        "CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (1, 'before'), (2, 'before')",
+    ) else {
         return;
-    }
-    let db = PgDb::new();
-    db.sql("CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (1, 'before'), (2, 'before')");
-    let p = crate::dbutil::project(Some(&db), None);
+    };
     std::fs::write(
         p.path().join("stalled.yaml"),
         pg_to_pg("stalled_load", STALLING_QUERY, "append"),
@@ -149,12 +170,12 @@ fn osiris_killed_mid_load_leaves_the_target_unchanged_and_the_run_listed_as_cras
 
 #[test]
 fn two_runs_of_one_pipeline_at_once_keep_their_own_directories_and_one_index_line_each() {
-    if !server("PostgreSQL", PG_PORT, "two_runs_at_once") {
+    let Some((db, p)) = pg_project(
+        "two_runs_at_once",
+        "CREATE TABLE target (id bigint, note text)",
+    ) else {
         return;
-    }
-    let db = PgDb::new();
-    db.sql("CREATE TABLE target (id bigint, note text)");
-    let p = crate::dbutil::project(Some(&db), None);
+    };
     std::fs::write(
         p.path().join("twice.yaml"),
         pg_to_pg(
@@ -167,11 +188,7 @@ fn two_runs_of_one_pipeline_at_once_keep_their_own_directories_and_one_index_lin
     let children: Vec<Running> = (0..3)
         .map(|_| spawn(p.path(), &["run", "twice.yaml"]))
         .collect();
-    for c in children {
-        let o = c.wait_with_output();
-        let (out, err) = text(&o);
-        assert_eq!(code(&o), 0, "{out}{err}");
-    }
+    all_succeed(children);
     // append is one transaction per run: each run's rows arrive whole, so three runs give each row thrice.
     assert_eq!(
         db.sql("SELECT count(*), count(DISTINCT id), min(c), max(c) FROM (SELECT id, count(*) c FROM target GROUP BY id) x"),
@@ -205,12 +222,12 @@ fn two_runs_of_one_pipeline_at_once_keep_their_own_directories_and_one_index_lin
 
 #[test]
 fn concurrent_replaces_of_one_table_take_turns_and_the_last_to_commit_wins() {
-    if !server("PostgreSQL", PG_PORT, "concurrent_replaces") {
+    let Some((db, p)) = pg_project(
+        "concurrent_replaces",
+        "CREATE TABLE target (id bigint, run text); INSERT INTO target VALUES (0, 'before')",
+    ) else {
         return;
-    }
-    let db = PgDb::new();
-    db.sql("CREATE TABLE target (id bigint, run text); INSERT INTO target VALUES (0, 'before')");
-    let p = crate::dbutil::project(Some(&db), None);
+    };
     for n in 0..3 {
         std::fs::write(
             p.path().join(format!("replace{n}.yaml")),
@@ -225,11 +242,7 @@ fn concurrent_replaces_of_one_table_take_turns_and_the_last_to_commit_wins() {
     let children: Vec<Running> = (0..3)
         .map(|n| spawn(p.path(), &["run", &format!("replace{n}.yaml")]))
         .collect();
-    for c in children {
-        let o = c.wait_with_output();
-        let (out, err) = text(&o);
-        assert_eq!(code(&o), 0, "{out}{err}");
-    }
+    all_succeed(children);
     // Exactly one run's rows: never a mix, never two runs' rows side by side.
     assert_eq!(
         db.sql("SELECT count(*), count(DISTINCT run), count(DISTINCT id) FROM target"),
@@ -240,12 +253,12 @@ fn concurrent_replaces_of_one_table_take_turns_and_the_last_to_commit_wins() {
 #[test]
 fn a_postgres_session_terminated_mid_copy_rolls_back_and_fails_the_writer_with_a_connection_error()
 {
-    if !server("PostgreSQL", PG_PORT, "terminated_mid_copy") {
+    let Some((db, p)) = pg_project(
+        "terminated_mid_copy",
+        "CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (0, 'before')",
+    ) else {
         return;
-    }
-    let db = PgDb::new();
-    db.sql("CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (0, 'before')");
-    let p = crate::dbutil::project(Some(&db), None);
+    };
     // The source pauses for 5 s after 30,000 rows: the writer's COPY holds them when its session is ended.
     std::fs::write(
         p.path().join("terminated.yaml"),

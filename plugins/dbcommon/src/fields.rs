@@ -23,6 +23,25 @@ pub fn merged(config: &Value, ctx: &Context) -> Map<String, Value> {
     out
 }
 
+/// A writer's key columns (`field` names the setting: `primary_key`, `upsert_keys`) must all be input columns.
+pub fn keys_among_inputs(
+    field: &str,
+    keys: &[String],
+    names: &[String],
+) -> Result<(), PluginError> {
+    match keys.iter().find(|k| !names.contains(k)) {
+        Some(k) => Err(PluginError::config(format!(
+            "`{field}` column `{k}` is not among the input columns ({})",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A string field; an empty string counts as absent.
 pub fn str_field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     m.get(name)

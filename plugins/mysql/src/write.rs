@@ -466,18 +466,7 @@ impl Job {
                 )
             })?);
         }
-        for k in &self.keys {
-            if !names.contains(k) {
-                return Err(PluginError::config(format!(
-                    "`upsert_keys` column `{k}` is not among the input columns ({})",
-                    names
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
+        osiris_plugin_dbcommon::fields::keys_among_inputs("upsert_keys", &self.keys, &names)?;
         Ok((names, plans))
     }
 

@@ -337,18 +337,7 @@ impl Job {
             })?);
         }
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        for k in &self.pk {
-            if !names.contains(k) {
-                return Err(PluginError::config(format!(
-                    "`primary_key` column `{k}` is not among the input columns ({})",
-                    names
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
+        osiris_plugin_dbcommon::fields::keys_among_inputs("primary_key", &self.pk, &names)?;
 
         Ok((names, plans))
     }
