@@ -95,6 +95,18 @@ pub fn on_thread<T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_columns_must_be_input_columns() {
+        let names = vec!["id".to_string(), "name".to_string()];
+        assert!(keys_among_inputs("primary_key", &["id".to_string()], &names).is_ok());
+        let e = keys_among_inputs("upsert_keys", &["id".to_string(), "ID".to_string()], &names)
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "`upsert_keys` column `ID` is not among the input columns (`id`, `name`)"
+        );
+    }
     use osiris_plugin_sdk::testing::TestContext;
     use serde_json::json;
 
