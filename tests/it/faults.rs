@@ -251,8 +251,7 @@ fn concurrent_replaces_of_one_table_take_turns_and_the_last_to_commit_wins() {
 }
 
 #[test]
-fn a_postgres_session_terminated_mid_copy_rolls_back_and_fails_the_writer_with_a_connection_error()
-{
+fn a_postgres_session_terminated_mid_copy_rolls_back_and_the_retried_writer_loads_every_row_once() {
     let Some((db, p)) = pg_project(
         "terminated_mid_copy",
         "CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (0, 'before')",
@@ -269,16 +268,21 @@ fn a_postgres_session_terminated_mid_copy_rolls_back_and_fails_the_writer_with_a
         ),
     )
     .unwrap();
-    let mut child = spawn(p.path(), &["run", "terminated.yaml", "--retries", "2"]);
     let copying = format!(
         "FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%FROM STDIN%'",
         db.name
     );
-    wait_for_copy_in(&mut child, &db);
-    let killed = db.sql(&format!(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) {copying}) t"
-    ));
-    assert_eq!(killed.trim(), "1");
+    let terminate = |child: &mut Running| {
+        wait_for_copy_in(child, &db);
+        let killed = db.sql(&format!(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) {copying}) t"
+        ));
+        assert_eq!(killed.trim(), "1");
+    };
+
+    // Without --retries: the writer fails with a connection error and its transaction rolls back.
+    let mut child = spawn(p.path(), &["run", "terminated.yaml"]);
+    terminate(&mut child);
     let o = child.wait_with_output();
     let (out, err) = text(&o);
     assert_eq!(code(&o), 4, "{out}{err}");
@@ -290,14 +294,242 @@ fn a_postgres_session_terminated_mid_copy_rolls_back_and_fails_the_writer_with_a
         "1|before",
         "the terminated COPY committed nothing"
     );
-    // Not retried: the writer had already consumed part of its input stream, which cannot be read twice;
-    // the log says so instead of leaving the retry count unexplained.
-    let log = std::fs::read_to_string(rd.join("osiris.log")).unwrap_or_default()
-        + &std::fs::read_to_string(rd.join("events.jsonl")).unwrap_or_default();
-    assert!(
-        log.contains("already read part of input"),
-        "why it was not retried: {log}"
+    std::fs::remove_dir_all(rd).unwrap();
+
+    // With --retries: the writer's next attempt replays the 30,000 rows it had read from its journal, reads
+    // on from the still-running extractor, and the target ends with every row exactly once.
+    let mut child = spawn(p.path(), &["run", "terminated.yaml", "--retries", "2"]);
+    terminate(&mut child);
+    let o = child.wait_with_output();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}{err}");
+    assert_eq!(
+        db.sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM target"),
+        "60001|60001|0|60000",
+        "every row exactly once, and the row that was there before"
     );
+    let rd = run_dir(p.path(), "default", "terminated");
+    let status = json(&rd.join("status.json"));
+    let load = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "load")
+        .unwrap()
+        .clone();
+    assert_eq!(load["attempts"], 2, "{status}");
+    assert_eq!(load["rows_written"], 60000, "{status}");
+    let events = jsonl(&rd.join("events.jsonl"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "step_retry" && e["step_id"] == "load"),
+        "the retry is in the audit trail"
+    );
+    assert!(
+        !rd.join(".journal").exists(),
+        "the input journal is gone with the step"
+    );
+}
+
+/// A PostgreSQL server of this test's own (initdb into a temporary directory, run as the `postgres` user on a
+/// free loopback port), so it can be restarted without disturbing the tests that share the system server.
+/// `None` where it cannot be started (no PostgreSQL binaries, not root); fails instead under
+/// `OSIRIS_REQUIRE_DATABASES=1`.
+struct OwnPg {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnPg {
+    #[allow(clippy::disallowed_macros)] // eprintln!: the visible notice of a skipped test
+    fn start() -> Option<OwnPg> {
+        let required = std::env::var("OSIRIS_REQUIRE_DATABASES").as_deref() == Ok("1");
+        let bin = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path().join("bin"))
+                .find(|b| b.join("initdb").exists())
+        });
+        let Some(bin) = bin else {
+            assert!(
+                !required,
+                "no PostgreSQL server binaries under /usr/lib/postgresql"
+            );
+            eprintln!("note: skipped: no PostgreSQL server binaries to start a private server");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let owned = Command::new("chown")
+            .args(["postgres"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !owned {
+            assert!(
+                !required,
+                "cannot hand a directory to the postgres user (not root?)"
+            );
+            eprintln!("note: skipped: a private PostgreSQL server needs root");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = OwnPg { dir, bin, port };
+        pg.as_postgres(
+            "initdb",
+            &[
+                "-D",
+                &pg.data(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        pg.ctl(&["start"]);
+        Some(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn as_postgres(&self, tool: &str, args: &[&str]) {
+        let o = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(tool))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// `pg_ctl <action>`, waiting for it to finish; `restart` uses `-m immediate` (a crash, then recovery).
+    fn ctl(&self, action: &[&str]) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        let data = self.data();
+        let mut args: Vec<&str> = vec!["-D", &data, "-w", "-l", &log, "-o", &opts];
+        args.extend_from_slice(action);
+        self.as_postgres("pg_ctl", &args);
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        let o = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-qAtX",
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim_end().to_string()
+    }
+}
+
+impl Drop for OwnPg {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &self.data(), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+#[test]
+fn a_postgres_server_restarted_mid_load_is_retried_and_the_target_ends_with_every_row_once() {
+    if !server("MariaDB", MY_PORT, "postgres_restarted_mid_load") {
+        return;
+    }
+    let Some(pg) = OwnPg::start() else { return };
+    pg.sql("CREATE TABLE target (id bigint); INSERT INTO target VALUES (0)");
+    let my = MyDb::new();
+    let p = crate::dbutil::project(None, Some(&my));
+    let conns = std::fs::read_to_string(p.path().join("osiris_connections.yaml")).unwrap();
+    std::fs::write(
+        p.path().join("osiris_connections.yaml"),
+        format!(
+            "{conns}  postgres:\n    own:\n      host: 127.0.0.1\n      port: {}\n      user: postgres\n      database: postgres\n      sslmode: disable\n",
+            pg.port
+        ),
+    )
+    .unwrap();
+    // The source pauses for 5 s inside MariaDB after 30,000 rows: the writer's COPY holds them then.
+    std::fs::write(
+        p.path().join("restarted.yaml"),
+        r#"oml_version: "0.1.0"
+name: restarted
+steps:
+  - id: extract
+    component: mysql.extractor
+    mode: read
+    config:
+      connection: "@mysql.local"
+      batch_size: 1000
+      query: "SELECT seq AS id FROM seq_1_to_60000 WHERE seq <> 30001 OR SLEEP(5) = 0"
+  - id: load
+    component: postgres.writer
+    mode: write
+    needs: [extract]
+    config:
+      connection: "@postgres.own"
+      table: target
+      write_mode: append
+"#,
+    )
+    .unwrap();
+    let mut child = spawn(p.path(), &["run", "restarted.yaml", "--retries", "4"]);
+    wait_until(
+        &mut child,
+        "the writer started its COPY",
+        Duration::from_secs(60),
+        || {
+            pg.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%FROM STDIN%'")
+                .trim()
+                == "1"
+        },
+    );
+    // A crash and a restart of the server while the COPY holds uncommitted rows.
+    pg.ctl(&["-m", "immediate", "restart"]);
+    let o = child.wait_with_output();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}{err}");
+    assert_eq!(
+        pg.sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM target"),
+        "60001|60001|0|60000",
+        "every row exactly once, and the row that was there before"
+    );
+    let status = json(&run_dir(p.path(), "default", "restarted").join("status.json"));
+    let load = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "load")
+        .unwrap()
+        .clone();
+    assert!(load["attempts"].as_u64().unwrap() >= 2, "{status}");
 }
 
 #[test]
@@ -360,6 +592,98 @@ steps:
         "names a connection error: {e}"
     );
     assert_eq!(pg.sql("SELECT count(*), min(id) FROM target"), "1|-1");
+}
+
+#[test]
+fn a_mariadb_connection_killed_mid_read_is_retried_by_reading_again_and_loads_every_row_once() {
+    if !server("MariaDB", MY_PORT, "mariadb_killed_mid_read_retried") {
+        return;
+    }
+    let my = MyDb::new();
+    // The source sleeps in the server at row 20,001 for as long as `ctl.pause` says when it gets there.
+    my.sql("CREATE TABLE ctl (pause INT); INSERT INTO ctl VALUES (600)");
+    let pg = PgDb::new();
+    pg.sql("CREATE TABLE target (id bigint); INSERT INTO target VALUES (-1)");
+    let p = crate::dbutil::project(Some(&pg), Some(&my));
+    std::fs::write(
+        p.path().join("killed.yaml"),
+        r#"oml_version: "0.1.0"
+name: killed
+steps:
+  - id: extract
+    component: mysql.extractor
+    mode: read
+    config:
+      connection: "@mysql.local"
+      batch_size: 1000
+      query: "SELECT seq AS id FROM seq_1_to_40000 WHERE seq <> 20001 OR SLEEP((SELECT pause FROM ctl)) = 0"
+  - id: load
+    component: postgres.writer
+    mode: write
+    needs: [extract]
+    config:
+      connection: "@postgres.local"
+      table: target
+      write_mode: append
+"#,
+    )
+    .unwrap();
+    let mut child = spawn(p.path(), &["run", "killed.yaml", "--retries", "2"]);
+    let sleeping = || {
+        my.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%seq_1_to_40000%' AND INFO NOT LIKE '%PROCESSLIST%' AND STATE = 'User sleep'")
+    };
+    wait_until(
+        &mut child,
+        "the source query paused after 20,000 rows",
+        Duration::from_secs(60),
+        || !sleeping().trim().is_empty(),
+    );
+    // The writer holds those rows in its open COPY when the source's connection is killed; the next read of
+    // the source does not pause.
+    wait_until(
+        &mut child,
+        "the writer started its COPY",
+        Duration::from_secs(60),
+        || {
+            pg.sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%FROM STDIN%'",
+            pg.name
+        ))
+        .trim()
+            != "0"
+        },
+    );
+    my.sql("UPDATE ctl SET pause = 0");
+    let id = sleeping().trim().to_string();
+    my.sql(&format!("KILL CONNECTION {id}"));
+    let o = child.wait_with_output();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}{err}");
+    assert_eq!(
+        pg.sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM target"),
+        "40001|40001|-1|40000",
+        "every row exactly once, and the row that was there before"
+    );
+    let rd = run_dir(p.path(), "default", "killed");
+    let status = json(&rd.join("status.json"));
+    let step = |id: &str| {
+        status["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("extract")["attempts"], 2, "{status}");
+    assert_eq!(step("load")["attempts"], 2, "{status}");
+    assert_eq!(step("extract")["rows_read"], 40000, "{status}");
+    assert_eq!(status["rows_written"], 40000, "{status}");
+    let log = std::fs::read_to_string(rd.join("osiris.log")).unwrap();
+    assert!(
+        log.contains("its stream failed") && log.contains("reads it again from the start"),
+        "the log tells what happened: {log}"
+    );
 }
 
 /// A 1 MiB tmpfs at a fresh directory, unmounted on drop. `None` when this process may not mount (not root).
@@ -445,4 +769,231 @@ steps:
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, vec!["rows.csv".to_string()], "no temporary file left");
+}
+
+/// A TCP proxy on loopback in front of a database server that forwards faithfully until `stall_after` bytes
+/// came back from the server, then stops forwarding in both directions while keeping every connection open:
+/// what a stalled network or a wedged middlebox looks like to a client (no error, no FIN, no RST).
+struct StallProxy {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the stall began (a run that failed before it would prove nothing).
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StallProxy {
+    fn start(upstream: u16, stall_after: usize) -> StallProxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
+        let from_server = Arc::new(AtomicUsize::new(0));
+        let (stop2, stalled2) = (stop.clone(), stalled.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                // client -> server and server -> client, each on its own thread.
+                for (mut from, mut to, counts) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        false,
+                    ),
+                    (server, client, true),
+                ] {
+                    let (stop, stalled, seen) =
+                        (stop2.clone(), stalled2.clone(), from_server.clone());
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if counts && seen.fetch_add(n, Ordering::Relaxed) + n > stall_after {
+                                stalled.store(true, Ordering::Relaxed);
+                            }
+                            // Stalled: hold the connection open, forward nothing, until the test ends.
+                            while stalled.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            if stop.load(Ordering::Relaxed) || to.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        StallProxy {
+            port,
+            stop,
+            stalled,
+        }
+    }
+
+    fn stalled(&self) -> bool {
+        self.stalled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wake the accept loop so it sees `stop`.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Runs `pipeline` (whose extractor reads through a [`StallProxy`] with `read_timeout: 2`) and asserts the run
+/// fails on its own within a bound far below the 600 s the stalled query would otherwise wait, naming the
+/// extractor, the stall and the setting; returns the status for the caller's checks of the target.
+fn fails_within_read_timeout(p: &Path, proxy: &StallProxy, pipeline: &str) -> Value {
+    let mut child = spawn(p, &["run", pipeline]);
+    let t = Instant::now();
+    let limit = Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the run still hangs {} s after it started", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output();
+    let (out, err) = text(&o);
+    assert!(proxy.stalled(), "the stall began: {out}{err}");
+    assert_eq!(code(&o), 4, "a failed step: {out}{err}");
+    let name = pipeline.trim_end_matches(".yaml");
+    let status = json(&run_dir(p, "default", name).join("status.json"));
+    assert_eq!(status["status"], "failed", "{status}");
+    assert_eq!(status["failed_step"], "extract", "{status}");
+    let e = status["error"].as_str().unwrap().to_string();
+    assert!(
+        e.contains("no answer from the server for 2 s") && e.contains("read_timeout"),
+        "names the stall and the setting: {e}"
+    );
+    assert!(
+        e.contains(&format!("127.0.0.1:{}", proxy.port)),
+        "names the server: {e}"
+    );
+    status
+}
+
+#[test]
+fn a_network_stall_during_a_mariadb_extraction_fails_the_run_after_read_timeout() {
+    if !server("MariaDB", MY_PORT, "mariadb_network_stall")
+        || !server("PostgreSQL", PG_PORT, "mariadb_network_stall")
+    {
+        return;
+    }
+    let my = MyDb::new();
+    let pg = PgDb::new();
+    pg.sql("CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (-1, 'before')");
+    let p = crate::dbutil::project(Some(&pg), Some(&my));
+    let proxy = StallProxy::start(MY_PORT, 256 * 1024);
+    let conns = std::fs::read_to_string(p.path().join("osiris_connections.yaml")).unwrap();
+    std::fs::write(
+        p.path().join("osiris_connections.yaml"),
+        conns.replacen(
+            "  mysql:\n",
+            &format!(
+                "  mysql:\n    stalling:\n      host: 127.0.0.1\n      port: {}\n      user: root\n      database: {}\n      read_timeout: 2\n",
+                proxy.port, my.name
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("stall.yaml"),
+        r#"oml_version: "0.1.0"
+name: stall
+steps:
+  - id: extract
+    component: mysql.extractor
+    mode: read
+    config:
+      connection: "@mysql.stalling"
+      batch_size: 1000
+      query: "SELECT seq AS id, REPEAT('x', 100) AS note FROM seq_1_to_1000000"
+  - id: load
+    component: postgres.writer
+    mode: write
+    needs: [extract]
+    config:
+      connection: "@postgres.local"
+      table: target
+      write_mode: append
+"#,
+    )
+    .unwrap();
+    fails_within_read_timeout(p.path(), &proxy, "stall.yaml");
+    assert_eq!(
+        pg.sql("SELECT count(*), string_agg(note, ',') FROM target"),
+        "1|before",
+        "the writer committed nothing"
+    );
+}
+
+#[test]
+fn a_network_stall_during_a_postgres_extraction_fails_the_run_after_read_timeout() {
+    let Some((db, p)) = pg_project(
+        "postgres_network_stall",
+        "CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (-1, 'before')",
+    ) else {
+        return;
+    };
+    let proxy = StallProxy::start(PG_PORT, 256 * 1024);
+    let conns = std::fs::read_to_string(p.path().join("osiris_connections.yaml")).unwrap();
+    std::fs::write(
+        p.path().join("osiris_connections.yaml"),
+        conns.replacen(
+            "  postgres:\n",
+            &format!(
+                "  postgres:\n    stalling:\n      host: 127.0.0.1\n      port: {}\n      user: postgres\n      database: {}\n      sslmode: disable\n      read_timeout: 2\n",
+                proxy.port, db.name
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("stall.yaml"),
+        r#"oml_version: "0.1.0"
+name: stall
+steps:
+  - id: extract
+    component: postgres.extractor
+    mode: read
+    config:
+      connection: "@postgres.stalling"
+      batch_size: 1000
+      query: "SELECT g AS id, repeat('x', 100) AS note FROM generate_series(1, 1000000) g"
+  - id: load
+    component: postgres.writer
+    mode: write
+    needs: [extract]
+    config:
+      connection: "@postgres.local"
+      table: target
+      write_mode: append
+"#,
+    )
+    .unwrap();
+    fails_within_read_timeout(p.path(), &proxy, "stall.yaml");
+    assert_eq!(
+        db.sql("SELECT count(*), string_agg(note, ',') FROM target"),
+        "1|before",
+        "the writer committed nothing"
+    );
 }

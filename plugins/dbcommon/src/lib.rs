@@ -23,5 +23,8 @@ pub mod pool;
 pub mod testing;
 
 pub use cancel::{CANCEL_POLL, cancelled, unless_cancelled};
-pub use fields::{DEFAULT_CONNECT_TIMEOUT, connect_timeout, merged, on_thread, str_field};
+pub use fields::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, connect_timeout, merged, on_thread,
+    read_timeout, str_field, within,
+};
 pub use pool::{Database, Pooled, Pools};

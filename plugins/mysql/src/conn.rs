@@ -31,6 +31,8 @@ pub struct Settings {
     pub label: String,
     /// The longest connecting (TCP, TLS, handshake, session setup) may take: `connect_timeout`, default 15 s.
     pub connect_timeout: Duration,
+    /// The longest the server may stay silent once the session is open: `read_timeout`, default 600 s.
+    pub read_timeout: Duration,
 }
 
 /// The code of a connection field the plugin cannot use.
@@ -89,6 +91,8 @@ pub fn settings(m: &Map<String, Value>) -> Result<Settings, PluginError> {
     let label = format!("{host}:{port}/{}", database.as_deref().unwrap_or(""));
     let connect_timeout =
         osiris_plugin_dbcommon::connect_timeout(m, CONFIG)?.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let read_timeout = osiris_plugin_dbcommon::read_timeout(m, CONFIG)?
+        .unwrap_or(osiris_plugin_dbcommon::DEFAULT_READ_TIMEOUT);
     Ok(Settings {
         host,
         port,
@@ -98,6 +102,7 @@ pub fn settings(m: &Map<String, Value>) -> Result<Settings, PluginError> {
         ssl,
         label,
         connect_timeout,
+        read_timeout,
     })
 }
 

@@ -19,6 +19,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use mysql_async::Value as My;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
+use osiris_plugin_dbcommon::within;
 use osiris_plugin_sdk::{
     BatchSender, Context, Driver, ErrorKind, PluginError, Streams, batch_from_arrays, spawn_reader,
 };
@@ -528,7 +529,7 @@ async fn read(
             return;
         }
     };
-    match stream(pooled, &sql, batch_size, &ctx, out).await {
+    match stream(pooled, &sql, batch_size, &settings, &ctx, out).await {
         Ok(Some((rows, zero_dates))) => {
             if zero_dates > 0 {
                 ctx.warn(&format!(
@@ -549,21 +550,28 @@ async fn stream(
     mut pooled: Pooled,
     sql: &str,
     batch_size: usize,
+    settings: &conn::Settings,
     ctx: &Context,
     out: &mut BatchSender,
 ) -> Result<Option<(u64, u64)>, PluginError> {
+    // Every wait for the server is bounded by `read_timeout`: a stalled network fails the step instead of
+    // hanging it. On a timeout `pooled` is dropped, which closes the session.
+    let (limit, label) = (settings.read_timeout, settings.label.as_str());
     let c: &mut mysql_async::Conn = &mut pooled;
-    let stmt = c.prep(sql).await.map_err(|e| {
-        let mut err = conn::db_error(&e, "the query was refused");
-        if let mysql_async::Error::Server(se) = &e
-            && se.code == 1146
-        {
-            err = err.with_help(
-                "check `table` and the connection's `database`; `osiris discover` lists the tables",
-            );
-        }
-        err
-    })?;
+    let stmt = within(limit, label, "preparing the query", async {
+        c.prep(sql).await.map_err(|e| {
+            let mut err = conn::db_error(&e, "the query was refused");
+            if let mysql_async::Error::Server(se) = &e
+                && se.code == 1146
+            {
+                err = err.with_help(
+                    "check `table` and the connection's `database`; `osiris discover` lists the tables",
+                );
+            }
+            err
+        })
+    })
+    .await?;
     let mut decs = Vec::new();
     let mut fields = Vec::new();
     for col in stmt.columns().iter() {
@@ -578,10 +586,12 @@ async fn stream(
         decs.push(dec);
     }
     let schema = Arc::new(Schema::new(fields));
-    let mut result = c
-        .exec_iter(&stmt, ())
-        .await
-        .map_err(|e| conn::db_error(&e, "the query failed"))?;
+    let mut result = within(limit, label, "running the query", async {
+        c.exec_iter(&stmt, ())
+            .await
+            .map_err(|e| conn::db_error(&e, "the query failed"))
+    })
+    .await?;
     if !out.describe(schema.clone()) {
         return Ok(None);
     }
@@ -590,10 +600,13 @@ async fn stream(
     let mut total = 0u64;
     let mut zero_dates = 0u64;
     loop {
-        let row = result
-            .next()
-            .await
-            .map_err(|e| conn::db_error(&e, "reading the rows failed"))?;
+        let row = within(limit, label, "reading the rows", async {
+            result
+                .next()
+                .await
+                .map_err(|e| conn::db_error(&e, "reading the rows failed"))
+        })
+        .await?;
         let Some(row) = row else { break };
         let values = row.unwrap();
         for (i, (v, dec)) in values.into_iter().zip(&decs).enumerate() {

@@ -67,6 +67,8 @@ pub struct Settings {
     /// The longest a connection may take, TCP connect, TLS and startup handshake and session setup together
     /// (`connect_timeout`, default [`DEFAULT_CONNECT_TIMEOUT`]).
     pub connect_timeout: Duration,
+    /// The longest the server may stay silent once the session is open (`read_timeout`, default 600 s).
+    pub read_timeout: Duration,
 }
 
 fn cfg_err(flavor: Flavor, msg: impl Into<String>) -> PluginError {
@@ -81,6 +83,9 @@ fn cfg_err(flavor: Flavor, msg: impl Into<String>) -> PluginError {
 pub fn settings(flavor: Flavor, m: &Map<String, Value>) -> Result<Settings, PluginError> {
     let explicit_timeout =
         osiris_plugin_dbcommon::connect_timeout(m, &format!("{}-CONFIG", flavor.prefix()))?;
+    let read_timeout =
+        osiris_plugin_dbcommon::read_timeout(m, &format!("{}-CONFIG", flavor.prefix()))?
+            .unwrap_or(osiris_plugin_dbcommon::DEFAULT_READ_TIMEOUT);
     let schema = str_field(m, "schema").unwrap_or("public").to_string();
     let dsn_field = match flavor {
         Flavor::Postgres => "dsn",
@@ -153,6 +158,7 @@ pub fn settings(flavor: Flavor, m: &Map<String, Value>) -> Result<Settings, Plug
             label,
             flavor,
             connect_timeout: timeout,
+            read_timeout,
         });
     }
     let mut config = Config::new();
@@ -230,6 +236,7 @@ pub fn settings(flavor: Flavor, m: &Map<String, Value>) -> Result<Settings, Plug
         label,
         flavor,
         connect_timeout: timeout,
+        read_timeout,
     })
 }
 

@@ -123,6 +123,17 @@ struct Job {
 }
 
 impl Job {
+    /// Bounds a wait for the server by `read_timeout` (a stalled network fails the step instead of hanging
+    /// it); on a timeout the caller drops its session, which closes it.
+    async fn within<T>(
+        &self,
+        doing: &str,
+        fut: impl std::future::Future<Output = Result<T, PluginError>>,
+    ) -> Result<T, PluginError> {
+        osiris_plugin_dbcommon::within(self.settings.read_timeout, &self.settings.label, doing, fut)
+            .await
+    }
+
     async fn run(self, out: &mut BatchSender) {
         let prepared = self.prepare().await;
         let (pooled, copy_sql, schema, decs) = match prepared {
@@ -151,16 +162,20 @@ impl Job {
     async fn prepare(&self) -> Result<(Pooled, String, SchemaRef, Vec<Dec>), PluginError> {
         let flavor = self.settings.flavor;
         let pooled = pool::POOLS.checkout(&self.settings, &self.ctx).await?;
-        let stmt = pooled.client().prepare(&self.sql).await.map_err(|e| {
-            let mut err = conn::db_error(flavor, &e, "the query was refused");
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
-                err = err.with_help(format!(
-                    "check `table`/`schema` (schema `{}`); `osiris discover` lists the tables",
-                    self.settings.schema
-                ));
-            }
-            err
-        })?;
+        let stmt = self
+            .within("preparing the query", async {
+                pooled.client().prepare(&self.sql).await.map_err(|e| {
+                    let mut err = conn::db_error(flavor, &e, "the query was refused");
+                    if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+                        err = err.with_help(format!(
+                            "check `table`/`schema` (schema `{}`); `osiris discover` lists the tables",
+                            self.settings.schema
+                        ));
+                    }
+                    err
+                })
+            })
+            .await?;
         let mut fields = Vec::new();
         let mut decs = Vec::new();
         let mut select = Vec::new();
@@ -211,11 +226,15 @@ impl Job {
         out: &BatchSender,
     ) -> Result<u64, PluginError> {
         let flavor = self.settings.flavor;
-        let stream = pooled
-            .client()
-            .copy_out(copy_sql)
-            .await
-            .map_err(|e| conn::db_error(flavor, &e, "reading the rows failed"))?;
+        let stream = self
+            .within("running the query", async {
+                pooled
+                    .client()
+                    .copy_out(copy_sql)
+                    .await
+                    .map_err(|e| conn::db_error(flavor, &e, "reading the rows failed"))
+            })
+            .await?;
         let mut stream = Box::pin(stream);
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut pos = 0usize;
@@ -267,11 +286,17 @@ impl Job {
                 buf.drain(..pos);
                 pos = 0;
             }
-            match stream.next().await {
-                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                Some(Err(e)) => {
-                    return Err(conn::db_error(flavor, &e, "reading the rows failed"));
-                }
+            let next = self
+                .within("reading the rows", async {
+                    match stream.next().await {
+                        Some(Ok(chunk)) => Ok(Some(chunk)),
+                        Some(Err(e)) => Err(conn::db_error(flavor, &e, "reading the rows failed")),
+                        None => Ok(None),
+                    }
+                })
+                .await?;
+            match next {
+                Some(chunk) => buf.extend_from_slice(&chunk),
                 None => break,
             }
         }

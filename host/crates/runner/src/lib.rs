@@ -206,7 +206,15 @@ enum Ev {
         result: Result<(SchemaRef, Arc<Vec<RecordBatch>>), String>,
     },
     Drained,
+    /// The extractor `step` runs again for its retrying reader: its next stream replaces the one that failed.
+    Rerun {
+        step: String,
+    },
 }
+
+/// Runs an extractor again for the writer that reads it (see [`Job::rerun_inputs`]): a new stream, tracked
+/// as the extractor's output.
+type Rerun = Arc<dyn Fn() -> Result<BatchStream, PluginError> + Send + Sync>;
 
 /// A driver's error from its output stream as the run reports it: `[CODE] message` and, on its own line, the
 /// driver's help (as for an error `run` returns); an error that is not a driver's keeps arrow's text.
@@ -514,6 +522,8 @@ pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
             result
         }
     };
+    // Retried steps' input journals went with their inputs; their directory goes when empty.
+    let _ = std::fs::remove_dir(log.dir.join(".journal"));
 
     let duration_ms = t0.elapsed().as_millis() as u64;
     let exit = match (status, &failure) {
@@ -720,6 +730,8 @@ struct Job {
     /// Why a failed attempt is not retried (when `--retries` was given but the step is not retry-safe).
     unsafe_reason: Option<String>,
     reload: Option<(ReloadConnections, String)>,
+    /// input alias -> how to read it again when its extractor's stream failed mid-way.
+    reruns: BTreeMap<String, Rerun>,
 }
 
 impl Job {
@@ -739,6 +751,7 @@ impl Job {
             retries,
             unsafe_reason,
             reload,
+            reruns,
         } = self;
         if cancel.load(Ordering::Relaxed) {
             let _ = tx.send(Ev::RunReturned {
@@ -764,11 +777,17 @@ impl Job {
             Some(&step),
             &format!("started ({component}, {})", provider.label),
         );
-        // With retries, inputs are lent: an attempt that failed before reading any batch gives them back.
+        // With retries, inputs are lent and journaled: the next attempt reads each again from its start, the
+        // batches the failed attempt had read replayed from the journal (in the run directory, removed when
+        // the step ends), so a writer whose session was lost mid-load loads every row exactly once.
         let (lendable, mut inputs_once) = if retries > 0 {
             let l: BTreeMap<String, tee::Lendable> = inputs
                 .into_iter()
-                .map(|(k, s)| (k, tee::Lendable::new(s)))
+                .enumerate()
+                .map(|(i, (k, s))| {
+                    let path = journal_path(&log.dir, &step, i);
+                    (k, tee::Lendable::journaled(s, path))
+                })
                 .collect();
             (Some(l), None)
         } else {
@@ -838,11 +857,16 @@ impl Job {
                 ))));
                 break;
             }
+            // An input whose extractor failed mid-stream is read again from a new run of that extractor.
+            let rerunnable = |k: &String, v: &tee::Lendable| v.failed() && reruns.contains_key(k);
             if let Some(l) = &lendable
-                && let Some((name, _)) = l.iter().find(|(_, v)| v.pulled())
+                && let Some((name, why)) = l
+                    .iter()
+                    .filter(|(k, v)| !rerunnable(k, v))
+                    .find_map(|(k, v)| Some((k, v.why_not_again()?)))
             {
                 let _ = tx.send(stop(Some(format!(
-                    "the failed attempt had already read part of input `{name}`"
+                    "the failed attempt had already read part of input `{name}`, and {why}"
                 ))));
                 break;
             }
@@ -894,10 +918,60 @@ impl Job {
                     }
                 }
             }
+            if let Some(l) = &lendable {
+                let failed: Vec<(&String, &tee::Lendable)> =
+                    l.iter().filter(|(k, v)| rerunnable(k, v)).collect();
+                let mut rerun_failed = None;
+                for (name, input) in failed {
+                    let rerun = reruns[name].clone();
+                    log.log(
+                        "WARN",
+                        Some(&step),
+                        &format!("input `{name}` failed mid-stream: its extractor reads it again from the start"),
+                    );
+                    match tokio::task::spawn_blocking(move || rerun()).await {
+                        Ok(Ok(stream)) => input.restart(stream),
+                        Ok(Err(e)) => {
+                            rerun_failed = Some(format!(
+                                "reading input `{name}` again failed: [{}] {}",
+                                e.code, e.message
+                            ));
+                            break;
+                        }
+                        Err(e) => {
+                            rerun_failed = Some(format!(
+                                "reading input `{name}` again ended abnormally: {e}"
+                            ));
+                            break;
+                        }
+                    }
+                }
+                if let Some(why) = rerun_failed {
+                    let _ = tx.send(stop(Some(why)));
+                    break;
+                }
+            }
             attempt += 1;
         }
         drop(permit);
     }
+}
+
+/// Where a retried step journals its input number `i`: `<run dir>/.journal/<step>.<i>.arrows`.
+fn journal_path(run_dir: &Path, step: &str, i: usize) -> PathBuf {
+    let dir = run_dir.join(".journal");
+    let _ = std::fs::create_dir_all(&dir);
+    let safe: String = step
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{safe}.{i}.arrows"))
 }
 
 struct Scheduler<'a> {
@@ -932,6 +1006,10 @@ struct Scheduler<'a> {
     /// Steps still running when the run stopped waiting for them (see [`cancel::GRACE`]).
     abandoned: bool,
     first_failure: Option<(Exit, Option<String>, String)>,
+    /// extractor -> the retrying writer that reads it and may run it again when its stream fails mid-way.
+    rerun_by: BTreeMap<String, String>,
+    /// Stream errors of such extractors, held until their writer returns (a rerun may cure them).
+    stream_errors: BTreeMap<String, String>,
     tx: UnboundedSender<Ev>,
     rx: UnboundedReceiver<Ev>,
 }
@@ -986,6 +1064,8 @@ impl<'a> Scheduler<'a> {
             cancelled: None,
             abandoned: false,
             first_failure: None,
+            rerun_by: BTreeMap::new(),
+            stream_errors: BTreeMap::new(),
             tx,
             rx,
         }
@@ -1316,6 +1396,11 @@ impl<'a> Scheduler<'a> {
                 s.component, s.mode
             )
         });
+        let reruns = if safe && self.retries > 0 && s.mode == "write" {
+            self.rerun_inputs(s)
+        } else {
+            BTreeMap::new()
+        };
         let config = self.compiled.driver_config(&s.id);
         let reference = config
             .get("connection")
@@ -1339,7 +1424,64 @@ impl<'a> Scheduler<'a> {
                 (Some(r), Some(reference)) => Some((r.clone(), reference)),
                 _ => None,
             },
+            reruns,
         }
+    }
+
+    /// The inputs of the retrying writer `s` that come straight from an extractor read by `s` alone: when such
+    /// an extractor's stream fails mid-way (its connection killed), the writer's next attempt runs the
+    /// extractor again and reads the new stream from its start. The writer's failed attempt committed nothing
+    /// and no other step saw the rows, so nothing is duplicated downstream.
+    fn rerun_inputs(&mut self, s: &Step) -> BTreeMap<String, Rerun> {
+        let mut out = BTreeMap::new();
+        for (up, alias) in self.compiled.upstreams(s) {
+            let u = self.step(&up);
+            if u.mode != "extract"
+                || !self.compiled.upstreams(u).is_empty()
+                || self.n_consumers(&up) != 1
+            {
+                continue;
+            }
+            let (provider, connection) = self.plans[&up].clone();
+            let config = self.compiled.driver_config(&up);
+            let component = u.component.clone();
+            let stats = self.stats[&up].clone();
+            let (log, cancel, tx) = (self.log.clone(), self.cancel.clone(), self.tx.clone());
+            let step = up.clone();
+            let rerun: Rerun = Arc::new(move || {
+                let ctx: Arc<dyn ContextBackend> = Arc::new(StepCtx {
+                    step: step.clone(),
+                    log: log.clone(),
+                    cancel: cancel.clone(),
+                    connection: connection.clone(),
+                    stats: stats.clone(),
+                });
+                let mut outputs =
+                    provider
+                        .module
+                        .run(&component, &step, &config, ctx, Streams::new())?;
+                let main = match outputs.remove("df") {
+                    Some(m) => m,
+                    None => outputs.pop_first().map(|(_, m)| m).ok_or_else(|| {
+                        PluginError::internal("the extractor returned no stream when run again")
+                    })?,
+                };
+                stats.attempts.fetch_add(1, Ordering::Relaxed);
+                stats.live_rows.store(0, Ordering::Relaxed);
+                let _ = tx.send(Ev::Rerun { step: step.clone() });
+                Ok(Box::new(Tracked {
+                    inner: main,
+                    step: step.clone(),
+                    rows: 0,
+                    live: stats.clone(),
+                    tx: tx.clone(),
+                    ended: false,
+                }) as BatchStream)
+            });
+            self.rerun_by.insert(up.clone(), s.id.clone());
+            out.insert(alias, rerun);
+        }
+        out
     }
 
     fn spawn_blocking_task(&mut self, f: impl FnOnce() -> Ev + Send + 'static) {
@@ -1362,6 +1504,25 @@ impl<'a> Scheduler<'a> {
                 match result {
                     Ok(outputs) => self.produced(&step, outputs),
                     Err(e) => {
+                        // An extractor whose failed stream this writer could not cure fails first: it is
+                        // the cause.
+                        let deferred: Vec<String> = self
+                            .rerun_by
+                            .iter()
+                            .filter(|(u, w)| **w == step && self.stream_errors.contains_key(*u))
+                            .map(|(u, _)| u.clone())
+                            .collect();
+                        for u in deferred {
+                            let err = self.stream_errors.remove(&u).unwrap_or_default();
+                            let component = self.step(&u).component.clone();
+                            let label = self
+                                .plans
+                                .get(&u)
+                                .map(|p| p.0.label.clone())
+                                .unwrap_or_default();
+                            let text = step_failed(&u, &component, &label, err);
+                            self.fail(&u, text, Exit::Run);
+                        }
                         let bad_up = self
                             .compiled
                             .upstreams(self.step(&step))
@@ -1417,9 +1578,26 @@ impl<'a> Scheduler<'a> {
                     *n = n.saturating_sub(1);
                 }
                 let st = self.state.get(&step).copied();
+                let rerun_reader = self
+                    .rerun_by
+                    .get(&step)
+                    .filter(|w| !self.returned.contains(*w))
+                    .cloned();
                 match error {
                     Some(_) if matches!(st, Some(St::Failed | St::Cancelled)) => {}
                     Some(_) if self.stopping => self.cancelled_step(&step),
+                    Some(err) if rerun_reader.is_some() => {
+                        // Its retrying writer decides: it may run this extractor again.
+                        self.log.log(
+                            "WARN",
+                            Some(&step),
+                            &format!(
+                                "its stream failed: {}",
+                                err.lines().next().unwrap_or_default()
+                            ),
+                        );
+                        self.stream_errors.insert(step.clone(), err);
+                    }
                     Some(err) => {
                         let s = self.step(&step);
                         let label = self
@@ -1455,6 +1633,16 @@ impl<'a> Scheduler<'a> {
             }
             Ev::Drained => {
                 self.in_flight -= 1;
+            }
+            Ev::Rerun { step } => {
+                self.stream_errors.remove(&step);
+                self.rows_out.insert(step.clone(), 0);
+                *self.outstanding.entry(step.clone()).or_default() += 1;
+                self.log.event(
+                    "step_rerun",
+                    Some(&step),
+                    json!({ "reader": self.rerun_by.get(&step) }),
+                );
             }
         }
     }

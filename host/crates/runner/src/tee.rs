@@ -1,5 +1,6 @@
 //! Stream plumbing between steps: the bounded tee that shares one output with several readers, and the
-//! lending wrapper that lets a retried step get its input again when the failed attempt read none of it.
+//! lending wrapper that lets a retried step get its input again from its start: untouched when the failed
+//! attempt read none of it, else replayed from a journal of the batches read so far (Arrow IPC on disk).
 //!
 //! Invariant: a tee pulls its source once; each reader holds at most [`TEE_CAPACITY`] batches in its channel,
 //! so memory is bounded by `readers x capacity x batch size`, whatever the number of rows. A reader only sees
@@ -7,9 +8,13 @@
 //! stopping) ends its readers with an error, so a writer never commits a partial input.
 
 use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, SchemaRef};
 use osiris_plugin_sdk::BatchStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -126,50 +131,219 @@ pub fn tee(
     (readers, pump)
 }
 
-/// An input stream lent to one attempt of a step. The host keeps the stream; when an attempt fails before
-/// pulling a batch, the next attempt gets the same, untouched stream.
+/// An input stream lent to one attempt of a step. The host keeps the stream; the next attempt gets it again
+/// from its start: untouched when the failed attempt pulled nothing, otherwise the batches the failed attempt
+/// pulled replayed from the journal, then the rest of the live stream.
 pub struct Lent {
-    slot: Arc<Mutex<BatchStream>>,
+    shared: Arc<Mutex<Shared>>,
     schema: SchemaRef,
-    pulled: Arc<AtomicBool>,
+    /// Journaled batches this attempt still has to replay before it reads on from the live stream.
+    replay: Option<(StreamReader<BufReader<File>>, usize)>,
 }
 
 /// The host's side of a lent stream.
 pub struct Lendable {
-    slot: Arc<Mutex<BatchStream>>,
+    shared: Arc<Mutex<Shared>>,
     schema: SchemaRef,
-    pulled: Arc<AtomicBool>,
+}
+
+struct Shared {
+    stream: BatchStream,
+    /// Some attempt pulled from the live stream.
+    pulled: bool,
+    /// Every batch pulled from the live stream so far, in order; `None` when not journaling.
+    journal: Option<Journal>,
+    /// Why the journal cannot replay the input (it could not be written): the input cannot be lent again.
+    broken: Option<String>,
+    /// The error the live stream ended with. Every later pull returns it again: a stream that failed must
+    /// never look ended (a replayed journal followed by a clean end would be a partial input).
+    failed: Option<String>,
+}
+
+/// The batches an attempt pulled, in Arrow IPC stream format in a file of the run directory (0600), so a
+/// retry after a partly read input sees exactly the same rows in the same order, in bounded memory.
+struct Journal {
+    path: PathBuf,
+    writer: StreamWriter<BufWriter<File>>,
+    batches: usize,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl Lendable {
+    /// Lends `stream` without a journal: it can be lent again only while nobody pulled from it.
     pub fn new(stream: BatchStream) -> Lendable {
         Lendable {
             schema: stream.schema(),
-            slot: Arc::new(Mutex::new(stream)),
-            pulled: Arc::new(AtomicBool::new(false)),
+            shared: Arc::new(Mutex::new(Shared {
+                stream,
+                pulled: false,
+                journal: None,
+                broken: None,
+                failed: None,
+            })),
+        }
+    }
+
+    /// Lends `stream` and journals what is pulled from it to `path` (created, never overwritten), so it can be
+    /// lent again from its start after any attempt. When the journal cannot be created or written, the input
+    /// behaves as one without a journal and [`Lendable::why_not_again`] says why.
+    pub fn journaled(stream: BatchStream, path: PathBuf) -> Lendable {
+        let schema = stream.schema();
+        let (journal, broken) = match Journal::create(path, &schema) {
+            Ok(j) => (Some(j), None),
+            Err(e) => (None, Some(e)),
+        };
+        Lendable {
+            schema,
+            shared: Arc::new(Mutex::new(Shared {
+                stream,
+                pulled: false,
+                journal,
+                broken,
+                failed: None,
+            })),
         }
     }
 
     pub fn lend(&self) -> Lent {
+        let mut sh = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let replay = match sh.journal.as_mut() {
+            Some(j) if j.batches > 0 => match j.reader() {
+                Ok(r) => Some((r, j.batches)),
+                Err(e) => {
+                    sh.broken = Some(e);
+                    sh.journal = None;
+                    None
+                }
+            },
+            _ => None,
+        };
         Lent {
-            slot: self.slot.clone(),
+            shared: self.shared.clone(),
             schema: self.schema.clone(),
-            pulled: self.pulled.clone(),
+            replay,
         }
     }
 
-    /// True once any attempt pulled from the stream (it cannot be handed out again from the start).
-    pub fn pulled(&self) -> bool {
-        self.pulled.load(Ordering::Relaxed)
+    /// `None` when the input can be lent again from its start; otherwise why not.
+    pub fn why_not_again(&self) -> Option<String> {
+        let sh = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = &sh.failed {
+            return Some(format!("its stream failed ({e})"));
+        }
+        if !sh.pulled || sh.journal.is_some() {
+            return None;
+        }
+        Some(match &sh.broken {
+            Some(why) => format!("its journal for a retry failed: {why}"),
+            None => "it is not journaled".to_string(),
+        })
+    }
+
+    /// Whether the live stream ended with an error.
+    pub fn failed(&self) -> bool {
+        let sh = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        sh.failed.is_some()
+    }
+
+    /// Starts over with `stream`, a new read of the same source: what was journaled is dropped (the next
+    /// attempt reads `stream` from its start, and journals it again).
+    pub fn restart(&self, stream: BatchStream) {
+        let mut sh = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let path = sh.journal.take().map(|j| j.path.clone());
+        sh.stream = stream;
+        sh.pulled = false;
+        sh.failed = None;
+        if let Some(path) = path {
+            // The old journal's file was removed when it was dropped above.
+            match Journal::create(path, &self.schema) {
+                Ok(j) => sh.journal = Some(j),
+                Err(e) => sh.broken = Some(e),
+            }
+        }
+    }
+}
+
+impl Journal {
+    fn create(path: PathBuf, schema: &SchemaRef) -> Result<Journal, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let writer = StreamWriter::try_new_buffered(file, schema).map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            format!("{}: {e}", path.display())
+        })?;
+        Ok(Journal {
+            path,
+            writer,
+            batches: 0,
+        })
+    }
+
+    fn append(&mut self, batch: &RecordBatch) -> Result<(), String> {
+        self.writer
+            .write(batch)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.batches += 1;
+        Ok(())
+    }
+
+    /// A reader from the journal's start (what was written so far is flushed first).
+    fn reader(&mut self) -> Result<StreamReader<BufReader<File>>, String> {
+        let at = |e: &dyn std::fmt::Display| format!("{}: {e}", self.path.display());
+        self.writer.get_mut().flush().map_err(|e| at(&e))?;
+        let file = File::open(&self.path).map_err(|e| at(&e))?;
+        StreamReader::try_new(BufReader::new(file), None).map_err(|e| at(&e))
     }
 }
 
 impl Iterator for Lent {
     type Item = Result<RecordBatch, ArrowError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.pulled.store(true, Ordering::Relaxed);
-        let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        s.next()
+        if let Some((reader, left)) = &mut self.replay {
+            if *left > 0 {
+                *left -= 1;
+                return match reader.next() {
+                    Some(Ok(b)) => Some(Ok(b)),
+                    Some(Err(e)) => Some(Err(ArrowError::ExternalError(
+                        format!("replaying the input journal failed: {e}").into(),
+                    ))),
+                    None => Some(Err(ArrowError::ExternalError(
+                        "the input journal ended before the batches it recorded".into(),
+                    ))),
+                };
+            }
+            self.replay = None;
+        }
+        let mut sh = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = &sh.failed {
+            return Some(Err(ArrowError::ExternalError(e.clone().into())));
+        }
+        sh.pulled = true;
+        let next = sh.stream.next();
+        match &next {
+            Some(Ok(b)) => {
+                if let Some(j) = sh.journal.as_mut()
+                    && let Err(e) = j.append(b)
+                {
+                    // This attempt goes on; only a later one could have needed the journal.
+                    sh.broken = Some(e);
+                    sh.journal = None;
+                }
+            }
+            Some(Err(e)) => sh.failed = Some(e.to_string()),
+            None => {}
+        }
+        next
     }
 }
 
@@ -184,6 +358,7 @@ mod tests {
     use super::*;
     use arrow_array::{Int64Array, RecordBatchIterator};
     use arrow_schema::{DataType, Field, Schema};
+    use std::sync::atomic::Ordering;
 
     fn source(batches: usize) -> (BatchStream, Arc<std::sync::atomic::AtomicUsize>) {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
@@ -236,5 +411,67 @@ mod tests {
         let mut r = readers.pop().unwrap();
         drop(pump);
         assert!(r.next().unwrap().is_err());
+    }
+
+    fn values(batches: impl Iterator<Item = Result<RecordBatch, ArrowError>>) -> Vec<i64> {
+        batches
+            .flat_map(|b| {
+                let b = b.unwrap();
+                let a = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .clone();
+                a.values().to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_journaled_input_is_lent_again_from_its_start_after_a_partly_read_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("load.df.arrows");
+        let (src, pulled) = source(6);
+        let l = Lendable::journaled(src, path.clone());
+        // Attempt 1 reads two batches and fails.
+        let first = values(l.lend().take(2));
+        assert_eq!(first, [vec![0i64; 10], vec![1; 10]].concat());
+        assert_eq!(l.why_not_again(), None);
+        // Attempt 2 replays those two, reads one more live, and fails.
+        let second = values(l.lend().take(3));
+        assert_eq!(second, [vec![0i64; 10], vec![1; 10], vec![2; 10]].concat());
+        // Attempt 3 sees every batch exactly once, in order; the source was pulled once per batch.
+        let all = values(l.lend());
+        let expected: Vec<i64> = (0..6).flat_map(|i| vec![i as i64; 10]).collect();
+        assert_eq!(all, expected);
+        assert_eq!(pulled.load(Ordering::SeqCst), 6);
+        // The journal is private to the run and goes with the input.
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        drop(l);
+        assert!(!path.exists(), "the journal is removed with the input");
+    }
+
+    #[test]
+    fn an_input_without_a_usable_journal_cannot_be_lent_again_once_read_and_says_why() {
+        let (src, _) = source(3);
+        let l = Lendable::new(src);
+        assert_eq!(l.why_not_again(), None);
+        assert_eq!(values(l.lend().take(1)).len(), 10);
+        assert_eq!(l.why_not_again().as_deref(), Some("it is not journaled"));
+
+        // A journal that cannot be created (its directory is missing) leaves a plain input, and the reason.
+        let (src, _) = source(3);
+        let l = Lendable::journaled(src, PathBuf::from("/nonexistent-dir/j.arrows"));
+        assert_eq!(values(l.lend().take(1)).len(), 10);
+        let why = l.why_not_again().unwrap();
+        assert!(
+            why.contains("journal") && why.contains("/nonexistent-dir/j.arrows"),
+            "{why}"
+        );
     }
 }
