@@ -539,8 +539,10 @@ section_5() {
     if [[ -z "${DKP:-}" ]]; then gen_csv "$ROWS"; setup_duck_project; fi
     ensure_system_libduckdb
     local plugdir="$WORK/plugins-duckdb" runs=$((HEAVY_RUNS + 2))
-    # The cdylib side runs without LD_LIBRARY_PATH: the plugin's libduckdb.so comes from the system directories.
-    local nolib=(--env LD_LIBRARY_PATH=)
+    # The cdylib side runs without DUCKDB_LIB_DIR on LD_LIBRARY_PATH: the plugin's libduckdb.so comes from the
+    # system directories. (An empty LD_LIBRARY_PATH would name the working directory, which the dependency check
+    # then searches too; /usr/lib is a system directory and skipped.)
+    local nolib=(--env LD_LIBRARY_PATH=/usr/lib)
     pack_plugin "$BIN_DIR/libosiris_plugin_duckdb.so" osiris-duckdb osiris_plugin_duckdb osiris_ocp_duckdb \
         components/duckdb.processor/spec.yaml "$plugdir/osiris-duckdb"
     # Unsigned plugins are refused (ADR 0011): sign it with a key the project trusts.
