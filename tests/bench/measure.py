@@ -5,12 +5,19 @@ Subcommands:
   machine                       print the machine description as JSON
   run  --rows F --name N --runs R [--warmup W] [--section S] [--cwd D]
        [--setup SH] [--verify SH] [--rows-per-run N] [--env K=V ...]
-       [--target-ms T] [--baseline NAME] [--target-ratio X] [--target-rss-mb M] -- CMD...
+       [--target-ms T] [--baseline NAME] [--target-ratio X] [--target-delta-ms T] [--target-rss-mb M]
+       -- CMD...
                                 run CMD W times (discarded), then R times; append one row (JSON line) to F.
                                 SH is a bash command run before (--setup) or after (--verify) every run,
                                 warm-ups included, outside the timing; a non-zero exit aborts the benchmark.
                                 --baseline NAME: report median / NAME's median (NAME measured earlier);
-                                --target-ratio X: the target for that ratio.
+                                --target-ratio X: the target for that ratio;
+                                --target-delta-ms T: median - NAME's median must be at most T ms (a fixed
+                                cost, such as loading a plugin, read as a difference); --show-delta shows
+                                that difference without a target; --also-against NAME=LABEL reports the
+                                ratio to one more row measured earlier (no target); --baseline-minus NAME
+                                compares with the baseline's median less NAME's (a start-up cost);
+                                --target-rss-baseline: peak RSS no higher than the baseline's.
   report --rows F --machine M --out-dir D --command C
                                 print the table and write D/report.md and D/report.json
 
@@ -187,6 +194,11 @@ def cmd_run(a):
         "baseline_label": a.baseline_label,
         "target_ms": a.target_ms,
         "target_ratio": a.target_ratio,
+        "target_delta_ms": a.target_delta_ms,
+        "show_delta": a.show_delta or a.target_delta_ms is not None,
+        "also_against": [list(x.partition("=")[::2]) for x in a.also_against],
+        "baseline_minus": a.baseline_minus,
+        "target_rss_baseline": a.target_rss_baseline,
         "target_rss_mb": a.target_rss_mb,
     }
     with open(a.rows, "a") as f:
@@ -210,9 +222,15 @@ def fmt_num(x):
 def judge(row, by_name):
     """Fills ratio / target / met from the row's targets; the ratio needs the baseline row."""
     ratio = None
+    delta = None
     base = by_name.get(row.get("baseline")) if row.get("baseline") else None
-    if base is not None and base["median_ms"] > 0:
-        ratio = row["median_ms"] / base["median_ms"]
+    base_ms = None if base is None else base["median_ms"]
+    minus = by_name.get(row.get("baseline_minus")) if row.get("baseline_minus") else None
+    if base_ms is not None and minus is not None:
+        base_ms -= minus["median_ms"]
+    if base_ms is not None and base_ms > 0:
+        ratio = row["median_ms"] / base_ms
+        delta = row["median_ms"] - base_ms
     targets, met = [], []
     if row.get("target_ms") is not None:
         targets.append(f"< {fmt_num(row['target_ms'])} ms")
@@ -220,10 +238,25 @@ def judge(row, by_name):
     if row.get("target_ratio") is not None:
         targets.append(f"<= {fmt_num(row['target_ratio'])}x {row.get('baseline_label') or row.get('baseline')}")
         met.append(("ratio", ratio is not None and ratio <= row["target_ratio"]))
+    if row.get("target_delta_ms") is not None:
+        label = row.get("baseline_label") or row.get("baseline")
+        targets.append(f"<= +{fmt_num(row['target_delta_ms'])} ms over {label}")
+        met.append(("delta", delta is not None and delta <= row["target_delta_ms"]))
+    if row.get("target_rss_baseline"):
+        label = row.get("baseline_label") or row.get("baseline")
+        targets.append(f"RSS <= {label}'s")
+        met.append(("RSS", base is not None and row["peak_rss_mb"] <= base["peak_rss_mb"]))
     if row.get("target_rss_mb") is not None:
         targets.append(f"<= {fmt_num(row['target_rss_mb'])} MB RSS")
         met.append(("RSS", row["peak_rss_mb"] <= row["target_rss_mb"]))
     row["ratio"] = None if ratio is None else round(ratio, 3)
+    row["delta_ms"] = None if delta is None else round(delta, 2)
+    also = []
+    for name, label in row.get("also_against") or []:
+        other = by_name.get(name)
+        if other is not None and other["median_ms"] > 0:
+            also.append([label or name, round(row["median_ms"] / other["median_ms"], 3)])
+    row["also_ratios"] = also
     row["target"] = ", ".join(targets) if targets else None
     row["target_met"] = None if not met else all(ok for _, ok in met)
     yes = lambda ok: "yes" if ok else "**no**"  # noqa: E731
@@ -234,6 +267,17 @@ def judge(row, by_name):
     else:
         row["met_text"] = ", ".join(f"{what} {yes(ok)}" for what, ok in met)
     return row
+
+
+def ratio_text(r):
+    if r.get("ratio") is None:
+        return "-"
+    text = f"{r['ratio']:.2f}x"
+    if r.get("show_delta"):
+        text += f" ({r['delta_ms']:+.2f} ms)"
+    for label, ratio in r.get("also_ratios") or []:
+        text += f"; {ratio:.2f}x {label}"
+    return text
 
 
 def cmd_report(a):
@@ -260,7 +304,7 @@ def cmd_report(a):
                 fmt_ms(r["max_ms"]),
                 "-" if r.get("rows_per_s") is None else f"{r['rows_per_s']:,}",
                 f"{r['peak_rss_mb']:.1f}",
-                "-" if r.get("ratio") is None else f"{r['ratio']:.2f}x",
+                ratio_text(r),
                 r.get("target") or "-",
                 r["met_text"],
             ]
@@ -331,6 +375,26 @@ def main():
     r.add_argument("--baseline", default=None, metavar="NAME")
     r.add_argument("--baseline-label", default=None, metavar="TEXT", help="short name of the baseline in the table")
     r.add_argument("--target-ratio", type=float, default=None)
+    r.add_argument("--target-delta-ms", type=float, default=None)
+    r.add_argument(
+        "--also-against",
+        action="append",
+        default=[],
+        metavar="NAME=LABEL",
+        help="also report median / NAME's median, labelled LABEL (repeatable; no target)",
+    )
+    r.add_argument(
+        "--baseline-minus",
+        default=None,
+        metavar="NAME",
+        help="compare with the baseline's median less NAME's median (e.g. an interpreter's start-up)",
+    )
+    r.add_argument(
+        "--target-rss-baseline",
+        action="store_true",
+        help="target: peak RSS no higher than the baseline row's",
+    )
+    r.add_argument("--show-delta", action="store_true", help="show the difference to the baseline's median too")
     r.add_argument("--target-rss-mb", type=float, default=None)
     r.add_argument("--rows-per-run", type=int, default=None)
     r.add_argument("--setup", default=None, metavar="SH")

@@ -5,18 +5,19 @@
 #   tests/bench/run.sh [--quick] [--sections LIST] [--runs N] [--heavy-runs N] [--rows N] [--big-rows N]
 #                      [--skip-build]
 #
-#   --sections LIST  comma-separated sections to run (default 1,2,3,4,5,6):
+#   --sections LIST  comma-separated sections to run (default 1,2,3,4,5,6,7):
 #                    1 MySQL -> PostgreSQL vs the mariadb | psql limit   (needs MariaDB and PostgreSQL)
 #                    2 the same at --big-rows: peak RSS stays flat       (needs MariaDB and PostgreSQL)
 #                    3 CSV -> duckdb.processor -> CSV vs native DuckDB   (needs npm and python3 -m venv)
 #                    4 start-up and compile
 #                    5 plugin boundary: duckdb.processor linked in vs loaded as a cdylib
 #                    6 `components list` with 50 signed plugins
+#                    7 section 3 at --big-rows: peak RSS flat, against native DuckDB's
 #   --quick          fewer runs: 5 per start-up benchmark, 1 per data benchmark, section 2 at 2,000,000 rows
 #   --runs N         measured runs per start-up benchmark (sections 4 and 6; default 20)
 #   --heavy-runs N   measured runs per data benchmark (sections 1, 3, 5; default 3; section 2 runs once)
 #   --rows N         rows for sections 1 and 3 (default 1000000)
-#   --big-rows N     rows for section 2 (default 10000000)
+#   --big-rows N     rows for sections 2 and 7 (default 10000000)
 #   --skip-build     measure the binaries already in $CARGO_TARGET_DIR/bench/bin
 #
 # Environment: DUCKDB_LIB_DIR (a directory holding libduckdb.so 1.5.6; default: fetched once with npm),
@@ -41,14 +42,14 @@ HEAVY_RUNS=3
 BIG_RUNS=1
 ROWS=1000000
 BIG_ROWS=10000000
-SECTIONS="1,2,3,4,5,6"
+SECTIONS="1,2,3,4,5,6,7"
 BUILD=1
 QUICK=0
 posint() { [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "$1 needs a positive integer"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1; shift ;;
-        --sections) [[ $# -ge 2 && "$2" =~ ^[1-6](,[1-6])*$ ]] || die "--sections needs a list like 1,3,4 (sections 1-6)"
+        --sections) [[ $# -ge 2 && "$2" =~ ^[1-7](,[1-7])*$ ]] || die "--sections needs a list like 1,3,4 (sections 1-7)"
             SECTIONS="$2"; shift 2 ;;
         --runs) posint "$1" "${2:-}"; RUNS="$2"; shift 2 ;;
         --heavy-runs) posint "$1" "${2:-}"; HEAVY_RUNS="$2"; shift 2 ;;
@@ -149,13 +150,13 @@ cargo_release() {
 }
 
 build() {
-    if want 3 || want 5; then ensure_libduckdb; fi
+    if want 3 || want 5 || want 7; then ensure_libduckdb; fi
     [[ $BUILD -eq 1 ]] || return 0
     if want 1 || want 2 || want 4 || want 5 || want 6; then
         cargo_release -p osiris-host --no-default-features
         install -m 0755 "$TARGET_DIR/release/osiris" "$CORE"
     fi
-    if want 3 || want 5; then
+    if want 3 || want 5 || want 7; then
         cargo_release -p osiris-host --no-default-features --features duckdb
         install -m 0755 "$TARGET_DIR/release/osiris" "$DUCK"
     fi
@@ -283,7 +284,7 @@ steps:
 EOF
 }
 
-# mysql_to_postgres N RUNS WARMUP: osiris, then the limit, each verified after every run.
+# mysql_to_postgres N RUNS WARMUP: the limit, the load-only limit, then osiris, each verified after every run.
 mysql_to_postgres() {
     local n="$1" runs="$2" warm="$3"
     seed_orders "$n"
@@ -293,12 +294,24 @@ mysql_to_postgres() {
     measure "$limit_name" --runs "$runs" --warmup "$warm" --rows-per-run "$n" \
         --setup "$truncate" --verify "$WORK/verify_pg.sh orders_limit '$CHECKSUM'" -- \
         bash -c "mariadb ${MYSQL_ARGS[*]} --batch --quick -N $DB -e 'SELECT id, customer_id, amount, status, note, created_at FROM orders_$n' | psql ${PSQL_ARGS[*]} -X -q -v ON_ERROR_STOP=1 -d $DB -c \"\\\\copy orders_limit FROM STDIN WITH (FORMAT text, NULL 'NULL')\""
+    # The server's own ingest speed: binary COPY FROM a file PostgreSQL reads itself, made (outside the timing)
+    # from the rows the limit run just loaded and verified, into the same table. No client, no network, nothing
+    # to parse as text: no loader can fill the table faster.
+    local premade="/tmp/osiris-bench-orders_$n.v$DATA_VERSION.pgcopy"
+    pg -d "$DB" -c "COPY orders_limit TO '$premade' WITH (FORMAT binary)"
+    local load_name="load-only: PostgreSQL COPY FROM a binary file ($n rows)"
+    measure "$load_name" --runs "$runs" --warmup "$warm" --rows-per-run "$n" \
+        --setup "$truncate" --verify "$WORK/verify_pg.sh orders_limit '$CHECKSUM'" -- \
+        psql "${PSQL_ARGS[@]}" -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "COPY orders_limit FROM '$premade' WITH (FORMAT binary)"
     local rss=()
     [[ "$n" -le 1000000 ]] && rss=(--target-rss-mb 100)
     measure "osiris run: mysql -> postgres ($n rows)" --runs "$runs" --warmup "$warm" --rows-per-run "$n" \
         --cwd "$DBP" --setup "$truncate" --verify "$WORK/verify_pg.sh orders_osiris '$CHECKSUM'" \
-        --baseline "$limit_name" --baseline-label limit --target-ratio 1.25 "${rss[@]}" -- \
+        --baseline "$limit_name" --baseline-label limit --target-ratio 1.25 "${rss[@]}" \
+        --also-against "$load_name=load-only" -- \
         "$CORE" run "pipelines/orders_$n.yaml"
+    # The file is the server's (a local server's /tmp: removed here; a remote one keeps it until overwritten).
+    [[ -n "${BENCH_KEEP:-}" ]] || rm -f "$premade"
 }
 
 section_1() {
@@ -320,12 +333,12 @@ section_2() {
 AGG_SQL="SELECT name, count(*) AS orders, sum(amount) AS total, min(created_at) AS first_at, max(created_at) AS last_at FROM {src} GROUP BY name ORDER BY name"
 FILTER_SQL="SELECT * FROM {src} WHERE amount >= 500"
 
-# orders_N.csv (id,name,amount,created_at), generated once; FILTER_ROWS = rows with amount >= 500.
-gen_csv() {
-    CSV="$CACHE/orders_$ROWS.v$DATA_VERSION.csv"
+# gen_csv N: orders_N.csv (id,name,amount,created_at), generated once; FILTER_ROWS = rows with amount >= 500.
+gen_csv() { # N
+    CSV="$CACHE/orders_$1.v$DATA_VERSION.csv"
     if [[ ! -f "$CSV" || ! -f "$CSV.filter_rows" ]]; then
         echo "== generating $CSV" >&2
-        python3 - "$ROWS" "$CSV" <<'EOF'
+        python3 - "$1" "$CSV" <<'EOF'
 import datetime, sys
 n, path = int(sys.argv[1]), sys.argv[2]
 t0 = datetime.datetime(2024, 1, 1)
@@ -346,8 +359,8 @@ EOF
     FILTER_ROWS="$(cat "$CSV.filter_rows")"
 }
 
-setup_duck_project() {
-    DKP="$WORK/duck"
+setup_duck_project() { # [DIR]: a project reading $CSV (default $WORK/duck)
+    DKP="${1:-$WORK/duck}"
     mkdir -p "$DKP/pipelines" "$DKP/data" "$DKP/output"
     ln -sf "$CSV" "$DKP/data/orders.csv"
     # Ten rows: the same pipeline with almost no data shows the fixed cost of a run (section 5).
@@ -406,12 +419,13 @@ EOF
 section_3() {
     need_bin "$DUCK"
     ensure_venv
-    gen_csv
+    gen_csv "$ROWS"
     setup_duck_project
     local q rows native
-    # What the native side pays before DuckDB runs any SQL: the interpreter and `import duckdb`.
-    measure "python3 -c 'import duckdb' (native start-up)" --runs "$HEAVY_RUNS" --warmup 1 -- \
-        "$VENV/bin/python" -c 'import duckdb'
+    # What the native side pays before DuckDB runs any SQL: the interpreter and `import duckdb`. Native DuckDB's
+    # engine time is its process time less this.
+    local startup="python3 -c 'import duckdb' (native start-up)"
+    measure "$startup" --runs "$HEAVY_RUNS" --warmup 1 -- "$VENV/bin/python" -c 'import duckdb'
     for q in agg filter; do
         rows=5000
         [[ $q == filter ]] && rows="$FILTER_ROWS"
@@ -421,9 +435,34 @@ section_3() {
             "$VENV/bin/python" "$WORK/native.py" "$q" "$CSV" "$WORK/native_$q.csv"
         measure "osiris run: csv -> duckdb -> csv ($q, $ROWS rows)" --runs "$HEAVY_RUNS" --warmup 1 \
             --rows-per-run "$ROWS" --cwd "$DKP" --verify "$WORK/verify_lines.sh $DKP/output/$q.csv $rows" \
-            --baseline "$native" --baseline-label "native DuckDB" --target-ratio 1.5 -- \
+            --baseline "$native" --baseline-minus "$startup" --baseline-label "native DuckDB engine time" \
+            --target-ratio 1.0 --target-rss-baseline --also-against "$native=native process" -- \
             "$DUCK" run "pipelines/$q.yaml"
     done
+}
+
+# Section 3 at --big-rows, one run each: osiris's peak RSS stays flat (its DuckDB step streams its input) and no
+# higher than native DuckDB's.
+section_7() {
+    need_bin "$DUCK"
+    ensure_venv
+    local keep_csv="${CSV:-}" keep_filter="${FILTER_ROWS:-}" keep_dkp="${DKP:-}"
+    gen_csv "$BIG_ROWS"
+    setup_duck_project "$WORK/duck-big"
+    local q rows native
+    for q in agg filter; do
+        rows=5000
+        [[ $q == filter ]] && rows="$FILTER_ROWS"
+        native="native DuckDB $DUCKDB_VERSION ($q, $BIG_ROWS rows)"
+        measure "$native" --runs "$BIG_RUNS" --warmup 0 --rows-per-run "$BIG_ROWS" \
+            --verify "$WORK/verify_lines.sh $WORK/native_$q.csv $rows" -- \
+            "$VENV/bin/python" "$WORK/native.py" "$q" "$CSV" "$WORK/native_$q.csv"
+        measure "osiris run: csv -> duckdb -> csv ($q, $BIG_ROWS rows)" --runs "$BIG_RUNS" --warmup 0 \
+            --rows-per-run "$BIG_ROWS" --cwd "$DKP" --verify "$WORK/verify_lines.sh $DKP/output/$q.csv $rows" \
+            --baseline "$native" --baseline-label "native DuckDB" --target-rss-baseline -- \
+            "$DUCK" run "pipelines/$q.yaml"
+    done
+    CSV="$keep_csv" FILTER_ROWS="$keep_filter" DKP="$keep_dkp"
 }
 
 # -------------------------------------------------------------------------------------- start-up & compile
@@ -497,22 +536,43 @@ section_5() {
     need_bin "$CORE"
     need_bin "$DUCK"
     [[ -f "$BIN_DIR/libosiris_plugin_duckdb.so" ]] || die "no duckdb plugin library in $BIN_DIR (run without --skip-build)"
-    if [[ -z "${DKP:-}" ]]; then gen_csv; setup_duck_project; fi
+    if [[ -z "${DKP:-}" ]]; then gen_csv "$ROWS"; setup_duck_project; fi
+    ensure_system_libduckdb
     local plugdir="$WORK/plugins-duckdb" runs=$((HEAVY_RUNS + 2))
+    # The cdylib side runs without DUCKDB_LIB_DIR on LD_LIBRARY_PATH: the plugin's libduckdb.so comes from the
+    # system directories. (An empty LD_LIBRARY_PATH would name the working directory, which the dependency check
+    # then searches too; /usr/lib is a system directory and skipped.)
+    local nolib=(--env LD_LIBRARY_PATH=/usr/lib)
     pack_plugin "$BIN_DIR/libosiris_plugin_duckdb.so" osiris-duckdb osiris_plugin_duckdb osiris_ocp_duckdb \
         components/duckdb.processor/spec.yaml "$plugdir/osiris-duckdb"
+    # Unsigned plugins are refused (ADR 0011): sign it with a key the project trusts.
+    "$CORE" plugins keygen --out "$WORK/duck.key" >/dev/null
+    "$CORE" plugins sign "$plugdir/osiris-duckdb" --key "$WORK/duck.key" --key-id bench >/dev/null
+    cat >"$DKP/osiris.yaml" <<EOF
+plugins:
+  trusted_keys:
+    - { id: bench, public_key: "$(cat "$WORK/duck.key.pub")" }
+EOF
     # The cdylib side must really load the plugin: the core binary has no DuckDB of its own.
-    (cd "$DKP" && "$CORE" --plugin-dir "$plugdir" plugins list --format json) \
+    (cd "$DKP" && env -u LD_LIBRARY_PATH "$CORE" --plugin-dir "$plugdir" plugins list --load --format json) \
         | python3 -c 'import json, sys; sys.exit(0 if any(p.get("name") == "osiris-duckdb" and p.get("status") == "loaded" for p in json.load(sys.stdin)) else 1)' \
         || die "the packed duckdb plugin does not load into $CORE (see \`osiris --plugin-dir $plugdir plugins doctor\`)"
-    # The fixed cost first: the same pipeline on ten rows (start-up, plugin checks and load, one batch).
+    # Where the load's time goes: `plugins list` reads the library, hashes it and checks its dependencies
+    # without loading it; `--load` also stages and `dlopen`s it and cross-checks the module.
+    local checked="duckdb plugin: plugins list (library read, hashed, checked)"
+    measure "$checked" --runs "$RUNS" --warmup 1 --cwd "$DKP" "${nolib[@]}" -- \
+        "$CORE" --plugin-dir "$plugdir" plugins list
+    measure "duckdb plugin: plugins list --load (and loaded)" --runs "$RUNS" --warmup 1 --cwd "$DKP" "${nolib[@]}" \
+        --baseline "$checked" --baseline-label "no load" --show-delta -- \
+        "$CORE" --plugin-dir "$plugdir" plugins list --load
+    # The fixed cost: the same pipeline on ten rows (start-up, plugin checks and load, one batch).
     local small="duckdb.processor linked in (filter, 10 rows)"
     measure "$small" --runs "$RUNS" --warmup 1 --cwd "$DKP" \
         --verify "$WORK/verify_lines.sh $DKP/output/small.csv $SMALL_FILTER_ROWS" -- \
         "$DUCK" run pipelines/small.yaml
     measure "duckdb.processor as a cdylib (filter, 10 rows)" --runs "$RUNS" --warmup 1 --cwd "$DKP" \
         --verify "$WORK/verify_lines.sh $DKP/output/small.csv $SMALL_FILTER_ROWS" \
-        --baseline "$small" --baseline-label linked -- \
+        --baseline "$small" --baseline-label linked --target-delta-ms 5 "${nolib[@]}" -- \
         "$CORE" --plugin-dir "$plugdir" run pipelines/small.yaml
     local linked="duckdb.processor linked in (filter, $ROWS rows)"
     measure "$linked" --runs "$runs" --warmup 1 --rows-per-run "$ROWS" --cwd "$DKP" \
@@ -520,8 +580,23 @@ section_5() {
         "$DUCK" run pipelines/filter.yaml
     measure "duckdb.processor as a cdylib (filter, $ROWS rows)" --runs "$runs" --warmup 1 --rows-per-run "$ROWS" \
         --cwd "$DKP" --verify "$WORK/verify_lines.sh $DKP/output/filter.csv $FILTER_ROWS" \
-        --baseline "$linked" --baseline-label linked --target-ratio 1.02 -- \
+        --baseline "$linked" --baseline-label linked --target-ratio 1.02 "${nolib[@]}" -- \
         "$CORE" --plugin-dir "$plugdir" run pipelines/filter.yaml
+}
+
+# A plugin may depend only on system libraries (PLUGIN-E022): the packed duckdb plugin needs DuckDB's
+# libduckdb.so in a system library directory, not on LD_LIBRARY_PATH. Installed into /usr/local/lib when missing
+# (as root), so that both sides of section 5 run the same engine.
+ensure_system_libduckdb() {
+    local have
+    have="$(ldconfig -p | sed -n 's/.*libduckdb\.so (.*) => //p' | head -n1)"
+    if [[ -n "$have" ]] && cmp -s "$have" "$DUCKDB_LIB_DIR/libduckdb.so"; then
+        return
+    fi
+    [[ "$(id -u)" -eq 0 ]] || die "section 5 loads the duckdb plugin, whose libduckdb.so must come from a system library directory (PLUGIN-E022): run \`sudo install -m 0644 $DUCKDB_LIB_DIR/libduckdb.so /usr/local/lib/ && sudo ldconfig\`, then rerun"
+    echo "== installing libduckdb $DUCKDB_VERSION into /usr/local/lib (a plugin may depend only on system libraries)" >&2
+    install -m 0644 "$DUCKDB_LIB_DIR/libduckdb.so" /usr/local/lib/libduckdb.so
+    ldconfig
 }
 
 # 50 copies of the echo test plugin, each with its own component (test.e001 ... test.e050) and plugin name
@@ -576,7 +651,7 @@ EOF
 build
 print_machine
 echo "== measuring sections $SECTIONS (start-up: $RUNS runs; data: $HEAVY_RUNS runs; each after a warm-up)" >&2
-for s in 4 6 3 5 1 2; do
+for s in 4 6 3 5 7 1 2; do
     if want "$s"; then
         SECTION="$s"
         echo "== section $s" >&2

@@ -107,3 +107,133 @@ fn no_batch_is_handed_out_once_cancelled() {
     );
     assert!(stream.next().is_none());
 }
+
+/// An input of `batches` batches of `rows` rows that records, each time it hands out a batch, how many of the
+/// batches it handed out before are still alive somewhere (kept by the step).
+struct Watched {
+    schema: arrow_schema::SchemaRef,
+    left: usize,
+    rows: usize,
+    handed: Vec<std::sync::Weak<dyn Array>>,
+    max_alive: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Iterator for Watched {
+    type Item = Result<RecordBatch, arrow_schema::ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let alive = self.handed.iter().filter(|w| w.strong_count() > 0).count();
+        self.max_alive
+            .fetch_max(alive, std::sync::atomic::Ordering::Relaxed);
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let col: Arc<dyn Array> = Arc::new(StringArray::from(
+            (0..self.rows)
+                .map(|k| format!("c{}", k % 3))
+                .collect::<Vec<_>>(),
+        ));
+        self.handed.push(Arc::downgrade(&col));
+        Some(Ok(
+            RecordBatch::try_new(self.schema.clone(), vec![col]).unwrap()
+        ))
+    }
+}
+
+impl RecordBatchReader for Watched {
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.schema.clone()
+    }
+}
+
+fn watched(
+    batches: usize,
+) -> (
+    osiris_plugin_sdk::BatchStream,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let max_alive = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
+    let w = Watched {
+        schema,
+        left: batches,
+        rows: 1000,
+        handed: Vec::new(),
+        max_alive: max_alive.clone(),
+    };
+    (Box::new(w), max_alive)
+}
+
+fn count(out: &[RecordBatch]) -> i64 {
+    out[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0)
+}
+
+/// An input named once is streamed: the step does not keep the batches DuckDB has copied, so its memory does
+/// not grow with the input (before, every batch was collected before the query started: all 100 alive).
+#[test]
+fn an_input_scanned_once_is_streamed_not_collected() {
+    let (stream, max_alive) = watched(100);
+    let mut inputs = Streams::new();
+    inputs.insert("df".into(), stream);
+    let out = run("SELECT count(*) FROM df WHERE name <> 'x'", inputs).unwrap();
+    assert_eq!(count(&out), 100_000);
+    let alive = max_alive.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(alive <= 2, "{alive} earlier batches were still held");
+}
+
+/// An input the query scans twice (a self-join) is kept, so both scans see every row.
+#[test]
+fn an_input_scanned_twice_is_kept_for_both_scans() {
+    let (stream, max_alive) = watched(10);
+    let mut inputs = Streams::new();
+    inputs.insert("df_a".into(), stream);
+    let out = run(
+        "SELECT count(*) FROM (SELECT name, count(*) AS n FROM df_a GROUP BY name) x \
+         JOIN (SELECT name FROM df_a) y USING (name)",
+        inputs,
+    )
+    .unwrap();
+    assert_eq!(count(&out), 10_000);
+    assert!(max_alive.load(std::sync::atomic::Ordering::Relaxed) > 2);
+}
+
+/// A recursive CTE runs the scan of its recursive part once per iteration, from one bind: the input is kept.
+#[test]
+fn a_recursive_query_rescans_its_input() {
+    let mut inputs = Streams::new();
+    inputs.insert("df".into(), input(5, 2));
+    let out = run(
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r, (SELECT count(*) AS c FROM df) d \
+         WHERE i < d.c) SELECT count(*) FROM r",
+        inputs,
+    )
+    .unwrap();
+    assert_eq!(count(&out), 5);
+}
+
+/// An input that fails while DuckDB scans it fails the step with the upstream error, not with an SQL error.
+#[test]
+fn an_upstream_failure_during_the_scan_is_the_steps_error() {
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+    let ok =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
+    let batches = vec![
+        Ok(ok),
+        Err(arrow_schema::ArrowError::CsvError("bad row 7".into())),
+    ];
+    let mut inputs = Streams::new();
+    inputs.insert(
+        "df".into(),
+        Box::new(RecordBatchIterator::new(batches, schema)),
+    );
+    let err = run("SELECT sum(n) FROM df", inputs).unwrap_err();
+    assert!(err.contains("UPSTREAM"), "{err}");
+    assert!(err.contains("input `df` failed"), "{err}");
+    assert!(err.contains("bad row 7"), "{err}");
+}

@@ -190,6 +190,8 @@ pub fn execute(g: &Global, a: &RunArgs) -> Result<Option<Outcome>, Fail> {
         })
     };
     let modules = ModuleSet::load(g)?;
+    // The plugins the steps use are checked and loaded while the rest is prepared (see `load_ahead`).
+    modules.load_ahead(compiled.manifest.steps.iter().map(|s| s.component.as_str()));
     let registry = osiris_runner::modules::build_registry(g);
     let mut secret_pointers = BTreeMap::new();
     let connection_fields = known_connection_fields(&registry);

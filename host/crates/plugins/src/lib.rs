@@ -28,6 +28,7 @@ pub mod codes;
 pub mod config;
 pub mod deps;
 pub mod discovery;
+pub mod image;
 pub mod load;
 pub mod package;
 pub mod policy;

@@ -1,15 +1,18 @@
 //! Loading a verified plugin: `dlopen` of exactly the bytes that were hashed, then a cross-check of what the
 //! module reports about itself against the verified manifest.
 //!
-//! The verified bytes (already in memory) are written to a sealed anonymous file (`memfd_create` +
-//! `F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK|F_SEAL_SEAL`) and loaded through `/proc/self/fd/<fd>`: nobody, not even
-//! this process, can change that file after the seal, and no path on disk is involved, so the file at the plugin
-//! path can be swapped or rewritten after the check without effect. Where memfd is unavailable (not Linux, or
+//! The verified bytes live in a sealed anonymous file (`memfd_create` +
+//! `F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK|F_SEAL_SEAL`), which is loaded through `/proc/self/fd/<fd>`: on Linux
+//! [`crate::image`] read the library into it and sealed it before hashing, so the hash and the dependency check
+//! read the very file the loader opens. Nobody, not even this process, can change that file after the seal, and no
+//! path on disk is involved, so the file at the plugin path can be swapped or rewritten after the check without
+//! effect. Where memfd is unavailable (not Linux, or
 //! `vm.memfd_noexec` forbids executable memfds), the bytes go to a fresh private directory (mode 0700, file mode
 //! 0500) instead. The descriptor is kept open for the life of the process: plugins are never unloaded, and a
 //! reused `/proc/self/fd/N` name would make the dynamic loader hand back an earlier module.
 
 use super::codes::Code;
+use super::image::LibraryBytes;
 use super::package::{Manifest, sha256_hex};
 use super::policy::{PackageFiles, Refusal};
 use osiris_plugin_sdk::host::{LoadErrorKind, Module};
@@ -143,11 +146,23 @@ fn cross_check(m: &Manifest, files: &PackageFiles, module: &Module) -> Result<()
     Ok(())
 }
 
-/// Writes `bytes` where nobody can change them and returns the path to `dlopen`.
-fn stage(bytes: &[u8], name: &str, sha: &str) -> std::io::Result<PathBuf> {
+/// Puts the verified bytes where nobody can change them and returns the path to `dlopen`: the sealed memfd
+/// they were read into and checked in (see [`crate::image`]), or else a new sealed memfd or private file
+/// written from them.
+fn stage(bytes: &LibraryBytes, name: &str, sha: &str) -> std::io::Result<PathBuf> {
     #[cfg(target_os = "linux")]
-    if let Ok(path) = stage_memfd(bytes, name) {
-        return Ok(path);
+    {
+        use std::os::fd::AsRawFd as _;
+        if let Some(sealed) = bytes.sealed_file() {
+            // A descriptor of our own for the loader, kept for the life of the process (see the module docs).
+            let file = sealed.try_clone()?;
+            let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+            keep(file);
+            return Ok(path);
+        }
+        if let Ok(path) = stage_memfd(bytes, name) {
+            return Ok(path);
+        }
     }
     stage_private_file(bytes, name, sha)
 }
@@ -155,29 +170,10 @@ fn stage(bytes: &[u8], name: &str, sha: &str) -> std::io::Result<PathBuf> {
 #[cfg(target_os = "linux")]
 fn stage_memfd(bytes: &[u8], name: &str) -> std::io::Result<PathBuf> {
     use std::io::Write as _;
-    use std::os::fd::{AsRawFd as _, FromRawFd as _};
-    const MFD_EXEC: libc::c_uint = 0x0010;
-    let cname =
-        std::ffi::CString::new(format!("osiris-plugin-{name}")).map_err(std::io::Error::other)?;
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: plain syscalls on a NUL-terminated name; the returned descriptor is owned by the File below.
-    let mut fd = unsafe { libc::memfd_create(cname.as_ptr(), flags | MFD_EXEC) };
-    if fd < 0 {
-        // kernels before 6.3 do not know MFD_EXEC
-        // SAFETY: as above: a NUL-terminated name that outlives the call; the descriptor is owned below.
-        fd = unsafe { libc::memfd_create(cname.as_ptr(), flags) };
-    }
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor we own.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    use std::os::fd::AsRawFd as _;
+    let mut file = super::image::memfd(name)?;
     file.write_all(bytes)?;
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on our own descriptor.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    super::image::seal(&file)?;
     let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     keep(file);
     Ok(path)

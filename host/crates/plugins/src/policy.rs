@@ -3,6 +3,7 @@
 //! Everything here reads files; nothing here loads a library.
 
 use super::codes::Code;
+use super::image::LibraryBytes;
 use super::package::{
     MANIFEST_FILE, Manifest, SIGNATURE_FILE, check_component_name, check_plugin_name, host_target,
     is_plain_file_name, sha256_hex,
@@ -164,7 +165,8 @@ pub type VerifiedSpec = (String, PathBuf, String);
 #[derive(Debug, Clone)]
 pub struct PackageFiles {
     pub library_path: PathBuf,
-    pub library: Vec<u8>,
+    /// On Linux a sealed memfd: the file [`crate::load`] hands to the loader.
+    pub library: LibraryBytes,
     pub library_sha256: String,
     /// In manifest order.
     pub specs: Vec<VerifiedSpec>,
@@ -490,7 +492,8 @@ fn spec_name(text: &str) -> Option<String> {
 }
 
 /// Check 4c (only where the library is about to be loaded, or checked on request): reads the library once and
-/// compares its SHA-256 with the manifest. The returned bytes are the ones later loaded; `specs` are the spec
+/// compares its SHA-256 with the manifest. The returned bytes are the ones later loaded (on Linux already in the
+/// sealed memfd the loader opens, see [`crate::image`]); `specs` are the spec
 /// files check 4b verified, which the loaded module is cross-checked against.
 pub fn read_and_hash_library(
     dir: &Path,
@@ -499,7 +502,7 @@ pub fn read_and_hash_library(
 ) -> Result<PackageFiles, Refusal> {
     let who = format!("{} {}", m.name, m.version);
     let library_path = dir.join(&m.library);
-    let library = std::fs::read(&library_path).map_err(|e| {
+    let library = LibraryBytes::read(&library_path).map_err(|e| {
         (
             Code::ManifestInvalid,
             format!(

@@ -148,6 +148,8 @@ pub struct ModuleSet {
     /// The verified plugins (steps 1–3 of the plugin host; no library read yet): [`ModuleSet::provider`] loads the
     /// one offering a component on first use, and names its refusal when it has none.
     plugins: Option<Arc<Mutex<osiris_plugins::Report>>>,
+    /// A load started ahead by [`ModuleSet::load_ahead`]; [`ModuleSet::provider`] waits for it first.
+    ahead: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl ModuleSet {
@@ -186,6 +188,36 @@ impl ModuleSet {
         Ok(set)
     }
 
+    /// Starts checking and loading, on a thread of its own, the plugins providing `components` (a run's steps),
+    /// so that hashing and `dlopen` overlap with what the command does before its first [`ModuleSet::provider`]
+    /// call (building the registry, preparing the run directory). The checks and the load are the same as on
+    /// first use, in the same order (no plugin code before every check passed), and their outcome is the
+    /// same: [`ModuleSet::provider`] waits for this load and then finds the plugin loaded or refused.
+    pub fn load_ahead<'a>(&self, components: impl IntoIterator<Item = &'a str>) {
+        let Some(plugins) = &self.plugins else {
+            return;
+        };
+        let wanted: BTreeSet<String> = components
+            .into_iter()
+            .filter(|c| !self.by_component.contains_key(*c))
+            .map(str::to_string)
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let plugins = plugins.clone();
+        let spawned = std::thread::Builder::new()
+            .name("osiris-plugin-load".into())
+            .spawn(move || {
+                let mut report = plugins.lock().unwrap_or_else(|e| e.into_inner());
+                report.load_where(|n| wanted.contains(n));
+            });
+        // Without a thread the plugins load on first use, as they would without this call.
+        if let Ok(handle) = spawned {
+            *self.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        }
+    }
+
     pub fn linked_only() -> ModuleSet {
         let mut set = ModuleSet::default();
         for m in linked_modules() {
@@ -214,6 +246,12 @@ impl ModuleSet {
     pub fn provider(&self, step: &str, component: &str) -> Result<Provider, Fail> {
         if let Some(p) = self.by_component.get(component) {
             return Ok(p.clone());
+        }
+        let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = ahead {
+            // Whatever it did is in the report (loaded or refused); a panic in it left the plugin unloaded,
+            // and the load below tries again and reports it.
+            let _ = handle.join();
         }
         let mut why = String::new();
         if let Some(plugins) = &self.plugins {
