@@ -1,6 +1,6 @@
 //! `osiris run` and `osiris quickstart` through the real binary: run directory, exit codes, redaction.
 
-use crate::support::{code, files, json, jsonl, osiris, run_dir, text};
+use crate::support::{code, events, files, json, jsonl, osiris, run_dir, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -45,7 +45,7 @@ fn quickstart_runs_end_to_end_and_leaves_a_complete_run_directory() {
         assert!(!status[k].is_null(), "status.json has {k}");
     }
 
-    let events = jsonl(&rd.join("events.jsonl"));
+    let events = events(&rd);
     let names: Vec<&str> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())
@@ -179,7 +179,7 @@ fn failing_step_exits_4_naming_step_component_and_plugin_and_records_status() {
     assert_eq!(status["failed_step"], "aggregate");
     assert_eq!(status["steps_total"], 3);
     assert!(status["steps_completed"].as_u64().unwrap() < 3);
-    let events = jsonl(&rd.join("events.jsonl"));
+    let events = events(&rd);
     let err = events
         .iter()
         .find(|e| e["event"] == "step_error")

@@ -2,7 +2,7 @@
 //! shared outputs (bounded tee), bounded memory of a linear chain, terminal progress, `connections doctor`.
 
 use crate::run::{data, project};
-use crate::support::{Running, code, json, jsonl, osiris, run_dir, text};
+use crate::support::{Running, code, events, json, jsonl, osiris, run_dir, text};
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn events_of(rd: &Path, name: &str) -> Vec<Value> {
-    jsonl(&rd.join("events.jsonl"))
+    events(rd)
         .into_iter()
         .filter(|e| e["event"] == name)
         .collect()

@@ -315,6 +315,24 @@ pub fn jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The events of a run directory, each envelope of `events.jsonl` (ADR 0015) flattened for assertions: its
+/// payload's fields, with `event` (the type), `ts` (the timestamp) and `run_id` (the correlation id).
+pub fn events(run_dir: &Path) -> Vec<Value> {
+    jsonl(&run_dir.join("events.jsonl"))
+        .into_iter()
+        .map(|e| {
+            let mut flat = e["payload"]
+                .as_object()
+                .unwrap_or_else(|| panic!("not an envelope: {e}"))
+                .clone();
+            flat.insert("event".into(), e["type"].clone());
+            flat.insert("ts".into(), e["timestamp"].clone());
+            flat.insert("run_id".into(), e["correlation_id"].clone());
+            Value::Object(flat)
+        })
+        .collect()
+}
+
 pub fn json(path: &Path) -> Value {
     let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -46,6 +46,7 @@ pub fn run(g: &Global, a: CompileArgs) -> CmdResult {
         } else {
             front::eprint_report(&report);
         }
+        front::dead_letter(g, "compile", &a.file, &report);
         return Ok(Exit::Validation);
     };
     let output = osiris_compiler::build(plan);

@@ -208,3 +208,47 @@ pub fn print_json<T: Serialize>(v: &T) {
 pub fn format_is_json(f: Format) -> bool {
     f == Format::Json
 }
+
+/// A pipeline that did not compile goes to the project's dead-letter queue (topic `compile`) as a
+/// `compile_error` envelope, which `osiris runs replay` re-runs as `osiris <command> <file>`. Only inside a
+/// project (an `osiris.yaml` exists): a pipeline checked anywhere else leaves nothing behind.
+pub fn dead_letter(g: &crate::Global, command: &str, file: &Path, r: &Report) {
+    use osiris_runner::envelope::{self, Source};
+    if !g.config.is_file() {
+        return;
+    }
+    let project = crate::run::project_dir(g);
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let abs = cwd.join(file);
+    let shown = abs
+        .strip_prefix(&project)
+        .unwrap_or(&abs)
+        .display()
+        .to_string();
+    let id = osiris_runner::rundir::new_run_id().replacen("run-", "compile-", 1);
+    let mut payload = serde_json::Map::new();
+    payload.insert("pipeline".into(), shown.clone().into());
+    payload.insert("command".into(), command.into());
+    payload.insert("args".into(), serde_json::json!([command, shown]));
+    payload.insert("error".into(), summary(r).into());
+    payload.insert(
+        "diagnostics".into(),
+        serde_json::to_value(&r.diagnostics).unwrap_or_default(),
+    );
+    let e = envelope::make(
+        &id,
+        1,
+        Source::Compiler,
+        "compile_error",
+        &osiris_runner::rundir::now_rfc3339(),
+        payload,
+    );
+    let redactor = crate::runs::project_redactor(&project);
+    if let Err(err) =
+        osiris_runner::dlq::write(&project, osiris_runner::dlq::COMPILE, &e, &redactor)
+    {
+        osiris_core::notice::warn(&format!(
+            "cannot write the dead-letter item of the failed compile: {err}"
+        ));
+    }
+}

@@ -26,6 +26,7 @@ mod component;
 mod components;
 mod connections;
 mod discovery;
+mod docs;
 mod front;
 mod init;
 mod mcp;
@@ -111,7 +112,10 @@ pub enum Command {
     Upgrade(upgrade::UpgradeArgs),
     /// Create a project (if needed) and run its quickstart pipeline: CSV -> DuckDB -> CSV.
     Quickstart(quickstart::QuickstartArgs),
-    /// Past runs: list them, show one (status, steps, rows, files).
+    /// The documentation site's generated reference: `docs generate [--check]`.
+    #[command(subcommand)]
+    Docs(docs::DocsCmd),
+    /// Past runs: list them, show or view one, report one as HTML, the dead-letter queue and its replay.
     #[command(subcommand)]
     Runs(runs::RunsCmd),
     /// Inspect connections (osiris_connections.yaml, secrets file, OSIRIS_CONN__* variables).
@@ -276,6 +280,7 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Quickstart(a) => quickstart::run(&cli.global, a),
         Command::Connections(c) => connections::run(&cli.global, c),
         Command::Runs(c) => runs::run(&cli.global, c),
+        Command::Docs(c) => docs::run(c),
         Command::Discovery(c) => discovery::run(&cli.global, c),
         Command::Mcp(a) => mcp::run(&cli.global, a),
         Command::Prompts(c) => prompts::run(&cli.global, c),

@@ -135,6 +135,7 @@ fn manifest_dir(
         } else {
             front::eprint_report(&report);
         }
+        front::dead_letter(g, "run", &file, &report);
         return Err(Fail::new(
             Exit::Validation,
             format!(

@@ -113,6 +113,7 @@ codes! {
     CLI_E005 = "CLI-E005", Error, "the command line is not valid";
     CLI_E006 = "CLI-E006", Error, "`osiris chat` without `--prompt` needs a terminal";
     CLI_E007 = "CLI-E007", Error, "`osiris chat`: the `--out` file exists";
+    CLI_E008 = "CLI-E008", Error, "`osiris docs generate --check`: a generated page is stale, missing or left over";
 
     // PLUGIN: plugin packages and trust.
     PLUGIN_E001 = "PLUGIN-E001", Error, "plugin package unreadable";
@@ -224,6 +225,8 @@ codes! {
     RUN_E006 = "RUN-E006", Error, "the run cannot make progress (a bug)";
     RUN_E007 = "RUN-E007", Error, "no recorded run has that id, or the prefix starts several ids";
     RUN_E008 = "RUN-E008", Error, "a connection sets a field that no component of its family reads";
+    RUN_E009 = "RUN-E009", Error, "a run report cannot be made: the run directory is gone or the page cannot be written";
+    RUN_E010 = "RUN-E010", Error, "a dead-letter item cannot be found, read or replayed";
 
 }
 

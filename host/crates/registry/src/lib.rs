@@ -23,6 +23,7 @@
 
 pub mod check;
 pub mod describe;
+pub mod docs;
 
 pub use check::Level;
 

@@ -60,6 +60,8 @@ pub struct Shown {
     pub files: Vec<String>,
     /// `artifacts/<step>/<file>` under `run_dir`, sorted.
     pub artifacts: Vec<String>,
+    /// The run directory itself (absolute, or as the index has it).
+    pub dir: PathBuf,
 }
 
 impl Shown {
@@ -73,9 +75,22 @@ impl Shown {
     }
 }
 
-/// The run `run_id` names (a unique prefix is enough). RUN-E007 when none or several match.
+/// The run `run_id` names (a unique prefix is enough; `last` is the newest run). RUN-E007 when none or several
+/// match.
 pub fn show(project: &Path, run_id: &str) -> Result<Shown, Fail> {
     let runs = read_index(project)?;
+    let newest;
+    let run_id = match (
+        run_id,
+        runs.iter()
+            .max_by(|a, b| s(a, "started_at").cmp(s(b, "started_at"))),
+    ) {
+        ("last", Some(r)) => {
+            newest = s(r, "run_id").to_string();
+            newest.as_str()
+        }
+        _ => run_id,
+    };
     let matches: Vec<&Value> = runs
         .iter()
         .filter(|r| s(r, "run_id") == run_id)
@@ -162,5 +177,103 @@ pub fn show(project: &Path, run_id: &str) -> Result<Shown, Fail> {
         dir_exists,
         files,
         artifacts,
+        dir,
+    })
+}
+
+/// The events of a run directory's `events.jsonl`, oldest first, each as one flat object: `event` (the
+/// envelope's `type`), `ts`, and the payload's fields (`step`, ...). Damaged lines are skipped.
+pub fn read_events(dir: &Path) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(dir.join("events.jsonl")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| flat_event(&v))
+        .collect()
+}
+
+/// An event line as a flat object (see [`read_events`]): an envelope's payload with `event` and `ts` added.
+pub fn flat_event(v: &Value) -> Option<Value> {
+    if let (Some(t), Some(Value::Object(p))) =
+        (v.get("type").and_then(Value::as_str), v.get("payload"))
+    {
+        let mut m = p.clone();
+        m.insert("event".into(), json!(t));
+        m.insert(
+            "ts".into(),
+            v.get("timestamp").cloned().unwrap_or(Value::Null),
+        );
+        return Some(Value::Object(m));
+    }
+    v.get("event").and_then(Value::as_str).map(|_| v.clone())
+}
+
+/// A run as `runs view` tells it: where it is in its state machine (NEW -> COMPILED -> RUNNING -> SUCCEEDED |
+/// FAILED | CANCELLED, or CRASHED when its process died) and the paths of its artifacts.
+pub fn view(project: &Path, run_id: &str) -> Result<Value, Fail> {
+    let shown = show(project, run_id)?;
+    Ok(view_of(&shown, &read_events(&shown.dir)))
+}
+
+/// [`view`] of a run already found.
+pub fn view_of(shown: &Shown, events: &[Value]) -> Value {
+    let st = &shown.status;
+    let first = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == name)
+            .and_then(|e| e.get("ts").cloned())
+    };
+    let status = s(st, "status");
+    let terminal = match status {
+        "succeeded" => Some("SUCCEEDED"),
+        "failed" => Some("FAILED"),
+        "cancelled" => Some("CANCELLED"),
+        "crashed" => Some("CRASHED"),
+        _ => None,
+    };
+    let compiled_at = first("run_start");
+    let running_at = first("step_start");
+    let mut states = vec![json!({ "state": "NEW", "at": st.get("started_at") })];
+    // The run directory holds the manifest it ran: the run got as far as a compiled manifest.
+    if compiled_at.is_some() || shown.dir.join("manifest.yaml").is_file() {
+        states.push(json!({ "state": "COMPILED", "at": compiled_at }));
+    }
+    if running_at.is_some() || status == "running" {
+        states.push(json!({ "state": "RUNNING", "at": running_at }));
+    }
+    if let Some(t) = terminal {
+        states.push(json!({ "state": t, "at": st.get("ended_at") }));
+    }
+    let state = states
+        .last()
+        .and_then(|v| v["state"].as_str())
+        .unwrap_or("NEW")
+        .to_string();
+    let mut artifacts = serde_json::Map::new();
+    for f in &shown.files {
+        let name = f.rsplit('/').next().unwrap_or(f);
+        artifacts.insert(name.to_string(), json!(f));
+    }
+    if shown.dir.join("report.html").is_file() {
+        artifacts.insert(
+            "report.html".into(),
+            json!(format!("{}/report.html", shown.run_dir)),
+        );
+    }
+    json!({
+        "run_id": st.get("run_id"),
+        "pipeline": st.get("pipeline"),
+        "profile": st.get("profile"),
+        "state": state,
+        "states": states,
+        "exit_code": st.get("exit_code"),
+        "failed_step": st.get("failed_step"),
+        "error": st.get("error"),
+        "run_dir": shown.run_dir,
+        "run_dir_exists": shown.dir_exists,
+        "files": artifacts,
+        "artifacts": shown.artifacts,
     })
 }

@@ -27,11 +27,14 @@
 
 pub mod cancel;
 pub mod discovery;
+pub mod dlq;
+pub mod envelope;
 pub mod history;
 pub mod index;
 pub mod manifest;
 pub mod modules;
 pub mod progress;
+pub mod report;
 pub mod rundir;
 pub mod tee;
 
@@ -461,6 +464,7 @@ pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
         json!({
             "pipeline": m.pipeline.id, "profile": profile, "manifest_hash": m.meta.manifest_hash,
             "steps_total": m.steps.len(), "run_dir": run_dir.display().to_string(),
+            "osiris_version": env!("CARGO_PKG_VERSION"),
         }),
     );
     log.log(
@@ -541,11 +545,36 @@ pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
         &failure,
         error.as_deref(),
     );
-    log.event(
-        "run_end",
-        None,
-        json!({ "status": status.as_str(), "exit_code": exit.code(), "duration_ms": duration_ms }),
-    );
+    let mut end =
+        json!({ "status": status.as_str(), "exit_code": exit.code(), "duration_ms": duration_ms });
+    if status == RunStatus::Failed {
+        // The failed run's envelope is its dead-letter item: it says what failed and what to run again.
+        let rel = |d: &Path| {
+            d.strip_prefix(&opts.project_dir)
+                .unwrap_or(d)
+                .display()
+                .to_string()
+        };
+        end["pipeline"] = json!(m.pipeline.id);
+        end["manifest_dir"] = json!(rel(&compiled.dir));
+        end["run_dir"] = json!(rel(&run_dir));
+        if let Some((_, Some(step), _)) = &failure {
+            end["failed_step"] = json!(step);
+        }
+        if let Some(e) = &error {
+            end["error"] = json!(e);
+        }
+    }
+    let end = log.event("run_end", None, end);
+    if status == RunStatus::Failed
+        && let Err(e) = dlq::write(&opts.project_dir, dlq::RUN, &end, &redactor)
+    {
+        log.log(
+            "WARN",
+            None,
+            &format!("cannot write the dead-letter item of the run: {e}"),
+        );
+    }
     log.log(
         "INFO",
         None,
@@ -685,6 +714,7 @@ fn run_summary(
         "rows_written": rows_written,
     });
     summary["steps"] = sched.step_summaries();
+    summary["environment"] = environment(sched);
     if let Some((_, step, _)) = failure {
         if let Some(step) = step {
             summary["failed_step"] = json!(step);
@@ -694,7 +724,31 @@ fn run_summary(
     summary
 }
 
-/// One line per run in `.osiris/index/runs.jsonl`.
+/// What ran the run: the osiris version and each plugin that provided a step, with how it was trusted.
+fn environment(sched: &Scheduler<'_>) -> Value {
+    let mut plugins: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for s in &sched.compiled.manifest.steps {
+        if let Some((p, _)) = sched.plans.get(&s.id) {
+            plugins
+                .entry(p.label.clone())
+                .or_insert_with(|| (p.signature.clone(), BTreeSet::new()))
+                .1
+                .insert(s.component.clone());
+        }
+    }
+    json!({
+        "osiris_version": env!("CARGO_PKG_VERSION"),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "plugins": plugins
+            .into_iter()
+            .map(|(label, (signature, components))| json!({
+                "plugin": label, "signature": signature, "components": components,
+            }))
+            .collect::<Vec<_>>(),
+    })
+}
+
 /// The run's line in the project's index (see [`index`]): the summary without steps, the run directory
 /// relative to the project.
 fn index_line(project_dir: &Path, summary: &Value, run_dir: &Path, redactor: &Redactor) -> Value {

@@ -138,6 +138,21 @@ pub fn linked_component_names() -> BTreeSet<String> {
 pub struct Provider {
     pub module: Arc<Module>,
     pub label: String,
+    /// How the plugin was trusted, for the run's record: `built-in`, or its signature status and key id.
+    pub signature: String,
+}
+
+/// The signature of a loaded plugin as its candidate recorded it (`valid (key <id>)`, `missing`, ...).
+fn signature_of(report: &osiris_plugins::Report, name: &str, version: &str) -> String {
+    report
+        .candidates
+        .iter()
+        .find(|c| c.name == name && c.version.as_deref() == Some(version))
+        .map(|c| match &c.signature.key_id {
+            Some(k) => format!("{} (key {k})", c.signature.status.as_str()),
+            None => c.signature.status.as_str().to_string(),
+        })
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// component name -> provider.
@@ -181,6 +196,7 @@ impl ModuleSet {
                     .or_insert_with(|| Provider {
                         module: l.module.clone(),
                         label: format!("{} {}", l.name, l.version),
+                        signature: signature_of(&report, &l.name, &l.version),
                     });
             }
         }
@@ -228,6 +244,7 @@ impl ModuleSet {
                     Provider {
                         module: m.clone(),
                         label: label.clone(),
+                        signature: "built-in (linked into the binary)".to_string(),
                     },
                 );
             }
@@ -261,6 +278,7 @@ impl ModuleSet {
                 return Ok(Provider {
                     module: l.module.clone(),
                     label: format!("{} {}", l.name, l.version),
+                    signature: signature_of(&report, &l.name, &l.version),
                 });
             }
             if let Some(c) = report.refusal_for(component)

@@ -3,7 +3,7 @@
 //! ```text
 //! run_logs/<profile>/<pipeline>/<ts>_<run_id>-<manifest_short>/
 //!   manifest.yaml  cfg/<step>.json       copies of what ran
-//!   events.jsonl   {ts, run_id, event, step?, ...}
+//!   events.jsonl   one envelope a line: {id, correlation_id, timestamp, source, type, schema_ref, payload}
 //!   metrics.jsonl  {ts, run_id, metric, value, unit?, step?}
 //!   osiris.log     human-readable log (host and plugins)
 //!   status.json    final status, also for failed and cancelled runs
@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub fn now_rfc3339() -> String {
@@ -42,6 +43,8 @@ pub struct RunLog {
     events: Mutex<File>,
     metrics: Mutex<File>,
     log: Mutex<File>,
+    /// The number of the last envelope emitted.
+    seq: AtomicU64,
 }
 
 fn open_append(p: &Path) -> std::io::Result<File> {
@@ -59,6 +62,7 @@ impl RunLog {
             metrics: Mutex::new(open_append(&dir.join("metrics.jsonl"))?),
             log: Mutex::new(open_append(&dir.join("osiris.log"))?),
             redactor,
+            seq: AtomicU64::new(0),
         })
     }
 
@@ -73,19 +77,30 @@ impl RunLog {
         let _ = writeln!(f, "{text}");
     }
 
-    /// One event: `fields` (an object) is merged after `ts`, `run_id`, `event` and `step`.
-    pub fn event(&self, event: &str, step: Option<&str>, fields: Value) {
+    /// One event, as an envelope (ADR 0015) of type `event` whose payload is `step` and `fields` (an object);
+    /// returns the envelope as written (redacted).
+    pub fn event(&self, event: &str, step: Option<&str>, fields: Value) -> Value {
         let mut m = Map::new();
-        m.insert("ts".into(), now_rfc3339().into());
-        m.insert("run_id".into(), self.run_id.clone().into());
-        m.insert("event".into(), event.into());
         if let Some(s) = step {
             m.insert("step".into(), s.into());
         }
         if let Value::Object(f) = fields {
             m.extend(f);
         }
-        self.line(&self.events, &Value::Object(m));
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let envelope = crate::envelope::make(
+            &self.run_id,
+            seq,
+            crate::envelope::Source::Runner,
+            event,
+            &now_rfc3339(),
+            m,
+        );
+        let masked = self.redactor.json(&envelope, &[]);
+        let text = self.redactor.text(&masked.to_string());
+        let mut f = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(f, "{text}");
+        serde_json::from_str(&text).unwrap_or(masked)
     }
 
     pub fn metric(&self, step: Option<&str>, name: &str, value: f64, unit: Option<&str>) {
