@@ -319,11 +319,11 @@ fn a_postgres_session_terminated_mid_copy_rolls_back_and_the_retried_writer_load
         .clone();
     assert_eq!(load["attempts"], 2, "{status}");
     assert_eq!(load["rows_written"], 60000, "{status}");
-    let events = jsonl(&rd.join("events.jsonl"));
+    let events = crate::support::events(&rd);
     assert!(
         events
             .iter()
-            .any(|e| e["event"] == "step_retry" && e["step_id"] == "load"),
+            .any(|e| e["event"] == "step_retry" && e["step"] == "load"),
         "the retry is in the audit trail"
     );
     assert!(
@@ -684,6 +684,13 @@ steps:
         log.contains("its stream failed") && log.contains("reads it again from the start"),
         "the log tells what happened: {log}"
     );
+    let events = crate::support::events(&rd);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "step_rerun" && e["step"] == "extract" && e["reader"] == "load"),
+        "the rerun is in the audit trail: {events:?}"
+    );
 }
 
 /// A 1 MiB tmpfs at a fresh directory, unmounted on drop. `None` when this process may not mount (not root).
@@ -855,11 +862,46 @@ impl Drop for StallProxy {
     }
 }
 
-/// Runs `pipeline` (whose extractor reads through a [`StallProxy`] with `read_timeout: 2`) and asserts the run
-/// fails on its own within a bound far below the 600 s the stalled query would otherwise wait, naming the
-/// extractor, the stall and the setting; returns the status for the caller's checks of the target.
-fn fails_within_read_timeout(p: &Path, proxy: &StallProxy, pipeline: &str) -> Value {
-    let mut child = spawn(p, &["run", pipeline]);
+/// Adds `@<family>.stalling` (`fields`, then `read_timeout: 2`, through a [`StallProxy`] in front of the
+/// server on `upstream`) to the project `p`, runs `extract` (the `<family>.extractor` reading `query` through
+/// it) into `postgres.writer`'s table `target` on `@postgres.local`, and asserts that the run fails on its own
+/// within a bound far below the 600 s the stalled query would otherwise wait, naming the extractor, the stall
+/// and the setting.
+fn fails_within_read_timeout(p: &Path, family: &str, upstream: u16, fields: &str, query: &str) {
+    let proxy = StallProxy::start(upstream, 256 * 1024);
+    let file = p.join("osiris_connections.yaml");
+    let conns = std::fs::read_to_string(&file).unwrap();
+    let alias = format!(
+        "  {family}:\n    stalling:\n      host: 127.0.0.1\n      port: {}\n{fields}      read_timeout: 2\n",
+        proxy.port
+    );
+    std::fs::write(&file, conns.replacen(&format!("  {family}:\n"), &alias, 1)).unwrap();
+    std::fs::write(
+        p.join("stall.yaml"),
+        format!(
+            r#"oml_version: "0.1.0"
+name: stall
+steps:
+  - id: extract
+    component: {family}.extractor
+    mode: read
+    config:
+      connection: "@{family}.stalling"
+      batch_size: 1000
+      query: "{query}"
+  - id: load
+    component: postgres.writer
+    mode: write
+    needs: [extract]
+    config:
+      connection: "@postgres.local"
+      table: target
+      write_mode: append
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = spawn(p, &["run", "stall.yaml"]);
     let t = Instant::now();
     let limit = Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
@@ -873,8 +915,7 @@ fn fails_within_read_timeout(p: &Path, proxy: &StallProxy, pipeline: &str) -> Va
     let (out, err) = text(&o);
     assert!(proxy.stalled(), "the stall began: {out}{err}");
     assert_eq!(code(&o), 4, "a failed step: {out}{err}");
-    let name = pipeline.trim_end_matches(".yaml");
-    let status = json(&run_dir(p, "default", name).join("status.json"));
+    let status = json(&run_dir(p, "default", "stall").join("status.json"));
     assert_eq!(status["status"], "failed", "{status}");
     assert_eq!(status["failed_step"], "extract", "{status}");
     let e = status["error"].as_str().unwrap().to_string();
@@ -886,8 +927,10 @@ fn fails_within_read_timeout(p: &Path, proxy: &StallProxy, pipeline: &str) -> Va
         e.contains(&format!("127.0.0.1:{}", proxy.port)),
         "names the server: {e}"
     );
-    status
 }
+
+const BEFORE: &str =
+    "CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (-1, 'before')";
 
 #[test]
 fn a_network_stall_during_a_mariadb_extraction_fails_the_run_after_read_timeout() {
@@ -898,46 +941,15 @@ fn a_network_stall_during_a_mariadb_extraction_fails_the_run_after_read_timeout(
     }
     let my = MyDb::new();
     let pg = PgDb::new();
-    pg.sql("CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (-1, 'before')");
+    pg.sql(BEFORE);
     let p = crate::dbutil::project(Some(&pg), Some(&my));
-    let proxy = StallProxy::start(MY_PORT, 256 * 1024);
-    let conns = std::fs::read_to_string(p.path().join("osiris_connections.yaml")).unwrap();
-    std::fs::write(
-        p.path().join("osiris_connections.yaml"),
-        conns.replacen(
-            "  mysql:\n",
-            &format!(
-                "  mysql:\n    stalling:\n      host: 127.0.0.1\n      port: {}\n      user: root\n      database: {}\n      read_timeout: 2\n",
-                proxy.port, my.name
-            ),
-            1,
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        p.path().join("stall.yaml"),
-        r#"oml_version: "0.1.0"
-name: stall
-steps:
-  - id: extract
-    component: mysql.extractor
-    mode: read
-    config:
-      connection: "@mysql.stalling"
-      batch_size: 1000
-      query: "SELECT seq AS id, REPEAT('x', 100) AS note FROM seq_1_to_1000000"
-  - id: load
-    component: postgres.writer
-    mode: write
-    needs: [extract]
-    config:
-      connection: "@postgres.local"
-      table: target
-      write_mode: append
-"#,
-    )
-    .unwrap();
-    fails_within_read_timeout(p.path(), &proxy, "stall.yaml");
+    fails_within_read_timeout(
+        p.path(),
+        "mysql",
+        MY_PORT,
+        &format!("      user: root\n      database: {}\n", my.name),
+        "SELECT seq AS id, REPEAT('x', 100) AS note FROM seq_1_to_1000000",
+    );
     assert_eq!(
         pg.sql("SELECT count(*), string_agg(note, ',') FROM target"),
         "1|before",
@@ -947,50 +959,19 @@ steps:
 
 #[test]
 fn a_network_stall_during_a_postgres_extraction_fails_the_run_after_read_timeout() {
-    let Some((db, p)) = pg_project(
-        "postgres_network_stall",
-        "CREATE TABLE target (id bigint, note text); INSERT INTO target VALUES (-1, 'before')",
-    ) else {
+    let Some((db, p)) = pg_project("postgres_network_stall", BEFORE) else {
         return;
     };
-    let proxy = StallProxy::start(PG_PORT, 256 * 1024);
-    let conns = std::fs::read_to_string(p.path().join("osiris_connections.yaml")).unwrap();
-    std::fs::write(
-        p.path().join("osiris_connections.yaml"),
-        conns.replacen(
-            "  postgres:\n",
-            &format!(
-                "  postgres:\n    stalling:\n      host: 127.0.0.1\n      port: {}\n      user: postgres\n      database: {}\n      sslmode: disable\n      read_timeout: 2\n",
-                proxy.port, db.name
-            ),
-            1,
+    fails_within_read_timeout(
+        p.path(),
+        "postgres",
+        PG_PORT,
+        &format!(
+            "      user: postgres\n      database: {}\n      sslmode: disable\n",
+            db.name
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        p.path().join("stall.yaml"),
-        r#"oml_version: "0.1.0"
-name: stall
-steps:
-  - id: extract
-    component: postgres.extractor
-    mode: read
-    config:
-      connection: "@postgres.stalling"
-      batch_size: 1000
-      query: "SELECT g AS id, repeat('x', 100) AS note FROM generate_series(1, 1000000) g"
-  - id: load
-    component: postgres.writer
-    mode: write
-    needs: [extract]
-    config:
-      connection: "@postgres.local"
-      table: target
-      write_mode: append
-"#,
-    )
-    .unwrap();
-    fails_within_read_timeout(p.path(), &proxy, "stall.yaml");
+        "SELECT g AS id, repeat('x', 100) AS note FROM generate_series(1, 1000000) g",
+    );
     assert_eq!(
         db.sql("SELECT count(*), string_agg(note, ',') FROM target"),
         "1|before",

@@ -32,6 +32,10 @@ pub const SCHEMAS: &[(&str, &str)] = &[
         include_str!("../schemas/events/step_retry.v1.json"),
     ),
     (
+        "step_rerun",
+        include_str!("../schemas/events/step_rerun.v1.json"),
+    ),
+    (
         "step_complete",
         include_str!("../schemas/events/step_complete.v1.json"),
     ),
