@@ -277,6 +277,14 @@ fn sql_error(e: duckdb::Error) -> PluginError {
     )
 }
 
+/// Registering an input failed, or the cancellation interrupted it (the registration binds the input's scan).
+fn register_error(name: &str, e: duckdb::Error, ctx: &Context) -> PluginError {
+    if ctx.is_cancelled() {
+        return query_error(e, ctx);
+    }
+    PluginError::internal(format!("cannot register input `{name}` in DuckDB: {e}"))
+}
+
 /// A query error, or the cancellation that caused it.
 fn query_error(e: duckdb::Error, ctx: &Context) -> PluginError {
     if ctx.is_cancelled() {
@@ -416,9 +424,7 @@ fn worker(
                 ))
             });
         if let Err(e) = setup {
-            return fail(PluginError::internal(format!(
-                "cannot register input `{name}` in DuckDB: {e}"
-            )));
+            return fail(register_error(name, e, &ctx));
         }
     }
     // With exactly one input, it is also `df` (whatever alias the host passed it under).
@@ -429,9 +435,7 @@ fn worker(
             ident(name)
         ))
     {
-        return fail(PluginError::internal(format!(
-            "cannot register input `df` in DuckDB: {e}"
-        )));
+        return fail(register_error("df", e, &ctx));
     }
     // Only the binds of the query itself count (the views above bound each input once already).
     for (_, table) in &tables {
