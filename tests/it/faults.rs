@@ -61,15 +61,35 @@ fn runs_json(dir: &Path) -> Vec<Value> {
 /// A pipeline `name`: `postgres.extractor` running `query` (1,000-row batches) into `postgres.writer`'s table
 /// `target` with `write_mode`.
 fn pg_to_pg(name: &str, query: &str, write_mode: &str) -> String {
+    extract_load(
+        name,
+        "postgres",
+        "@postgres.local",
+        query,
+        "@postgres.local",
+        write_mode,
+    )
+}
+
+/// A pipeline `name`: step `extract`, `<family>.extractor` on the connection `source` running `query` in
+/// 1,000-row batches, into step `load`, `postgres.writer`'s table `target` on the connection `target`.
+fn extract_load(
+    name: &str,
+    family: &str,
+    source: &str,
+    query: &str,
+    target: &str,
+    write_mode: &str,
+) -> String {
     format!(
         r#"oml_version: "0.1.0"
 name: {name}
 steps:
   - id: extract
-    component: postgres.extractor
+    component: {family}.extractor
     mode: read
     config:
-      connection: "@postgres.local"
+      connection: "{source}"
       batch_size: 1000
       query: "{query}"
   - id: load
@@ -77,11 +97,35 @@ steps:
     mode: write
     needs: [extract]
     config:
-      connection: "@postgres.local"
+      connection: "{target}"
       table: target
       write_mode: {write_mode}
 "#
     )
+}
+
+/// Waits for the run, which must succeed, and asserts that the target table holds every row exactly once:
+/// `expected` is `count|distinct count|min|max` of its `id`, as `sql` returns it.
+fn succeeds_with_every_row_once(child: Running, sql: impl Fn(&str) -> String, expected: &str) {
+    let o = child.wait_with_output();
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}{err}");
+    assert_eq!(
+        sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM target"),
+        expected,
+        "every row exactly once, and the row that was there before"
+    );
+}
+
+/// The entry of step `id` in a run's `status.json`.
+fn step_of(status: &Value, id: &str) -> Value {
+    status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step `{id}` in {status}"))
+        .clone()
 }
 
 /// Waits until a session of `db` is inside a `COPY ... FROM STDIN` (the writer loading).
@@ -300,23 +344,10 @@ fn a_postgres_session_terminated_mid_copy_rolls_back_and_the_retried_writer_load
     // on from the still-running extractor, and the target ends with every row exactly once.
     let mut child = spawn(p.path(), &["run", "terminated.yaml", "--retries", "2"]);
     terminate(&mut child);
-    let o = child.wait_with_output();
-    let (out, err) = text(&o);
-    assert_eq!(code(&o), 0, "{out}{err}");
-    assert_eq!(
-        db.sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM target"),
-        "60001|60001|0|60000",
-        "every row exactly once, and the row that was there before"
-    );
+    succeeds_with_every_row_once(child, |q| db.sql(q), "60001|60001|0|60000");
     let rd = run_dir(p.path(), "default", "terminated");
     let status = json(&rd.join("status.json"));
-    let load = status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "load")
-        .unwrap()
-        .clone();
+    let load = step_of(&status, "load");
     assert_eq!(load["attempts"], 2, "{status}");
     assert_eq!(load["rows_written"], 60000, "{status}");
     let events = crate::support::events(&rd);
@@ -479,25 +510,14 @@ fn a_postgres_server_restarted_mid_load_is_retried_and_the_target_ends_with_ever
     // The source pauses for 5 s inside MariaDB after 30,000 rows: the writer's COPY holds them then.
     std::fs::write(
         p.path().join("restarted.yaml"),
-        r#"oml_version: "0.1.0"
-name: restarted
-steps:
-  - id: extract
-    component: mysql.extractor
-    mode: read
-    config:
-      connection: "@mysql.local"
-      batch_size: 1000
-      query: "SELECT seq AS id FROM seq_1_to_60000 WHERE seq <> 30001 OR SLEEP(5) = 0"
-  - id: load
-    component: postgres.writer
-    mode: write
-    needs: [extract]
-    config:
-      connection: "@postgres.own"
-      table: target
-      write_mode: append
-"#,
+        extract_load(
+            "restarted",
+            "mysql",
+            "@mysql.local",
+            "SELECT seq AS id FROM seq_1_to_60000 WHERE seq <> 30001 OR SLEEP(5) = 0",
+            "@postgres.own",
+            "append",
+        ),
     )
     .unwrap();
     let mut child = spawn(p.path(), &["run", "restarted.yaml", "--retries", "4"]);
@@ -513,22 +533,9 @@ steps:
     );
     // A crash and a restart of the server while the COPY holds uncommitted rows.
     pg.ctl(&["-m", "immediate", "restart"]);
-    let o = child.wait_with_output();
-    let (out, err) = text(&o);
-    assert_eq!(code(&o), 0, "{out}{err}");
-    assert_eq!(
-        pg.sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM target"),
-        "60001|60001|0|60000",
-        "every row exactly once, and the row that was there before"
-    );
+    succeeds_with_every_row_once(child, |q| pg.sql(q), "60001|60001|0|60000");
     let status = json(&run_dir(p.path(), "default", "restarted").join("status.json"));
-    let load = status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "load")
-        .unwrap()
-        .clone();
+    let load = step_of(&status, "load");
     assert!(load["attempts"].as_u64().unwrap() >= 2, "{status}");
 }
 
@@ -544,25 +551,14 @@ fn a_mariadb_connection_killed_mid_read_is_a_connection_error_and_the_target_sta
     // A source that sends rows, then sleeps inside the server.
     std::fs::write(
         p.path().join("killed.yaml"),
-        r#"oml_version: "0.1.0"
-name: killed
-steps:
-  - id: extract
-    component: mysql.extractor
-    mode: read
-    config:
-      connection: "@mysql.local"
-      batch_size: 1000
-      query: "SELECT seq AS id FROM seq_1_to_1000000 WHERE seq < 20000 OR SLEEP(600) = 0"
-  - id: load
-    component: postgres.writer
-    mode: write
-    needs: [extract]
-    config:
-      connection: "@postgres.local"
-      table: target
-      write_mode: append
-"#,
+        extract_load(
+            "killed",
+            "mysql",
+            "@mysql.local",
+            "SELECT seq AS id FROM seq_1_to_1000000 WHERE seq < 20000 OR SLEEP(600) = 0",
+            "@postgres.local",
+            "append",
+        ),
     )
     .unwrap();
     let mut child = spawn(p.path(), &["run", "killed.yaml"]);
@@ -607,25 +603,14 @@ fn a_mariadb_connection_killed_mid_read_is_retried_by_reading_again_and_loads_ev
     let p = crate::dbutil::project(Some(&pg), Some(&my));
     std::fs::write(
         p.path().join("killed.yaml"),
-        r#"oml_version: "0.1.0"
-name: killed
-steps:
-  - id: extract
-    component: mysql.extractor
-    mode: read
-    config:
-      connection: "@mysql.local"
-      batch_size: 1000
-      query: "SELECT seq AS id FROM seq_1_to_40000 WHERE seq <> 20001 OR SLEEP((SELECT pause FROM ctl)) = 0"
-  - id: load
-    component: postgres.writer
-    mode: write
-    needs: [extract]
-    config:
-      connection: "@postgres.local"
-      table: target
-      write_mode: append
-"#,
+        extract_load(
+            "killed",
+            "mysql",
+            "@mysql.local",
+            "SELECT seq AS id FROM seq_1_to_40000 WHERE seq <> 20001 OR SLEEP((SELECT pause FROM ctl)) = 0",
+            "@postgres.local",
+            "append",
+        ),
     )
     .unwrap();
     let mut child = spawn(p.path(), &["run", "killed.yaml", "--retries", "2"]);
@@ -656,25 +641,10 @@ steps:
     my.sql("UPDATE ctl SET pause = 0");
     let id = sleeping().trim().to_string();
     my.sql(&format!("KILL CONNECTION {id}"));
-    let o = child.wait_with_output();
-    let (out, err) = text(&o);
-    assert_eq!(code(&o), 0, "{out}{err}");
-    assert_eq!(
-        pg.sql("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM target"),
-        "40001|40001|-1|40000",
-        "every row exactly once, and the row that was there before"
-    );
+    succeeds_with_every_row_once(child, |q| pg.sql(q), "40001|40001|-1|40000");
     let rd = run_dir(p.path(), "default", "killed");
     let status = json(&rd.join("status.json"));
-    let step = |id: &str| {
-        status["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap()
-            .clone()
-    };
+    let step = |id: &str| step_of(&status, id);
     assert_eq!(step("extract")["attempts"], 2, "{status}");
     assert_eq!(step("load")["attempts"], 2, "{status}");
     assert_eq!(step("extract")["rows_read"], 40000, "{status}");
@@ -878,26 +848,13 @@ fn fails_within_read_timeout(p: &Path, family: &str, upstream: u16, fields: &str
     std::fs::write(&file, conns.replacen(&format!("  {family}:\n"), &alias, 1)).unwrap();
     std::fs::write(
         p.join("stall.yaml"),
-        format!(
-            r#"oml_version: "0.1.0"
-name: stall
-steps:
-  - id: extract
-    component: {family}.extractor
-    mode: read
-    config:
-      connection: "@{family}.stalling"
-      batch_size: 1000
-      query: "{query}"
-  - id: load
-    component: postgres.writer
-    mode: write
-    needs: [extract]
-    config:
-      connection: "@postgres.local"
-      table: target
-      write_mode: append
-"#
+        extract_load(
+            "stall",
+            family,
+            &format!("@{family}.stalling"),
+            query,
+            "@postgres.local",
+            "append",
         ),
     )
     .unwrap();
