@@ -625,19 +625,7 @@ fn a_mariadb_connection_killed_mid_read_is_retried_by_reading_again_and_loads_ev
     );
     // The writer holds those rows in its open COPY when the source's connection is killed; the next read of
     // the source does not pause.
-    wait_until(
-        &mut child,
-        "the writer started its COPY",
-        Duration::from_secs(60),
-        || {
-            pg.sql(&format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%FROM STDIN%'",
-            pg.name
-        ))
-        .trim()
-            != "0"
-        },
-    );
+    wait_for_copy_in(&mut child, &pg);
     my.sql("UPDATE ctl SET pause = 0");
     let id = sleeping().trim().to_string();
     my.sql(&format!("KILL CONNECTION {id}"));

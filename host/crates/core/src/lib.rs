@@ -23,6 +23,20 @@ pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
+/// `name` as one safe part of a file name: ASCII letters, digits, `-` and `_` kept, anything else `_` (no
+/// separator, no `..`, nothing a shell or another platform reads specially).
+pub fn file_name_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The options every command shares, resolved by the command-line front end: where the project is and how
 /// plugins are found. Library crates take this instead of command-line types.
 #[derive(Debug, Clone, Default)]

@@ -187,17 +187,12 @@ fn stage_private_file(bytes: &[u8], name: &str, sha: &str) -> std::io::Result<Pa
         std::process::id(),
         hex::encode(rnd)
     ));
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let file_name = format!("{safe}-{}{}", &sha[..12], std::env::consts::DLL_SUFFIX);
+    let file_name = format!(
+        "{}-{}{}",
+        osiris_core::file_name_part(name),
+        &sha[..12],
+        std::env::consts::DLL_SUFFIX
+    );
     #[cfg(unix)]
     {
         use std::io::Write as _;

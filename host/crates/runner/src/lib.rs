@@ -243,6 +243,25 @@ struct Tracked {
     ended: bool,
 }
 
+impl Tracked {
+    /// Tracks `inner`, an output stream of `step` whose rows count in `live`.
+    fn new(
+        inner: BatchStream,
+        step: &str,
+        live: Arc<StepStats>,
+        tx: UnboundedSender<Ev>,
+    ) -> Tracked {
+        Tracked {
+            inner,
+            step: step.to_string(),
+            rows: 0,
+            live,
+            tx,
+            ended: false,
+        }
+    }
+}
+
 impl Iterator for Tracked {
     type Item = Result<RecordBatch, ArrowError>;
     fn next(&mut self) -> Option<Self::Item> {
@@ -1015,17 +1034,7 @@ impl Job {
 fn journal_path(run_dir: &Path, step: &str, i: usize) -> PathBuf {
     let dir = run_dir.join(".journal");
     let _ = std::fs::create_dir_all(&dir);
-    let safe: String = step
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    dir.join(format!("{safe}.{i}.arrows"))
+    dir.join(format!("{}.{i}.arrows", osiris_core::file_name_part(step)))
 }
 
 struct Scheduler<'a> {
@@ -1523,14 +1532,7 @@ impl<'a> Scheduler<'a> {
                 stats.attempts.fetch_add(1, Ordering::Relaxed);
                 stats.live_rows.store(0, Ordering::Relaxed);
                 let _ = tx.send(Ev::Rerun { step: step.clone() });
-                Ok(Box::new(Tracked {
-                    inner: main,
-                    step: step.clone(),
-                    rows: 0,
-                    live: stats.clone(),
-                    tx: tx.clone(),
-                    ended: false,
-                }) as BatchStream)
+                Ok(Box::new(Tracked::new(main, &step, stats.clone(), tx.clone())) as BatchStream)
             });
             self.rerun_by.insert(up.clone(), s.id.clone());
             out.insert(alias, rerun);
@@ -1568,14 +1570,7 @@ impl<'a> Scheduler<'a> {
                             .collect();
                         for u in deferred {
                             let err = self.stream_errors.remove(&u).unwrap_or_default();
-                            let component = self.step(&u).component.clone();
-                            let label = self
-                                .plans
-                                .get(&u)
-                                .map(|p| p.0.label.clone())
-                                .unwrap_or_default();
-                            let text = step_failed(&u, &component, &label, err);
-                            self.fail(&u, text, Exit::Run);
+                            self.stream_failed(&u, err);
                         }
                         let bad_up = self
                             .compiled
@@ -1632,15 +1627,15 @@ impl<'a> Scheduler<'a> {
                     *n = n.saturating_sub(1);
                 }
                 let st = self.state.get(&step).copied();
-                let rerun_reader = self
+                // A retrying writer that may run this extractor again is still reading it.
+                let rerun_pending = self
                     .rerun_by
                     .get(&step)
-                    .filter(|w| !self.returned.contains(*w))
-                    .cloned();
+                    .is_some_and(|w| !self.returned.contains(w));
                 match error {
                     Some(_) if matches!(st, Some(St::Failed | St::Cancelled)) => {}
                     Some(_) if self.stopping => self.cancelled_step(&step),
-                    Some(err) if rerun_reader.is_some() => {
+                    Some(err) if rerun_pending => {
                         // Its retrying writer decides: it may run this extractor again.
                         self.log.log(
                             "WARN",
@@ -1652,16 +1647,7 @@ impl<'a> Scheduler<'a> {
                         );
                         self.stream_errors.insert(step.clone(), err);
                     }
-                    Some(err) => {
-                        let s = self.step(&step);
-                        let label = self
-                            .plans
-                            .get(&step)
-                            .map(|p| p.0.label.clone())
-                            .unwrap_or_default();
-                        let text = step_failed(&step, &s.component, &label, err);
-                        self.fail(&step, text, Exit::Run);
-                    }
+                    Some(err) => self.stream_failed(&step, err),
                     None if early && self.stopping => {
                         // Its reader stopped before the end because the run is stopping: not complete.
                     }
@@ -1720,13 +1706,8 @@ impl<'a> Scheduler<'a> {
         };
         let main = main_name.and_then(|n| outputs.remove(&n));
         let stats = self.stats[step].clone();
-        let track = |s: BatchStream, tx: &UnboundedSender<Ev>| Tracked {
-            inner: s,
-            step: step.to_string(),
-            rows: 0,
-            live: stats.clone(),
-            tx: tx.clone(),
-            ended: false,
+        let track = |s: BatchStream, tx: &UnboundedSender<Ev>| {
+            Tracked::new(s, step, stats.clone(), tx.clone())
         };
         // Extra outputs nobody reads: drain them so their producer completes.
         for (_, s) in std::mem::take(&mut outputs) {
@@ -1873,6 +1854,18 @@ impl<'a> Scheduler<'a> {
                 "completed in {duration_ms} ms ({rows_read} rows read, {rows_written} rows written)"
             ),
         );
+    }
+
+    /// `step` failed because its output stream ended with `err` (the driver's `[CODE] message`).
+    fn stream_failed(&mut self, step: &str, err: String) {
+        let s = self.step(step);
+        let label = self
+            .plans
+            .get(step)
+            .map(|p| p.0.label.clone())
+            .unwrap_or_default();
+        let text = step_failed(step, &s.component, &label, err);
+        self.fail(step, text, Exit::Run);
     }
 
     fn error_text(&self, step: &str, e: &PluginError) -> String {
