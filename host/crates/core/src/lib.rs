@@ -5,7 +5,8 @@
 //! ([`exit`]), YAML with source positions ([`yaml`]), the project configuration types ([`config`], including
 //! `plugins:` and the machine policy as written), connections and secrets with their redactor ([`secrets`]),
 //! warnings about files others can write ([`perms`]), the settings every command passes down ([`Global`]) and
-//! the notice channel library code reports warnings through ([`notice`]).
+//! the notice channel library code reports warnings through ([`notice`]), and one safe part of a file name
+//! ([`file_name_part`]).
 //!
 //! It may not: depend on another osiris crate, on clap, or print (warnings go through [`notice`]).
 
