@@ -5,7 +5,7 @@
 #   tests/bench/run.sh [--quick] [--sections LIST] [--runs N] [--heavy-runs N] [--rows N] [--big-rows N]
 #                      [--skip-build]
 #
-#   --sections LIST  comma-separated sections to run (default 1,2,3,4,5,6,7):
+#   --sections LIST  comma-separated sections to run (default 1,2,3,4,5,6,7,8):
 #                    1 MySQL -> PostgreSQL vs the mariadb | psql limit   (needs MariaDB and PostgreSQL)
 #                    2 the same at --big-rows: peak RSS stays flat       (needs MariaDB and PostgreSQL)
 #                    3 CSV -> duckdb.processor -> CSV vs native DuckDB   (needs npm and python3 -m venv)
@@ -13,6 +13,7 @@
 #                    5 plugin boundary: duckdb.processor linked in vs loaded as a cdylib
 #                    6 `components list` with 50 signed plugins
 #                    7 section 3 at --big-rows: peak RSS flat, against native DuckDB's
+#                    8 incremental: 1,000 new rows in a --big-rows table vs its first full run (needs both)
 #   --quick          fewer runs: 5 per start-up benchmark, 1 per data benchmark, section 2 at 2,000,000 rows
 #   --runs N         measured runs per start-up benchmark (sections 4 and 6; default 20)
 #   --heavy-runs N   measured runs per data benchmark (sections 1, 3, 5; default 3; section 2 runs once)
@@ -42,14 +43,14 @@ HEAVY_RUNS=3
 BIG_RUNS=1
 ROWS=1000000
 BIG_ROWS=10000000
-SECTIONS="1,2,3,4,5,6,7"
+SECTIONS="1,2,3,4,5,6,7,8"
 BUILD=1
 QUICK=0
 posint() { [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "$1 needs a positive integer"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1; shift ;;
-        --sections) [[ $# -ge 2 && "$2" =~ ^[1-7](,[1-7])*$ ]] || die "--sections needs a list like 1,3,4 (sections 1-7)"
+        --sections) [[ $# -ge 2 && "$2" =~ ^[1-8](,[1-8])*$ ]] || die "--sections needs a list like 1,3,4 (sections 1-8)"
             SECTIONS="$2"; shift 2 ;;
         --runs) posint "$1" "${2:-}"; RUNS="$2"; shift 2 ;;
         --heavy-runs) posint "$1" "${2:-}"; HEAVY_RUNS="$2"; shift 2 ;;
@@ -646,12 +647,76 @@ EOF
         --verify "$WORK/verify_list.sh" -- "$CORE" components list
 }
 
+# Section 8: an incremental run that finds 1,000 new rows in a --big-rows table, against the first (full) run
+# of the same pipeline. The source is a copy of orders_N (`incr_N`, kept) whose cursor is its primary key, so
+# the incremental read is an index range scan. Before each incremental run the target loses the new rows again
+# and the state file is put back to the mark the full run left (the documented format, ADR 0018).
+section_8() {
+    need_bin "$CORE"
+    ensure_databases
+    [[ -n "${DBP:-}" ]] || setup_db_project
+    local n="$BIG_ROWS" src="incr_$BIG_ROWS"
+    seed_orders "$n"
+    if [[ -z "$(my "$DB" -e "SELECT 1 FROM bench_meta WHERE tbl = '$src' AND data_version = $DATA_VERSION")" ]]; then
+        echo "== copying orders_$n to $src" >&2
+        my "$DB" -e "DROP TABLE IF EXISTS $src; CREATE TABLE $src LIKE orders_$n; INSERT INTO $src SELECT * FROM orders_$n;
+            REPLACE INTO bench_meta VALUES ('$src', $DATA_VERSION, '')"
+    fi
+    my "$DB" -e "DELETE FROM $src WHERE id > $n"
+    pg -d "$DB" -c "CREATE TABLE IF NOT EXISTS incr_osiris (LIKE orders_osiris INCLUDING ALL)"
+    local name="bench-incremental-$n"
+    cat >"$DBP/pipelines/incr_$n.yaml" <<YAML
+oml_version: "0.1.0"
+name: $name
+steps:
+  - id: extract
+    component: mysql.extractor
+    mode: read
+    config:
+      connection: "@mysql.bench"
+      table: $src
+      incremental:
+        cursor: id
+  - id: load
+    component: postgres.writer
+    mode: write
+    needs: [extract]
+    config:
+      connection: "@postgres.bench"
+      table: incr_osiris
+      write_mode: append
+YAML
+    local state="$DBP/.osiris/state/default/$name/extract.json"
+    cat >"$WORK/verify_count.sh" <<SH
+#!/usr/bin/env bash
+# verify_count.sh TABLE N: the PostgreSQL table holds N rows with N distinct ids.
+got="\$(psql ${PSQL_ARGS[*]} -X -q -t -A -d $DB -c "SELECT count(*) || ' ' || count(DISTINCT id) FROM \$1")"
+[[ "\$got" == "\$2 \$2" ]] || { echo "\$1: \$got rows/ids, expected \$2"; exit 1; }
+SH
+    chmod +x "$WORK/verify_count.sh"
+    local full="osiris run: incremental, first run ($n rows)"
+    measure "$full" --runs 1 --warmup 0 --rows-per-run "$n" --cwd "$DBP" \
+        --setup "rm -f '$state' && psql ${PSQL_ARGS[*]} -X -q -d $DB -c 'TRUNCATE incr_osiris'" \
+        --verify "$WORK/verify_count.sh incr_osiris $n" -- \
+        "$CORE" run "pipelines/incr_$n.yaml"
+    python3 -c "import json,sys; v=json.load(open(sys.argv[1]))['value']; sys.exit(v != [int(sys.argv[2])])" \
+        "$state" "$n" || die "the full run did not leave the mark $n in $state"
+    cp "$state" "$WORK/mark.json"
+    my "$DB" -e "INSERT INTO $src SELECT id + $n, customer_id, amount, status, note, created_at FROM orders_$n WHERE id <= 1000"
+    measure "osiris run: incremental, 1,000 new of $n rows" --runs "$HEAVY_RUNS" --warmup 1 --rows-per-run 1000 \
+        --cwd "$DBP" --baseline "$full" --baseline-label "full run" \
+        --setup "cp '$WORK/mark.json' '$state' && psql ${PSQL_ARGS[*]} -X -q -d $DB -c 'DELETE FROM incr_osiris WHERE id > $n'" \
+        --verify "$WORK/verify_count.sh incr_osiris $((n + 1000))" -- \
+        "$CORE" run "pipelines/incr_$n.yaml"
+    my "$DB" -e "DELETE FROM $src WHERE id > $n"
+}
+
 # ------------------------------------------------------------------------------------------------------ main
 
 build
 print_machine
 echo "== measuring sections $SECTIONS (start-up: $RUNS runs; data: $HEAVY_RUNS runs; each after a warm-up)" >&2
-for s in 4 6 3 5 7 1 2; do
+for s in 4 6 3 5 7 1 2 8; do
     if want "$s"; then
         SECTION="$s"
         echo "== section $s" >&2

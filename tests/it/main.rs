@@ -18,6 +18,7 @@ mod docs;
 mod envelopes;
 mod faults;
 mod graphql;
+mod incremental;
 mod mcp;
 mod plugins;
 mod pool;

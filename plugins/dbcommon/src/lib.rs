@@ -6,6 +6,7 @@
 //!   and close its own sessions.
 //! - [`cancel`]: waiting for something (a connection attempt) that stops as soon as the host cancels the step.
 //! - [`fields`]: reading the merged connection and step fields (`connect_timeout` and friends).
+//! - [`window`]: the read window the host passes for incremental and chunked loads, as SQL.
 //! - `testing` (feature `testing`): throw-away databases on the local MariaDB and PostgreSQL servers and the
 //!   compliance runs both plugins' tests share.
 //!
@@ -21,6 +22,7 @@ pub mod fields;
 pub mod pool;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod window;
 
 pub use cancel::{CANCEL_POLL, cancelled, unless_cancelled};
 pub use fields::{

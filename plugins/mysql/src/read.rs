@@ -481,7 +481,12 @@ impl Driver for Extractor {
     ) -> Result<Streams, PluginError> {
         let m = conn::merged(config, ctx);
         let settings = conn::settings(&m)?;
-        let sql = source_sql(&m)?;
+        let sql = osiris_plugin_dbcommon::window::apply(
+            &source_sql(&m)?,
+            &m,
+            osiris_plugin_dbcommon::window::Dialect::Mysql,
+            crate::conn::ident,
+        )?;
         let batch_size = m
             .get("batch_size")
             .and_then(Value::as_u64)

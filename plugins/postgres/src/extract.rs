@@ -79,7 +79,12 @@ impl Driver for Extractor {
     ) -> Result<Streams, PluginError> {
         let m = conn::merged(config, ctx);
         let settings = conn::settings(self.flavor, &m)?;
-        let sql = source_sql(&m, &settings.schema)?;
+        let sql = osiris_plugin_dbcommon::window::apply(
+            &source_sql(&m, &settings.schema)?,
+            &m,
+            osiris_plugin_dbcommon::window::Dialect::Postgres,
+            crate::conn::ident,
+        )?;
         let batch_size = batch_size(&m);
         let ctx2 = ctx.clone();
         let reader = spawn_reader(format!("pg-extract-{step_id}"), 1, move |mut out| {

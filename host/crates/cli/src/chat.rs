@@ -201,6 +201,8 @@ impl Session<'_> {
                 max_parallel: None,
                 retries: 0,
                 dry_run: false,
+                full_refresh: false,
+                resume: None,
                 format: self.a.format,
             },
         )

@@ -36,6 +36,7 @@ mod prompts;
 mod quickstart;
 mod run;
 mod runs;
+mod state;
 mod upgrade;
 
 const EXIT_CODES: &str = "\
@@ -118,6 +119,9 @@ pub enum Command {
     /// Past runs: list them, show or view one, report one as HTML, the dead-letter queue and its replay.
     #[command(subcommand)]
     Runs(runs::RunsCmd),
+    /// Incremental state: the high-water mark of each incremental extractor (`list`, `show`, `reset`).
+    #[command(subcommand)]
+    State(state::StateCmd),
     /// Inspect connections (osiris_connections.yaml, secrets file, OSIRIS_CONN__* variables).
     #[command(subcommand)]
     Connections(connections::ConnectionsCmd),
@@ -280,6 +284,7 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Quickstart(a) => quickstart::run(&cli.global, a),
         Command::Connections(c) => connections::run(&cli.global, c),
         Command::Runs(c) => runs::run(&cli.global, c),
+        Command::State(c) => state::run(&cli.global, c),
         Command::Docs(c) => docs::run(c),
         Command::Discovery(c) => discovery::run(&cli.global, c),
         Command::Mcp(a) => mcp::run(&cli.global, a),

@@ -67,6 +67,8 @@ pub fn run(g: &Global, a: QuickstartArgs) -> CmdResult {
         max_parallel: None,
         retries: 0,
         dry_run: false,
+        full_refresh: false,
+        resume: None,
         format: a.format,
     };
     let Some(outcome) = super::run::execute(&global, &args)? else {

@@ -46,6 +46,14 @@ pub struct RunArgs {
     /// Check everything (manifest, drivers, connections) and print the plan without running.
     #[arg(long)]
     pub dry_run: bool,
+    /// Incremental extractors ignore their state and read from `initial_value` (or everything); writers they
+    /// feed in `append` mode replace their table's rows instead. The state is rewritten when the run succeeds.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Continue the failed or killed run RUN_ID of the same manifest: writers with `commit: per_chunk` go on
+    /// after the last chunk that run committed (see docs/incremental.md).
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "full_refresh")]
+    pub resume: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -220,6 +228,10 @@ pub fn execute(g: &Global, a: &RunArgs) -> Result<Option<Outcome>, Fail> {
         return Ok(None);
     }
     let max_parallel = a.max_parallel.unwrap_or(config.run.max_parallel).max(1);
+    let resume = match &a.resume {
+        Some(id) => Some(resume_of(&project, id, &compiled)?),
+        None => None,
+    };
     let opts = RunOptions {
         compiled,
         project_dir: project,
@@ -239,8 +251,85 @@ pub fn execute(g: &Global, a: &RunArgs) -> Result<Option<Outcome>, Fail> {
             && !g.quiet
             && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| Box::new(std::io::stderr()) as Box<dyn std::io::Write + Send>),
+        full_refresh: a.full_refresh,
+        resume,
     };
     runner::execute(opts).map(Some)
+}
+
+/// What `--resume RUN_ID` continues: that run's committed chunks. RUN-E012 when the run is not a failed or
+/// killed run of this same manifest with a per-chunk writer.
+fn resume_of(
+    project: &Path,
+    id: &str,
+    compiled: &Compiled,
+) -> Result<runner::incremental::Resume, Fail> {
+    let shown = runner::history::show(project, id)?;
+    let st = &shown.status;
+    let field = |k: &str| st.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let run_id = field("run_id").to_string();
+    let refuse = |why: String, help: &str| {
+        Fail::new(
+            Exit::Validation,
+            format!(
+                "error[{}]: cannot resume run {run_id}: {why}\n  = help: {help}",
+                osiris_core::codes::Code::RUN_E012
+            ),
+        )
+    };
+    let m = &compiled.manifest;
+    if field("manifest_hash") != m.meta.manifest_hash {
+        return Err(refuse(
+            format!(
+                "it ran manifest {} of `{}`, and this is manifest {} of `{}`",
+                short(field("manifest_hash")),
+                field("pipeline"),
+                short(&m.meta.manifest_hash),
+                m.pipeline.id
+            ),
+            "resume with the same pipeline file and parameters, or run it afresh without --resume",
+        ));
+    }
+    if field("status") == "running" {
+        return Err(refuse(
+            "it is still running".into(),
+            "wait for it to end, or stop it (Ctrl-C) first",
+        ));
+    }
+    if field("status") == "succeeded" {
+        return Err(refuse(
+            "it succeeded: there is nothing left to load".into(),
+            "run the pipeline without --resume",
+        ));
+    }
+    let chunked = m.steps.iter().any(|s| {
+        compiled
+            .driver_config(&s.id)
+            .get("commit")
+            .and_then(|v| v.as_str())
+            == Some("per_chunk")
+    });
+    if !chunked {
+        return Err(refuse(
+            "no writer of this pipeline sets `commit: per_chunk`, so no chunk was committed on its own".into(),
+            "run it again without --resume: its writers load everything in one transaction",
+        ));
+    }
+    let dir = if shown.dir.is_absolute() {
+        shown.dir.clone()
+    } else {
+        project.join(&shown.dir)
+    };
+    runner::incremental::Resume::read(&run_id, &dir).map_err(|e| {
+        refuse(
+            format!("its events cannot be read in {}: {e}", dir.display()),
+            "the run directory must still exist: `osiris runs show` says where it is",
+        )
+    })
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 fn dry_run(

@@ -227,6 +227,8 @@ codes! {
     RUN_E008 = "RUN-E008", Error, "a connection sets a field that no component of its family reads";
     RUN_E009 = "RUN-E009", Error, "a run report cannot be made: the run directory is gone or the page cannot be written";
     RUN_E010 = "RUN-E010", Error, "a dead-letter item cannot be found, read or replayed";
+    RUN_E011 = "RUN-E011", Error, "an incremental step's state cannot be used, or a per-chunk writer is not fed by a chunked extractor";
+    RUN_E012 = "RUN-E012", Error, "`osiris run --resume RUN_ID` cannot resume that run";
 
 }
 

@@ -55,6 +55,26 @@ pub const SCHEMAS: &[(&str, &str)] = &[
         "run_abandon",
         include_str!("../schemas/events/run_abandon.v1.json"),
     ),
+    (
+        "incremental_window",
+        include_str!("../schemas/events/incremental_window.v1.json"),
+    ),
+    (
+        "state_advanced",
+        include_str!("../schemas/events/state_advanced.v1.json"),
+    ),
+    (
+        "state_kept",
+        include_str!("../schemas/events/state_kept.v1.json"),
+    ),
+    (
+        "chunk_committed",
+        include_str!("../schemas/events/chunk_committed.v1.json"),
+    ),
+    (
+        "run_resumed",
+        include_str!("../schemas/events/run_resumed.v1.json"),
+    ),
     ("run_end", include_str!("../schemas/events/run_end.v1.json")),
     (
         "compile_error",

@@ -30,12 +30,14 @@ pub mod discovery;
 pub mod dlq;
 pub mod envelope;
 pub mod history;
+pub mod incremental;
 pub mod index;
 pub mod manifest;
 pub mod modules;
 pub mod progress;
 pub mod report;
 pub mod rundir;
+pub mod state;
 pub mod tee;
 
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
@@ -86,6 +88,10 @@ pub struct RunOptions {
     /// Where per-step progress is shown while the run goes on, if anywhere (the CLI passes stderr when it is a
     /// terminal); the runner itself never prints.
     pub progress: Option<Box<dyn std::io::Write + Send>>,
+    /// `--full-refresh`: incremental extractors ignore their state; writers they feed rebuild their tables.
+    pub full_refresh: bool,
+    /// `--resume RUN_ID`: what that run's per-chunk writers had committed.
+    pub resume: Option<incremental::Resume>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,9 +518,61 @@ pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
     );
 
     // Preflight: every step has a driver and its connection resolves.
-    let (plans, preflight) = preflight(&opts, &log, &redactor);
+    let (plans, mut preflight) = preflight(&opts, &log, &redactor);
+    // Incremental marks and chunked writers: a state that cannot be used stops the run before any step.
+    let incr = match incremental::Plan::new(
+        compiled,
+        &opts.project_dir,
+        &profile,
+        opts.full_refresh,
+        opts.resume.as_ref(),
+    ) {
+        Ok(p) => p,
+        Err((step, why)) => {
+            let help = if why.contains("per_chunk") {
+                "set `chunk_by` on the extractor that feeds this writer directly, or drop `commit: per_chunk` (docs/incremental.md)".to_string()
+            } else {
+                format!(
+                    "`osiris state show {p}` shows the state; `osiris state reset {p} --step {step}` or `osiris run --full-refresh` starts over",
+                    p = m.pipeline.id
+                )
+            };
+            if preflight.is_none() {
+                preflight = Some((
+                    Exit::Validation,
+                    step.clone(),
+                    format!(
+                        "error[{}]: step `{step}`: {why}\n  = help: {help}",
+                        Code::RUN_E011
+                    ),
+                ));
+            }
+            incremental::Plan::default()
+        }
+    };
+    if let Some(r) = &opts.resume {
+        log.event(
+            "run_resumed",
+            None,
+            json!({
+                "from_run_id": r.run_id,
+                "chunks": r.through.iter().map(|(k, (n, key))| (k.clone(), json!({"chunks": n, "through": key}))).collect::<serde_json::Map<String, Value>>(),
+            }),
+        );
+        log.log(
+            "INFO",
+            None,
+            &format!(
+                "resuming run {}: per-chunk writers continue after their last committed chunk",
+                r.run_id
+            ),
+        );
+    }
+    if preflight.is_none() {
+        incr.announce(&log);
+    }
 
-    let mut sched = Scheduler::new(&opts, log.clone(), plans);
+    let mut sched = Scheduler::new(&opts, log.clone(), plans, incr);
     let (status, failure) = match preflight {
         Some((exit, step, msg)) => {
             log.event("step_error", Some(&step), json!({ "error": msg }));
@@ -545,6 +603,10 @@ pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
             result
         }
     };
+    // Marks move only for extractors whose writers all committed.
+    sched.incr.settle(compiled, &log, &run_id, &profile, &|s| {
+        sched.state.get(s) == Some(&St::Done)
+    });
     // Retried steps' input journals went with their inputs; their directory goes when empty.
     let _ = std::fs::remove_dir(log.dir.join(".journal"));
 
@@ -805,6 +867,8 @@ struct Job {
     reload: Option<(ReloadConnections, String)>,
     /// input alias -> how to read it again when its extractor's stream failed mid-way.
     reruns: BTreeMap<String, Rerun>,
+    /// A writer that commits per chunk.
+    chunk: Option<incremental::ChunkPlan>,
 }
 
 impl Job {
@@ -825,6 +889,7 @@ impl Job {
             unsafe_reason,
             reload,
             reruns,
+            chunk,
         } = self;
         if cancel.load(Ordering::Relaxed) {
             let _ = tx.send(Ev::RunReturned {
@@ -850,6 +915,30 @@ impl Job {
             Some(&step),
             &format!("started ({component}, {})", provider.label),
         );
+        if let Some(plan) = chunk {
+            let result = run_chunks(
+                ChunkJob {
+                    step: step.clone(),
+                    component,
+                    provider,
+                    config,
+                    connection,
+                    stats,
+                    log,
+                    cancel,
+                },
+                plan,
+                inputs,
+            )
+            .await;
+            let _ = tx.send(Ev::RunReturned {
+                step,
+                result,
+                not_retried: None,
+            });
+            drop(permit);
+            return;
+        }
         // With retries, inputs are lent and journaled: the next attempt reads each again from its start, the
         // batches the failed attempt had read replayed from the journal (in the run directory, removed when
         // the step ends), so a writer whose session was lost mid-load loads every row exactly once.
@@ -1030,6 +1119,105 @@ impl Job {
     }
 }
 
+/// What a per-chunk writer runs with.
+struct ChunkJob {
+    step: String,
+    component: String,
+    provider: Provider,
+    config: Value,
+    connection: Option<Value>,
+    stats: Arc<StepStats>,
+    log: Arc<RunLog>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// Calls a per-chunk writer once per chunk of its input, each call its own transaction, and records each
+/// committed chunk (`chunk_committed`, with its last key) for `--resume`. The first chunk of a fresh run
+/// keeps the writer's mode; every later one (and every chunk of a resumed run) appends.
+async fn run_chunks(
+    job: ChunkJob,
+    plan: incremental::ChunkPlan,
+    inputs: Streams,
+) -> Result<Streams, PluginError> {
+    let Some((alias, input)) = inputs.into_iter().next() else {
+        return Err(PluginError::internal("a per-chunk writer got no input"));
+    };
+    let schema = input.schema();
+    let input = Arc::new(Mutex::new(input));
+    let (mut n, resumed) = match &plan.resumed {
+        Some((n, _)) => (*n, true),
+        None => (0, false),
+    };
+    loop {
+        if job.cancel.load(Ordering::Relaxed) {
+            return Err(PluginError::new(
+                ErrorKind::Cancelled,
+                "CANCELLED",
+                "the run stopped between two chunks",
+            ));
+        }
+        // The next chunk's first batch, or the end of the input.
+        let first = {
+            let shared = input.clone();
+            tokio::task::spawn_blocking(move || {
+                shared.lock().unwrap_or_else(|e| e.into_inner()).next()
+            })
+            .await
+            .map_err(|e| {
+                PluginError::internal(format!("reading the next chunk ended abnormally: {e}"))
+            })?
+        };
+        let first = match first {
+            None => break,
+            Some(Err(e)) => return Err(PluginError::from_arrow(&e)),
+            Some(Ok(b)) => b,
+        };
+        n += 1;
+        let last = Arc::new(Mutex::new(None));
+        let chunk = incremental::Chunk {
+            input: input.clone(),
+            schema: schema.clone(),
+            first: Some(first),
+            key: plan.key.clone(),
+            rows: plan.rows,
+            seen: 0,
+            last: last.clone(),
+        };
+        let rows_before = StepStats::get(&job.stats.rows_written).unwrap_or(0.0);
+        let config = if n > 1 || resumed {
+            incremental::append_only(job.config.clone())
+        } else {
+            job.config.clone()
+        };
+        let ctx: Arc<dyn ContextBackend> = Arc::new(StepCtx {
+            step: job.step.clone(),
+            log: job.log.clone(),
+            cancel: job.cancel.clone(),
+            connection: job.connection.clone(),
+            stats: job.stats.clone(),
+        });
+        let module = job.provider.module.clone();
+        let (c, s) = (job.component.clone(), job.step.clone());
+        let mut streams = Streams::new();
+        streams.insert(alias.clone(), Box::new(chunk) as BatchStream);
+        tokio::task::spawn_blocking(move || module.run(&c, &s, &config, ctx, streams))
+            .await
+            .unwrap_or_else(|e| {
+                Err(PluginError::internal(format!(
+                    "the step's task ended abnormally: {e}"
+                )))
+            })?;
+        let through = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let rows = StepStats::get(&job.stats.rows_written).unwrap_or(0.0) - rows_before;
+        job.log.event(
+            "chunk_committed",
+            Some(&job.step),
+            json!({ "chunk": n, "rows": json_number(rows), "key": plan.key, "through": through }),
+        );
+    }
+    Ok(Streams::new())
+}
+
 /// Where a retried step journals its input number `i`: `<run dir>/.journal/<step>.<i>.arrows`.
 fn journal_path(run_dir: &Path, step: &str, i: usize) -> PathBuf {
     let dir = run_dir.join(".journal");
@@ -1073,6 +1261,8 @@ struct Scheduler<'a> {
     rerun_by: BTreeMap<String, String>,
     /// Stream errors of such extractors, held until their writer returns (a rerun may cure them).
     stream_errors: BTreeMap<String, String>,
+    /// Incremental extractors and per-chunk writers.
+    incr: incremental::Plan,
     tx: UnboundedSender<Ev>,
     rx: UnboundedReceiver<Ev>,
 }
@@ -1082,6 +1272,7 @@ impl<'a> Scheduler<'a> {
         opts: &'a RunOptions,
         log: Arc<RunLog>,
         plans: BTreeMap<String, (Provider, Option<Value>)>,
+        incr: incremental::Plan,
     ) -> Self {
         let compiled = &opts.compiled;
         let mut consumers: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1129,6 +1320,7 @@ impl<'a> Scheduler<'a> {
             first_failure: None,
             rerun_by: BTreeMap::new(),
             stream_errors: BTreeMap::new(),
+            incr,
             tx,
             rx,
         }
@@ -1448,6 +1640,16 @@ impl<'a> Scheduler<'a> {
         });
     }
 
+    /// A step's config as its driver gets it: an extractor's read window, a writer's mode for a full refresh.
+    fn step_config(&self, id: &str) -> Value {
+        let config = self.compiled.driver_config(id);
+        match self.step(id).mode.as_str() {
+            "extract" => self.incr.extractor_config(id, config),
+            "write" => self.incr.writer_config(id, config),
+            _ => config,
+        }
+    }
+
     fn job(&mut self, s: &'a Step, inputs: Streams) -> Job {
         let (provider, connection) = self.plans[&s.id].clone();
         self.state.insert(s.id.clone(), St::Running);
@@ -1464,7 +1666,8 @@ impl<'a> Scheduler<'a> {
         } else {
             BTreeMap::new()
         };
-        let config = self.compiled.driver_config(&s.id);
+        let config = self.step_config(&s.id);
+        let chunk = self.incr.chunked.get(&s.id).cloned();
         let reference = config
             .get("connection")
             .and_then(Value::as_str)
@@ -1481,8 +1684,14 @@ impl<'a> Scheduler<'a> {
             log: self.log.clone(),
             cancel: self.cancel.clone(),
             tx: self.tx.clone(),
-            retries: if safe { self.retries } else { 0 },
+            // A per-chunk writer is not retried: each chunk is its own transaction, and `--resume` continues.
+            retries: if safe && chunk.is_none() {
+                self.retries
+            } else {
+                0
+            },
             unsafe_reason,
+            chunk,
             reload: match (&self.reload, reference) {
                 (Some(r), Some(reference)) => Some((r.clone(), reference)),
                 _ => None,
@@ -1506,7 +1715,8 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             let (provider, connection) = self.plans[&up].clone();
-            let config = self.compiled.driver_config(&up);
+            let config = self.step_config(&up);
+            let cursor = self.incr.incr.get(&up).map(|i| i.max.clone());
             let component = u.component.clone();
             let stats = self.stats[&up].clone();
             let (log, cancel, tx) = (self.log.clone(), self.cancel.clone(), self.tx.clone());
@@ -1532,6 +1742,13 @@ impl<'a> Scheduler<'a> {
                 stats.attempts.fetch_add(1, Ordering::Relaxed);
                 stats.live_rows.store(0, Ordering::Relaxed);
                 let _ = tx.send(Ev::Rerun { step: step.clone() });
+                let main: BatchStream = match &cursor {
+                    Some(max) => Box::new(incremental::Cursored {
+                        inner: main,
+                        max: max.clone(),
+                    }),
+                    None => main,
+                };
                 Ok(Box::new(Tracked::new(main, &step, stats.clone(), tx.clone())) as BatchStream)
             });
             self.rerun_by.insert(up.clone(), s.id.clone());
@@ -1722,6 +1939,13 @@ impl<'a> Scheduler<'a> {
             });
         }
         let Some(main) = main else { return };
+        let main: BatchStream = match self.incr.incr.get(step) {
+            Some(i) => Box::new(incremental::Cursored {
+                inner: main,
+                max: i.max.clone(),
+            }),
+            None => main,
+        };
         let mut t = track(main, &self.tx);
         match consumers {
             0 => self.spawn_blocking_task(move || {
