@@ -153,7 +153,7 @@ cargo_release() {
 build() {
     if want 3 || want 5 || want 7; then ensure_libduckdb; fi
     [[ $BUILD -eq 1 ]] || return 0
-    if want 1 || want 2 || want 4 || want 5 || want 6; then
+    if want 1 || want 2 || want 4 || want 5 || want 6 || want 8; then
         cargo_release -p osiris-host --no-default-features
         install -m 0755 "$TARGET_DIR/release/osiris" "$CORE"
     fi
