@@ -358,3 +358,41 @@ fn graphql_tls_validate_ssl_false_reads_from_a_self_signed_server() {
         "the warning is shown: {stderr}"
     );
 }
+
+#[test]
+fn graphql_incremental_sends_the_mark_as_a_variable_and_moves_it_after_the_write() {
+    let rec = |id: u32, at: &str| json!({"id": id, "updatedAt": at});
+    let server = serve(vec![
+        Reply::ok(json!({"data": {"items": [rec(1, "2026-01-01T00:00:00Z"), rec(2, "2026-01-02T00:00:00Z")]}})),
+        Reply::ok(json!({"data": {"items": [rec(3, "2026-01-03T00:00:00Z")]}})),
+    ])
+    .start();
+    let url = server.url("/graphql");
+    let p = project(
+        "gqlincr",
+        &format!(
+            "endpoint: {url}\nquery: \"query Items($since: String) {{ items(updatedAfter: $since) {{ id updatedAt }} }}\"\nvariables: {{ first: 100 }}\ndata_path: data.items\nincremental:\n  cursor: updatedAt\n  variable: since"
+        ),
+        &[],
+    );
+    for _ in 0..2 {
+        let o = osiris(p.path()).args(["run", "p.yaml"]).output();
+        let (stdout, stderr) = text(&o);
+        assert_eq!(code(&o), 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    }
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // The first run sends no mark (the query reads everything), the second the greatest `updatedAt` read.
+    assert_eq!(seen[0].json()["variables"], json!({"first": 100}));
+    assert_eq!(
+        seen[1].json()["variables"],
+        json!({"first": 100, "since": "2026-01-02T00:00:00Z"})
+    );
+    let state = json(&p.path().join(".osiris/state/default/gqlincr/fetch.json"));
+    assert_eq!(state["value"], json!(["2026-01-03T00:00:00Z"]), "{state}");
+    assert_eq!(state["kinds"], json!(["text"]));
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out.csv")).unwrap(),
+        "id,updatedAt\n3,2026-01-03T00:00:00Z\n"
+    );
+}

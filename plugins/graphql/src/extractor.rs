@@ -67,6 +67,38 @@ struct Config {
     retry_delay: f64,
     #[serde(default = "yes")]
     validate_ssl: bool,
+    #[serde(default)]
+    incremental: Option<Incremental>,
+    /// The host's read window (incremental runs): the mark goes into `incremental.variable`.
+    #[serde(default, rename = "_window")]
+    window: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Incremental {
+    cursor: Value,
+    variable: String,
+    #[serde(default)]
+    initial_value: Option<Value>,
+    #[serde(default)]
+    primary_key: Option<Value>,
+}
+
+impl Config {
+    /// The query variables: `variables`, plus the incremental mark (or `initial_value`) under
+    /// `incremental.variable` when the host passed a window. Without one the variable is not sent (null in the
+    /// query), so the first run reads everything.
+    fn variables(&self) -> Map<String, Value> {
+        let mut vars = self.variables.clone();
+        if let (Some(inc), Some(w)) = (&self.incremental, &self.window)
+            && let Some(v) = w.pointer("/where/0/values/0")
+        {
+            vars.insert(inc.variable.clone(), v.clone());
+        }
+        vars
+    }
 }
 
 fn default_pagination_path() -> String {
@@ -575,7 +607,7 @@ impl Driver for GraphqlExtractor {
         });
         let mut pager = Pager {
             client,
-            variables: cfg.variables.clone(),
+            variables: cfg.variables(),
             data_path: cfg.data_path.clone(),
             flatten: cfg.flatten_result,
             pagination,
