@@ -377,7 +377,8 @@ fn is_binary(data_type: &str) -> bool {
 
 /// Whether the values of input field `f` can go into target column `c`: the same kind of value, possibly
 /// wider or narrower (the server rejects a value that does not fit). A type change (text into a number or a
-/// time, a timestamp into an integer, a decimal with more integer digits than the column holds...) does not.
+/// time, a timestamp into an integer, a decimal with more integer digits than the DECIMAL column holds or with
+/// fractional digits into an integer column...) does not.
 fn fits(f: &arrow_schema::Field, c: &TargetCol) -> bool {
     use DataType as D;
     let t = c.data_type.as_str();
@@ -419,14 +420,9 @@ fn fits(f: &arrow_schema::Field, c: &TargetCol) -> bool {
                     _ => true,
                 }
             } else if ints {
-                let max = match t {
-                    "tinyint" => 2,
-                    "smallint" => 4,
-                    "mediumint" => 6,
-                    "int" => 9,
-                    _ => 18,
-                };
-                *s <= 0 && int_digits <= max
+                // Whole numbers (e.g. DuckDB's SUM of integers, Decimal128(38, 0)) are integers of some
+                // width; fractional digits would be rounded away.
+                *s <= 0
             } else {
                 texty || floats
             }
@@ -1109,6 +1105,14 @@ mod tests {
         assert!(!fits(
             &f(DataType::Decimal128(14, 1)),
             &col("decimal", Some(12), Some(2))
+        ));
+        assert!(fits(
+            &f(DataType::Decimal128(38, 0)),
+            &col("bigint", None, None)
+        ));
+        assert!(!fits(
+            &f(DataType::Decimal128(38, 2)),
+            &col("bigint", None, None)
         ));
         assert!(!fits(&f(DataType::Utf8), &col("int", None, None)));
         assert!(!fits(&f(DataType::Utf8), &col("datetime", None, None)));

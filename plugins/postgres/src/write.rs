@@ -684,7 +684,7 @@ fn numeric_typmod(t: &str) -> Option<(i64, i64)> {
 /// Whether the values of input field `f` can go into a target column of type `target` (as `format_type`
 /// spells it): the same kind of value, possibly wider or narrower (the server rejects a value that does not
 /// fit). A type change (text into a number or a time, a timestamp into an integer, a decimal with more integer
-/// digits than the column holds...) does not fit.
+/// digits than the numeric column holds, or with fractional digits into an integer column...) does not fit.
 fn fits(f: &arrow_schema::Field, target: &str) -> bool {
     use arrow_schema::DataType as D;
     let t = base_type(target);
@@ -728,12 +728,9 @@ fn fits(f: &arrow_schema::Field, target: &str) -> bool {
             if t == "numeric" {
                 numeric_typmod(target).is_none_or(|(tp, ts)| int_digits <= tp - ts)
             } else if ints {
-                let max = match t {
-                    "smallint" => 4,
-                    "integer" => 9,
-                    _ => 18,
-                };
-                *s <= 0 && int_digits <= max
+                // Whole numbers (e.g. DuckDB's SUM of integers, Decimal128(38, 0)) are integers of some
+                // width; fractional digits would be rounded away.
+                *s <= 0
             } else {
                 texty || floats
             }
@@ -810,6 +807,7 @@ mod type_tests {
             (DataType::Decimal128(10, 2), "numeric(12,4)"),
             (DataType::Decimal128(38, 10), "numeric"),
             (DataType::Decimal128(9, 0), "integer"),
+            (DataType::Decimal128(38, 0), "bigint"),
             (DataType::FixedSizeBinary(16), "uuid"),
             (DataType::FixedSizeBinary(16), "bytea"),
             (ts.clone(), "timestamp(3) with time zone"),
@@ -823,7 +821,6 @@ mod type_tests {
             (DataType::Utf8, "timestamp without time zone"),
             (ts.clone(), "integer"),
             (DataType::Decimal128(14, 1), "numeric(12,2)"),
-            (DataType::Decimal128(10, 0), "integer"),
             (DataType::Decimal128(10, 2), "bigint"),
             (DataType::Float64, "integer"),
             (DataType::Boolean, "integer"),
