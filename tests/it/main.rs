@@ -16,6 +16,7 @@ mod dbutil;
 mod discovery;
 mod docs;
 mod envelopes;
+mod evolution;
 mod faults;
 mod graphql;
 mod incremental;

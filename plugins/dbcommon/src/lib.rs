@@ -7,6 +7,8 @@
 //! - [`cancel`]: waiting for something (a connection attempt) that stops as soon as the host cancels the step.
 //! - [`fields`]: reading the merged connection and step fields (`connect_timeout` and friends).
 //! - [`window`]: the read window the host passes for incremental and chunked loads, as SQL.
+//! - [`evolution`]: a writer's `schema_evolution`: which input columns are added or left out, or the one error
+//!   naming every column the input and the target table disagree on.
 //! - `testing` (feature `testing`): throw-away databases on the local MariaDB and PostgreSQL servers and the
 //!   compliance runs both plugins' tests share.
 //!
@@ -18,6 +20,7 @@
 //! the label a [`Database`] gives (which holds no secret).
 
 pub mod cancel;
+pub mod evolution;
 pub mod fields;
 pub mod pool;
 #[cfg(any(test, feature = "testing"))]

@@ -587,7 +587,18 @@ async fn stream(
             col.decimals(),
             col.character_set(),
         );
-        fields.push(Field::new(col.name_str().as_ref(), dec.data_type(), true));
+        let mut field = Field::new(col.name_str().as_ref(), dec.data_type(), true);
+        // MySQL's JSON columns (MariaDB's JSON is a LONGTEXT and arrives as text).
+        if col.column_type() == mysql_async::consts::ColumnType::MYSQL_TYPE_JSON {
+            field = field.with_metadata(
+                [(
+                    crate::write::EXTENSION_KEY.to_string(),
+                    crate::write::JSON_EXTENSION.to_string(),
+                )]
+                .into(),
+            );
+        }
+        fields.push(field);
         decs.push(dec);
     }
     let schema = Arc::new(Schema::new(fields));

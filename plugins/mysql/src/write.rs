@@ -4,7 +4,8 @@
 //! Invariant: the target table is either fully written or exactly as before. Rows go in one InnoDB transaction
 //! committed only after the whole input was read and inserted without error; on any error it is rolled back.
 //! MySQL commits DDL implicitly, so a table created by `create_table` is created before the transaction and
-//! dropped again when the write fails.
+//! dropped again when the write fails; columns added for `schema_evolution: add_columns` are added before the
+//! transaction too and stay (empty, nullable) when the load fails.
 //!
 //! The session comes from the pool and goes back only after the commit (reset on the way); after any error it
 //! is rolled back and closed, never reused.
@@ -21,6 +22,7 @@ use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, TimeUnit};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
+use osiris_plugin_dbcommon::evolution::{Difference, Evolution};
 use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -44,7 +46,65 @@ struct Plan {
     mysql_type: String,
 }
 
-fn plan(dt: &DataType, key: bool) -> Result<Plan, String> {
+/// The field metadata key naming an Arrow extension type.
+pub const EXTENSION_KEY: &str = "ARROW:extension:name";
+/// Arrow's canonical JSON extension (storage Utf8): a created column is `JSON`.
+pub const JSON_EXTENSION: &str = "arrow.json";
+/// A UUID in its 36-character text form (storage Utf8), as postgres.extractor marks uuid columns.
+const UUID_TEXT_EXTENSION: &str = "osiris.uuid";
+
+/// The extension type named on a field, if any.
+fn extension(f: &arrow_schema::Field) -> Option<&str> {
+    f.metadata().get(EXTENSION_KEY).map(String::as_str)
+}
+
+fn is_string(dt: &DataType) -> bool {
+    match dt {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_string(v),
+        _ => false,
+    }
+}
+
+/// How an input field is written: JSON text becomes a `JSON` column, a UUID (16 bytes, or its text form) a
+/// `CHAR(36)` holding its text form; everything else by its Arrow type ([`type_plan`]).
+fn plan(f: &arrow_schema::Field, key: bool) -> Result<Plan, String> {
+    let dt = f.data_type();
+    if is_string(dt) {
+        match extension(f) {
+            Some(JSON_EXTENSION) if !key => {
+                return Ok(Plan {
+                    canonical: DataType::Utf8,
+                    mysql_type: "JSON".into(),
+                });
+            }
+            Some(UUID_TEXT_EXTENSION) => {
+                return Ok(Plan {
+                    canonical: DataType::Utf8,
+                    mysql_type: "CHAR(36)".into(),
+                });
+            }
+            _ => {}
+        }
+    }
+    if *dt == DataType::FixedSizeBinary(16) {
+        return Ok(Plan {
+            canonical: DataType::FixedSizeBinary(16),
+            mysql_type: "CHAR(36)".into(),
+        });
+    }
+    type_plan(dt, key)
+}
+
+/// The plan of a 16-byte UUID going into an existing binary column instead: its bytes.
+fn as_bytes() -> Plan {
+    Plan {
+        canonical: DataType::Binary,
+        mysql_type: "LONGBLOB".into(),
+    }
+}
+
+fn type_plan(dt: &DataType, key: bool) -> Result<Plan, String> {
     use DataType as D;
     let (canonical, ty): (DataType, String) = match dt {
         D::Boolean => (D::Boolean, "TINYINT(1)".into()),
@@ -121,7 +181,16 @@ fn plan(dt: &DataType, key: bool) -> Result<Plan, String> {
 /// [`SHOWN`]): a timestamp loses its zone (its values are UTC instants, which is what a session in UTC
 /// reads), a decimal gets the widest precision of its type (the display cuts digits beyond the precision).
 fn canonical(a: &ArrayRef, p: &Plan) -> Result<ArrayRef, String> {
-    let c = if a.data_type() == &p.canonical {
+    let c = if *a.data_type() == DataType::FixedSizeBinary(16)
+        && p.canonical == DataType::FixedSizeBinary(16)
+    {
+        let u: arrow_array::StringArray = a
+            .as_fixed_size_binary()
+            .iter()
+            .map(|v| v.map(uuid_text))
+            .collect();
+        Arc::new(u)
+    } else if a.data_type() == &p.canonical {
         a.clone()
     } else if let DataType::FixedSizeBinary(_) = a.data_type() {
         let b: arrow_array::BinaryArray = a.as_fixed_size_binary().iter().collect();
@@ -139,6 +208,18 @@ fn canonical(a: &ArrayRef, p: &Plan) -> Result<ArrayRef, String> {
         DataType::Decimal256(_, s) => Arc::new(widest::<Decimal256Type>(&c, *s)?),
         _ => c,
     })
+}
+
+/// The text form of a 16-byte UUID (`8-4-4-4-12` lowercase hex digits).
+fn uuid_text(b: &[u8]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
 }
 
 /// A decimal column at its type's widest precision, refused when a value has more digits than that (which a
@@ -279,6 +360,82 @@ fn literal(out: &mut String, col: &ArrayRef, row: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// An input column's type as messages name it: its Arrow type, and its extension type when it has one.
+fn input_type(f: &arrow_schema::Field) -> String {
+    match extension(f) {
+        Some(ext) => format!("{} ({ext})", f.data_type()),
+        None => f.data_type().to_string(),
+    }
+}
+
+fn is_binary(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+    )
+}
+
+/// Whether the values of input field `f` can go into target column `c`: the same kind of value, possibly
+/// wider or narrower (the server rejects a value that does not fit). A type change (text into a number or a
+/// time, a timestamp into an integer, a decimal with more integer digits than the DECIMAL column holds or with
+/// fractional digits into an integer column...) does not.
+fn fits(f: &arrow_schema::Field, c: &TargetCol) -> bool {
+    use DataType as D;
+    let t = c.data_type.as_str();
+    let texty = matches!(
+        t,
+        "char"
+            | "varchar"
+            | "tinytext"
+            | "text"
+            | "mediumtext"
+            | "longtext"
+            | "enum"
+            | "set"
+            | "json"
+    );
+    let ints = matches!(t, "tinyint" | "smallint" | "mediumint" | "int" | "bigint");
+    let floats = matches!(t, "float" | "double" | "real");
+    let times = matches!(t, "date" | "datetime" | "timestamp" | "time" | "year");
+    let dt = f.data_type();
+    let dt = match dt {
+        D::Dictionary(_, v) => v.as_ref(),
+        _ => dt,
+    };
+    match dt {
+        D::Null => true,
+        D::Utf8 | D::LargeUtf8 | D::Utf8View => {
+            !(ints || floats || times || matches!(t, "decimal" | "bit"))
+        }
+        D::Boolean => texty || ints || t == "bit",
+        D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => {
+            texty || ints || floats || matches!(t, "decimal" | "bit" | "year")
+        }
+        D::Float16 | D::Float32 | D::Float64 => texty || floats || t == "decimal",
+        D::Decimal32(p, s) | D::Decimal64(p, s) | D::Decimal128(p, s) | D::Decimal256(p, s) => {
+            let int_digits = *p as i64 - *s as i64;
+            if t == "decimal" {
+                match (c.precision, c.scale) {
+                    (Some(tp), Some(ts)) => int_digits <= tp as i64 - ts as i64,
+                    _ => true,
+                }
+            } else if ints {
+                // Whole numbers (e.g. DuckDB's SUM of integers, Decimal128(38, 0)) are integers of some
+                // width; fractional digits would be rounded away.
+                *s <= 0
+            } else {
+                texty || floats
+            }
+        }
+        D::Binary | D::LargeBinary | D::BinaryView => is_binary(t),
+        D::FixedSizeBinary(n) => is_binary(t) || (*n == 16 && (texty || t == "uuid")),
+        D::Date32 | D::Date64 => texty || matches!(t, "date" | "datetime" | "timestamp"),
+        D::Timestamp(..) => texty || matches!(t, "datetime" | "timestamp"),
+        D::Time32(_) | D::Time64(_) | D::Duration(_) => texty || t == "time",
+        _ => false,
+    }
+}
+
 impl Driver for Writer {
     fn run(
         &self,
@@ -349,12 +506,14 @@ impl Driver for Writer {
                 }
             },
         };
+        let evolution = Evolution::from_fields(&m, "MYSQL-CONFIG")?;
         let job = Job {
             settings,
             table,
             mode,
             keys,
             create,
+            evolution,
             batch_rows,
             ctx: ctx.clone(),
         };
@@ -377,8 +536,23 @@ struct Job {
     mode: Mode,
     keys: Vec<String>,
     create: bool,
+    evolution: Evolution,
     batch_rows: usize,
     ctx: Context,
+}
+
+/// The columns a load writes: their names, plans, and indices among the input's columns.
+type Written = (Vec<String>, Vec<Plan>, Vec<usize>);
+
+/// A target column as information_schema.COLUMNS describes it.
+struct TargetCol {
+    name: String,
+    /// `DATA_TYPE`: the type's name without modifiers (`int`, `decimal`, `varchar`, ...).
+    data_type: String,
+    /// `COLUMN_TYPE`: the type as declared (`int(11)`, `decimal(10,2)`), as messages name it.
+    column_type: String,
+    precision: Option<u64>,
+    scale: Option<u64>,
 }
 
 impl Job {
@@ -425,7 +599,8 @@ impl Job {
         let target = ident(&self.table);
         let schema = input.schema();
         let (names, plans) = self.plans(&schema)?;
-        self.prepare_table(rt, c, &target, &names, &plans, created)?;
+        let (names, plans, keep) =
+            self.prepare_table(rt, c, &target, &schema, (names, plans), created)?;
 
         rt.block_on(c.query_drop("START TRANSACTION"))
             .map_err(|e| conn::db_error(&e, "starting the transaction"))?;
@@ -440,7 +615,14 @@ impl Job {
             .join(", ");
         let head = format!("INSERT INTO {target} ({col_list}) VALUES ");
         let tail = self.on_duplicate(&names);
-        let rows = self.insert_all(rt, c, input, (&names, &plans), (&head, &tail), &target)?;
+        let rows = self.insert_all(
+            rt,
+            c,
+            input,
+            (&names, &plans, &keep),
+            (&head, &tail),
+            &target,
+        )?;
         rt.block_on(c.query_drop("COMMIT"))
             .map_err(|e| conn::db_error(&e, "committing the transaction"))?;
         Ok(rows)
@@ -455,7 +637,7 @@ impl Job {
         let mut plans = Vec::new();
         for f in schema.fields() {
             let key = self.keys.contains(f.name());
-            plans.push(plan(f.data_type(), key).map_err(|why| {
+            plans.push(plan(f, key).map_err(|why| {
                 PluginError::new(
                     ErrorKind::Data,
                     "MYSQL-TYPE",
@@ -471,16 +653,18 @@ impl Job {
     }
 
     /// The target table as the load needs it: created from the input's columns when missing (and allowed),
-    /// holding every input column, with a unique key for an upsert.
+    /// compared with the input under `schema_evolution` (new columns added before the load's transaction, as
+    /// MySQL commits DDL at once, or left out), with a unique key for an upsert. Returns the names, plans and
+    /// input indices of the columns to write.
     fn prepare_table(
         &self,
         rt: &tokio::runtime::Runtime,
         c: &mut Conn,
         target: &str,
-        names: &[String],
-        plans: &[Plan],
+        schema: &arrow_schema::Schema,
+        (names, plans): (Vec<String>, Vec<Plan>),
         created: &mut bool,
-    ) -> Result<(), PluginError> {
+    ) -> Result<Written, PluginError> {
         let db: Option<String> = rt
             .block_on(c.query_first("SELECT DATABASE()"))
             .map_err(|e| conn::db_error(&e, "asking for the current database"))?
@@ -501,7 +685,7 @@ impl Job {
             }
             let mut defs: Vec<String> = names
                 .iter()
-                .zip(plans)
+                .zip(&plans)
                 .map(|(n, p)| format!("{} {}", ident(n), p.mysql_type))
                 .collect();
             if !self.keys.is_empty() {
@@ -524,31 +708,97 @@ impl Job {
             self.ctx.info(&format!("created table {target}"));
             cols = self.columns(rt, c, &db)?;
         }
-        for n in names {
-            if !cols.contains(n) {
-                let hint = match cols.iter().find(|c| c.eq_ignore_ascii_case(n)) {
-                    Some(c) => format!(" (it has `{c}`)"),
-                    None => String::new(),
-                };
-                return Err(PluginError::new(
-                    ErrorKind::Config,
-                    "MYSQL-COLUMN",
-                    format!("table {target} has no column `{n}`{hint}"),
-                )
-                .with_help(format!(
-                    "its columns: {}; rename or drop the input column upstream",
-                    cols.iter()
-                        .map(|c| format!("`{c}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+        let mut diffs = Vec::new();
+        for f in schema.fields() {
+            let input = input_type(f);
+            let column = f.name().clone();
+            match cols.iter().find(|c| &c.name == f.name()) {
+                Some(c) if fits(f, c) => {}
+                Some(c) => diffs.push(Difference::TypeChange {
+                    column,
+                    input,
+                    target: c.column_type.clone(),
+                }),
+                None => match cols.iter().find(|c| c.name.eq_ignore_ascii_case(f.name())) {
+                    Some(c) => diffs.push(Difference::CaseOnly {
+                        column,
+                        input,
+                        has: c.name.clone(),
+                    }),
+                    None => diffs.push(Difference::Missing { column, input }),
+                },
             }
+        }
+        let res = self.evolution.resolve(&diffs, target, "MYSQL-SCHEMA")?;
+        if !res.add.is_empty() {
+            let adds: Vec<String> = res
+                .add
+                .iter()
+                .map(|n| {
+                    let i = schema.index_of(n).expect("an input column");
+                    format!("ADD COLUMN {} {} NULL", ident(n), plans[i].mysql_type)
+                })
+                .collect();
+            rt.block_on(c.query_drop(format!("ALTER TABLE {target} {}", adds.join(", "))))
+                .map_err(|e| conn::db_error(&e, &format!("adding columns to {target}")))?;
+            self.ctx.info(&format!(
+                "added column(s) {} to {target}",
+                res.add
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            cols = self.columns(rt, c, &db)?;
+        }
+        if !res.drop.is_empty() {
+            self.ctx.info(&format!(
+                "not writing input column(s) {}: {target} has no such column (schema_evolution: ignore_extra)",
+                res.drop
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let keep: Vec<usize> = (0..names.len())
+            .filter(|&i| !res.drop.contains(&names[i]))
+            .collect();
+        if keep.is_empty() {
+            return Err(PluginError::new(
+                ErrorKind::Config,
+                "MYSQL-SCHEMA",
+                format!(
+                    "table {target} has none of the input's columns: there is nothing to write"
+                ),
+            )
+            .with_help("check `table`, or rename the input columns upstream"));
+        }
+        let mut kept_names = Vec::new();
+        let mut kept_plans = Vec::new();
+        for &i in &keep {
+            let col = cols.iter().find(|c| c.name == names[i]).ok_or_else(|| {
+                PluginError::internal(format!("column `{}` of {target} is not visible", names[i]))
+            })?;
+            // A 16-byte binary input goes into an existing binary column as its bytes.
+            let p = if plans[i].canonical == DataType::FixedSizeBinary(16)
+                && is_binary(&col.data_type)
+            {
+                as_bytes()
+            } else {
+                Plan {
+                    canonical: plans[i].canonical.clone(),
+                    mysql_type: plans[i].mysql_type.clone(),
+                }
+            };
+            kept_names.push(names[i].clone());
+            kept_plans.push(p);
         }
         if self.mode == Mode::Upsert {
             self.check_unique_key(rt, c, &db)?;
         }
 
-        Ok(())
+        Ok((kept_names, kept_plans, keep))
     }
 
     /// `ON DUPLICATE KEY UPDATE ...` of an upsert (empty otherwise).
@@ -578,7 +828,7 @@ impl Job {
         rt: &tokio::runtime::Runtime,
         c: &mut Conn,
         input: &mut Box<dyn RecordBatchReader + Send>,
-        (names, plans): (&[String], &[Plan]),
+        (names, plans, keep): (&[String], &[Plan], &[usize]),
         (head, tail): (&str, &str),
         target: &str,
     ) -> Result<u64, PluginError> {
@@ -595,6 +845,9 @@ impl Job {
                 )
             })?;
             self.ctx.check_cancelled()?;
+            let batch = batch.project(keep).map_err(|e| {
+                PluginError::internal(format!("selecting the written columns: {e}"))
+            })?;
             let batch = self.canonical(&batch, plans)?;
             let literals = batch
                 .columns()
@@ -666,13 +919,28 @@ impl Job {
         rt: &tokio::runtime::Runtime,
         c: &mut Conn,
         db: &str,
-    ) -> Result<Vec<String>, PluginError> {
-        rt.block_on(c.exec::<String, _, _>(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-            (db, &self.table),
-        ))
-        .map_err(|e| conn::db_error(&e, "reading the table's columns"))
+    ) -> Result<Vec<TargetCol>, PluginError> {
+        type Row = (String, String, String, Option<u64>, Option<u64>);
+        let rows: Vec<Row> = rt
+            .block_on(c.exec(
+                "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE \
+                 FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (db, &self.table),
+            ))
+            .map_err(|e| conn::db_error(&e, "reading the table's columns"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(name, data_type, column_type, precision, scale)| TargetCol {
+                    name,
+                    data_type,
+                    column_type,
+                    precision,
+                    scale,
+                },
+            )
+            .collect())
     }
 
     fn check_unique_key(
@@ -754,7 +1022,7 @@ mod tests {
 
     /// The SQL literals of every value of `a` as the writer renders them, after the canonical conversion.
     fn rendered(a: ArrayRef) -> Vec<String> {
-        let p = plan(a.data_type(), false).unwrap();
+        let p = type_plan(a.data_type(), false).unwrap();
         let c = canonical(&a, &p).unwrap();
         let literals = Literals::new(&c).unwrap();
         (0..c.len())
@@ -767,6 +1035,92 @@ mod tests {
     }
 
     const DAY: i64 = 86_400_000_000;
+
+    #[test]
+    fn created_columns_keep_the_input_types_and_refuse_what_mysql_cannot_hold() {
+        use arrow_schema::Field;
+        let made = |f: Field| plan(&f, false).map(|p| p.mysql_type);
+        let json = Field::new("c", DataType::Utf8, true)
+            .with_metadata([(EXTENSION_KEY.to_string(), JSON_EXTENSION.to_string())].into());
+        assert_eq!(made(json).unwrap(), "JSON");
+        assert_eq!(
+            made(Field::new("c", DataType::FixedSizeBinary(16), true)).unwrap(),
+            "CHAR(36)"
+        );
+        assert_eq!(
+            made(Field::new("c", DataType::Decimal128(20, 4), true)).unwrap(),
+            "DECIMAL(20,4)"
+        );
+        assert_eq!(
+            made(Field::new(
+                "c",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true
+            ))
+            .unwrap(),
+            "DATETIME(6)"
+        );
+        let why = made(Field::new("c", DataType::Decimal256(70, 2), true)).unwrap_err();
+        assert!(why.contains("at most 65 digits"), "{why}");
+        // A 16-byte UUID is written in its text form.
+        let u: ArrayRef = Arc::new(
+            arrow_array::FixedSizeBinaryArray::try_from_iter(
+                [[
+                    0xa0u8, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd,
+                    0x38, 0x0a, 0x11,
+                ]]
+                .into_iter(),
+            )
+            .unwrap(),
+        );
+        let p = plan(&Field::new("c", DataType::FixedSizeBinary(16), true), false).unwrap();
+        let c = canonical(&u, &p).unwrap();
+        assert_eq!(
+            c.as_string::<i32>().value(0),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        );
+    }
+
+    #[test]
+    fn a_type_change_does_not_fit_and_widths_do() {
+        let col = |data_type: &str, precision: Option<u64>, scale: Option<u64>| TargetCol {
+            name: "c".into(),
+            data_type: data_type.into(),
+            column_type: data_type.into(),
+            precision,
+            scale,
+        };
+        let f = |dt: DataType| arrow_schema::Field::new("c", dt, true);
+        assert!(fits(&f(DataType::Int32), &col("bigint", None, None)));
+        assert!(fits(
+            &f(DataType::Int64),
+            &col("decimal", Some(10), Some(2))
+        ));
+        assert!(fits(&f(DataType::Utf8), &col("varchar", None, None)));
+        assert!(fits(&f(DataType::Date32), &col("datetime", None, None)));
+        assert!(fits(
+            &f(DataType::Decimal128(10, 2)),
+            &col("decimal", Some(12), Some(2))
+        ));
+        assert!(!fits(
+            &f(DataType::Decimal128(14, 1)),
+            &col("decimal", Some(12), Some(2))
+        ));
+        assert!(fits(
+            &f(DataType::Decimal128(38, 0)),
+            &col("bigint", None, None)
+        ));
+        assert!(!fits(
+            &f(DataType::Decimal128(38, 2)),
+            &col("bigint", None, None)
+        ));
+        assert!(!fits(&f(DataType::Utf8), &col("int", None, None)));
+        assert!(!fits(&f(DataType::Utf8), &col("datetime", None, None)));
+        assert!(!fits(
+            &f(DataType::Timestamp(TimeUnit::Microsecond, None)),
+            &col("int", None, None)
+        ));
+    }
 
     #[test]
     fn dates_render_as_mysql_reads_them() {
@@ -876,7 +1230,7 @@ mod tests {
         assert_eq!(rendered(d(vec![Some(1_234_567)], 5, 2)), ["12345.67"]);
         // More than Decimal128 holds at all: refused rather than cut short.
         let a = d(vec![Some(10i128.pow(38))], 38, 0);
-        let why = canonical(&a, &plan(a.data_type(), false).unwrap()).unwrap_err();
+        let why = canonical(&a, &type_plan(a.data_type(), false).unwrap()).unwrap_err();
         assert!(why.contains("too large"), "{why}");
         let max = 10i128.pow(38) - 1;
         assert_eq!(

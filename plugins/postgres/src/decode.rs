@@ -75,6 +75,20 @@ impl Dec {
     }
 }
 
+/// The Arrow extension type a column of type `ty` is marked with (field metadata `ARROW:extension:name`), so a
+/// writer can create the same kind of column: `arrow.json` for json and jsonb, `osiris.uuid` (text form) for
+/// uuid.
+pub fn extension_for(ty: &Type) -> Option<&'static str> {
+    if let Kind::Domain(base) = ty.kind() {
+        return extension_for(base);
+    }
+    match *ty {
+        Type::JSON | Type::JSONB => Some(crate::encode::JSON_EXTENSION),
+        Type::UUID => Some(crate::encode::UUID_TEXT_EXTENSION),
+        _ => None,
+    }
+}
+
 /// The decoder for a column of type `ty` with type modifier `typmod`; `None` means "read it as text".
 pub fn decoder_for(ty: &Type, typmod: i32) -> Option<Dec> {
     if let Kind::Domain(base) = ty.kind() {

@@ -15,15 +15,75 @@ use arrow_schema::{DataType, IntervalUnit, TimeUnit};
 
 use crate::decode::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 
-/// How an Arrow column is staged: the canonical Arrow type it is cast to and its PostgreSQL type.
+/// How an Arrow column is staged: the canonical Arrow type it is cast to and its PostgreSQL type, and the
+/// column type a table created (or a column added) for it gets.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub canonical: DataType,
     pub pg_type: String,
+    /// The type of a column made for the input column: `pg_type`, except for JSON text (`jsonb`) and UUIDs
+    /// in text form (`uuid`), which are staged as `text`.
+    pub column_type: String,
+}
+
+/// The field metadata key naming an Arrow extension type.
+pub const EXTENSION_KEY: &str = "ARROW:extension:name";
+/// Arrow's canonical JSON extension (storage Utf8): the extractors put it on json/jsonb (JSON) columns.
+pub const JSON_EXTENSION: &str = "arrow.json";
+/// A UUID in its 36-character text form (storage Utf8): postgres.extractor puts it on uuid columns.
+pub const UUID_TEXT_EXTENSION: &str = "osiris.uuid";
+
+/// The extension type named on a field, if any.
+pub fn extension(f: &arrow_schema::Field) -> Option<&str> {
+    f.metadata().get(EXTENSION_KEY).map(String::as_str)
+}
+
+fn is_string(dt: &DataType) -> bool {
+    match dt {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_string(v),
+        _ => false,
+    }
+}
+
+/// The staging plan of an input field, or why it cannot be stored.
+pub fn plan(f: &arrow_schema::Field) -> Result<Plan, String> {
+    let dt = f.data_type();
+    if is_string(dt) {
+        let made = match extension(f) {
+            Some(JSON_EXTENSION) => Some("jsonb"),
+            Some(UUID_TEXT_EXTENSION) => Some("uuid"),
+            _ => None,
+        };
+        if let Some(made) = made {
+            return Ok(Plan {
+                canonical: DataType::Utf8,
+                pg_type: "text".into(),
+                column_type: made.into(),
+            });
+        }
+    }
+    if *dt == DataType::FixedSizeBinary(16) {
+        return Ok(Plan {
+            canonical: DataType::FixedSizeBinary(16),
+            pg_type: "uuid".into(),
+            column_type: "uuid".into(),
+        });
+    }
+    type_plan(dt)
+}
+
+/// The plan of a 16-byte UUID going into an existing `bytea` column instead: its bytes.
+pub fn as_bytea(p: &Plan) -> Plan {
+    Plan {
+        canonical: DataType::Binary,
+        pg_type: "bytea".into(),
+        column_type: p.column_type.clone(),
+    }
 }
 
 /// The staging plan of an Arrow type, or why it cannot be stored.
-pub fn plan(dt: &DataType) -> Result<Plan, String> {
+fn type_plan(dt: &DataType) -> Result<Plan, String> {
     use DataType as D;
     let (canonical, pg): (DataType, String) = match dt {
         D::Boolean => (D::Boolean, "boolean".into()),
@@ -64,6 +124,7 @@ pub fn plan(dt: &DataType) -> Result<Plan, String> {
     };
     Ok(Plan {
         canonical,
+        column_type: pg.clone(),
         pg_type: pg,
     })
 }
@@ -165,6 +226,7 @@ fn encode_value(col: &ArrayRef, row: usize, out: &mut Vec<u8>) -> Result<(), Str
         }
         D::Utf8 => fixed(out, col.as_string::<i32>().value(row).as_bytes()),
         D::Binary => fixed(out, col.as_binary::<i32>().value(row)),
+        D::FixedSizeBinary(16) => fixed(out, col.as_fixed_size_binary().value(row)),
         D::Date32 => {
             let d = col.as_primitive::<Date32Type>().value(row) - PG_EPOCH_DAYS;
             fixed(out, &d.to_be_bytes())
@@ -275,6 +337,50 @@ mod tests {
             scale as usize,
         );
         crate::decode::numeric(&out[4..], scale).unwrap()
+    }
+
+    #[test]
+    fn created_columns_keep_the_input_types() {
+        use arrow_schema::Field;
+        let made = |f: Field| plan(&f).unwrap().column_type;
+        let ext = |name: &str| {
+            Field::new("c", DataType::Utf8, true)
+                .with_metadata([(EXTENSION_KEY.to_string(), name.to_string())].into())
+        };
+        assert_eq!(made(ext(JSON_EXTENSION)), "jsonb");
+        assert_eq!(made(ext(UUID_TEXT_EXTENSION)), "uuid");
+        assert_eq!(made(Field::new("c", DataType::Utf8, true)), "text");
+        assert_eq!(
+            made(Field::new("c", DataType::FixedSizeBinary(16), true)),
+            "uuid"
+        );
+        assert_eq!(made(Field::new("c", DataType::Binary, true)), "bytea");
+        assert_eq!(
+            made(Field::new("c", DataType::Decimal128(20, 4), true)),
+            "numeric(20,4)"
+        );
+        assert_eq!(
+            made(Field::new("c", DataType::Decimal256(60, 10), true)),
+            "numeric(60,10)"
+        );
+        assert_eq!(
+            made(Field::new(
+                "c",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true
+            )),
+            "timestamp"
+        );
+        assert_eq!(
+            made(Field::new(
+                "c",
+                DataType::Timestamp(TimeUnit::Second, Some("+02:00".into())),
+                true
+            )),
+            "timestamptz"
+        );
+        // JSON is staged as text and cast into the jsonb column.
+        assert_eq!(plan(&ext(JSON_EXTENSION)).unwrap().pg_type, "text");
     }
 
     #[test]

@@ -190,7 +190,13 @@ impl Job {
             match decoder_for(col.type_(), col.type_modifier()) {
                 Some(dec) => {
                     select.push(format!("q.{}", ident(&name)));
-                    fields.push(Field::new(&name, dec.data_type(), true));
+                    let mut field = Field::new(&name, dec.data_type(), true);
+                    if let Some(ext) = crate::decode::extension_for(col.type_()) {
+                        field = field.with_metadata(
+                            [(crate::encode::EXTENSION_KEY.to_string(), ext.to_string())].into(),
+                        );
+                    }
+                    fields.push(field);
                     decs.push(dec);
                 }
                 None => {

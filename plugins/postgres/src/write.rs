@@ -4,9 +4,9 @@
 //! UPDATE` for upsert), all inside one transaction.
 //!
 //! Invariant: the target table is either fully written or exactly as before. Everything (creating a missing
-//! table, removing old rows for `replace`, the insert) happens in one transaction that is committed only
-//! after the whole input was read without error; any error, including one raised by an upstream step while
-//! its stream is pulled, rolls it back.
+//! table, adding the input's new columns for `schema_evolution: add_columns`, removing old rows for `replace`,
+//! the insert) happens in one transaction that is committed only after the whole input was read without
+//! error; any error, including one raised by an upstream step while its stream is pulled, rolls it back.
 //!
 //! The session comes from the pool and goes back only after the commit; after any error it is rolled back and
 //! closed, never reused.
@@ -17,6 +17,7 @@ use crate::pool;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
 use futures_util::SinkExt;
+use osiris_plugin_dbcommon::evolution::{Difference, Evolution};
 use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -115,6 +116,7 @@ impl Driver for Writer {
             .and_then(Value::as_u64)
             .map(|b| b.clamp(1, 100_000) as usize)
             .unwrap_or(1000);
+        let evolution = Evolution::from_fields(&m, &format!("{}-CONFIG", self.flavor.prefix()))?;
         let input = single_input(step_id, inputs)?;
         let job = Job {
             settings,
@@ -122,6 +124,7 @@ impl Driver for Writer {
             mode,
             pk,
             create,
+            evolution,
             chunk_rows,
             ctx: ctx.clone(),
         };
@@ -152,6 +155,7 @@ struct Job {
     mode: Mode,
     pk: Vec<String>,
     create: bool,
+    evolution: Evolution,
     chunk_rows: usize,
     ctx: Context,
 }
@@ -217,7 +221,28 @@ impl Job {
         let target = qualified(&self.settings.schema, &self.table);
         let (names, plans) = self.plans(&schema)?;
         let cols = self.target_table(rt, client, &target, &names, &plans)?;
-        let targets = self.matching(&cols, &names, &target)?;
+        let (cols, keep) = self.evolve(rt, client, &target, &schema, &plans, cols)?;
+        let names: Vec<String> = keep.iter().map(|&i| names[i].clone()).collect();
+        let by_name: BTreeMap<&str, &TargetCol> =
+            cols.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut targets: Vec<&TargetCol> = Vec::new();
+        for n in &names {
+            targets.push(by_name.get(n.as_str()).copied().ok_or_else(|| {
+                PluginError::internal(format!("column `{n}` of {target} is not visible"))
+            })?);
+        }
+        // A 16-byte binary input staged as uuid goes into an existing bytea column as its bytes.
+        let plans: Vec<Plan> = keep
+            .iter()
+            .zip(&targets)
+            .map(|(&i, t)| {
+                if plans[i].pg_type == "uuid" && base_type(&t.pg_type) == "bytea" {
+                    encode::as_bytea(&plans[i])
+                } else {
+                    plans[i].clone()
+                }
+            })
+            .collect();
 
         let col_list = names
             .iter()
@@ -240,7 +265,7 @@ impl Job {
                     .map_err(|e| self.err(&e, &format!("removing the rows of {target}")))?;
             }
             return self
-                .copy(rt, client, &target, &col_list, &plans, input)
+                .copy(rt, client, &target, (&col_list, &keep), &plans, input)
                 .map_err(|e| {
                     if e.code.ends_with("-CONSTRAINT") || e.code.ends_with("-DATA") {
                         e.with_help(format!("nothing was written: {target} is unchanged"))
@@ -263,7 +288,7 @@ impl Job {
         )))
         .map_err(|e| self.err(&e, "creating the staging table"))?;
 
-        let rows = self.copy(rt, client, &stage, &col_list, &plans, input)?;
+        let rows = self.copy(rt, client, &stage, (&col_list, &keep), &plans, input)?;
 
         if self.mode == Mode::Replace {
             rt.block_on(client.batch_execute(&replace_sql(&target)))
@@ -327,7 +352,7 @@ impl Job {
     ) -> Result<(Vec<String>, Vec<Plan>), PluginError> {
         let mut plans: Vec<Plan> = Vec::new();
         for f in schema.fields() {
-            plans.push(encode::plan(f.data_type()).map_err(|why| {
+            plans.push(encode::plan(f).map_err(|why| {
                 PluginError::new(
                     ErrorKind::Data,
                     self.code("TYPE"),
@@ -368,7 +393,7 @@ impl Job {
             let mut defs: Vec<String> = names
                 .iter()
                 .zip(plans)
-                .map(|(n, p)| format!("{} {}", ident(n), p.pg_type))
+                .map(|(n, p)| format!("{} {}", ident(n), p.column_type))
                 .collect();
             if !self.pk.is_empty() {
                 defs.push(format!(
@@ -389,44 +414,93 @@ impl Job {
         cols.ok_or_else(|| PluginError::internal("the created table is not visible"))
     }
 
-    /// The target column of each input column, by exact name (a case-only difference is named in the error).
-    fn matching<'c>(
+    /// The input compared with the target's columns under `schema_evolution`: new input columns added to the
+    /// table (inside the load's transaction) or left out, or the error naming every difference. Returns the
+    /// target's columns and the indices of the input columns to write.
+    fn evolve(
         &self,
-        cols: &'c [TargetCol],
-        names: &[String],
+        rt: &tokio::runtime::Runtime,
+        client: &Client,
         target: &str,
-    ) -> Result<Vec<&'c TargetCol>, PluginError> {
-        let by_name: BTreeMap<&str, &TargetCol> =
-            cols.iter().map(|c| (c.name.as_str(), c)).collect();
-        let mut targets: Vec<&TargetCol> = Vec::new();
-        for n in names {
-            match by_name.get(n.as_str()) {
-                Some(c) => targets.push(c),
-                None => {
-                    let lower = cols.iter().find(|c| c.name.eq_ignore_ascii_case(n));
-                    let hint = match lower {
-                        Some(c) => {
-                            format!(" (it has `{}`: column names are case-sensitive)", c.name)
-                        }
-                        None => String::new(),
-                    };
-                    return Err(PluginError::new(
-                        ErrorKind::Config,
-                        self.code("COLUMN"),
-                        format!("table {target} has no column `{n}`{hint}"),
-                    )
-                    .with_help(format!(
-                        "its columns: {}; rename or drop the input column upstream",
-                        cols.iter()
-                            .map(|c| format!("`{}`", c.name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
+        schema: &arrow_schema::Schema,
+        plans: &[Plan],
+        mut cols: Vec<TargetCol>,
+    ) -> Result<(Vec<TargetCol>, Vec<usize>), PluginError> {
+        let mut diffs = Vec::new();
+        for f in schema.fields() {
+            let input = input_type(f);
+            let column = f.name().clone();
+            match cols.iter().find(|c| &c.name == f.name()) {
+                Some(c) if fits(f, &c.pg_type) => {}
+                Some(c) => diffs.push(Difference::TypeChange {
+                    column,
+                    input,
+                    target: c.pg_type.clone(),
+                }),
+                None => match cols.iter().find(|c| c.name.eq_ignore_ascii_case(f.name())) {
+                    Some(c) => diffs.push(Difference::CaseOnly {
+                        column,
+                        input,
+                        has: c.name.clone(),
+                    }),
+                    None => diffs.push(Difference::Missing { column, input }),
+                },
             }
         }
-
-        Ok(targets)
+        let res = self
+            .evolution
+            .resolve(&diffs, target, &self.code("SCHEMA"))?;
+        if !res.add.is_empty() {
+            let adds: Vec<String> = res
+                .add
+                .iter()
+                .map(|n| {
+                    let i = schema.index_of(n).expect("an input column");
+                    format!("ADD COLUMN {} {}", ident(n), plans[i].column_type)
+                })
+                .collect();
+            rt.block_on(client.batch_execute(&format!("ALTER TABLE {target} {}", adds.join(", "))))
+                .map_err(|e| self.err(&e, &format!("adding columns to {target}")))?;
+            self.ctx.info(&format!(
+                "added column(s) {} to {target}",
+                res.add
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            cols = rt
+                .block_on(self.target_columns(client))?
+                .ok_or_else(|| PluginError::internal("the target table is not visible"))?;
+        }
+        if !res.drop.is_empty() {
+            self.ctx.info(&format!(
+                "not writing input column(s) {}: {target} has no such column (schema_evolution: ignore_extra)",
+                res.drop
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let keep: Vec<usize> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !res.drop.contains(f.name()))
+            .map(|(i, _)| i)
+            .collect();
+        if keep.is_empty() {
+            return Err(PluginError::new(
+                ErrorKind::Config,
+                self.code("SCHEMA"),
+                format!(
+                    "table {target} has none of the input's columns: there is nothing to write"
+                ),
+            )
+            .with_help("check `table`, or rename the input columns upstream"));
+        }
+        Ok((cols, keep))
     }
 
     /// Whether COPY into the target does what an INSERT would: a plain or partitioned table (not a view,
@@ -485,7 +559,7 @@ impl Job {
         rt: &tokio::runtime::Runtime,
         client: &Client,
         stage: &str,
-        col_list: &str,
+        (col_list, keep): (&str, &[usize]),
         plans: &[Plan],
         input: &mut Box<dyn RecordBatchReader + Send>,
     ) -> Result<u64, PluginError> {
@@ -509,6 +583,9 @@ impl Job {
                 )
             })?;
             self.ctx.check_cancelled()?;
+            let batch = batch.project(keep).map_err(|e| {
+                PluginError::internal(format!("selecting the written columns: {e}"))
+            })?;
             let batch = self.canonical(&batch, plans)?;
             let n = batch.num_rows();
             let mut from = 0;
@@ -587,6 +664,101 @@ fn base_type(t: &str) -> String {
     }
 }
 
+/// An input column's type as messages name it: its Arrow type, and its extension type when it has one.
+fn input_type(f: &arrow_schema::Field) -> String {
+    match encode::extension(f) {
+        Some(ext) => format!("{} ({ext})", f.data_type()),
+        None => f.data_type().to_string(),
+    }
+}
+
+/// `(precision, scale)` of `numeric(p,s)` / `numeric(p)`; `None` for an unconstrained numeric.
+fn numeric_typmod(t: &str) -> Option<(i64, i64)> {
+    let inner = t.split_once('(')?.1.split_once(')')?.0;
+    let mut parts = inner.split(',').map(|p| p.trim().parse::<i64>().ok());
+    let p = parts.next()??;
+    let s = parts.next().flatten().unwrap_or(0);
+    Some((p, s))
+}
+
+/// Whether the values of input field `f` can go into a target column of type `target` (as `format_type`
+/// spells it): the same kind of value, possibly wider or narrower (the server rejects a value that does not
+/// fit). A type change (text into a number or a time, a timestamp into an integer, a decimal with more integer
+/// digits than the numeric column holds, or with fractional digits into an integer column...) does not fit.
+fn fits(f: &arrow_schema::Field, target: &str) -> bool {
+    use arrow_schema::DataType as D;
+    let t = base_type(target);
+    let t = t.as_str();
+    let texty = matches!(
+        t,
+        "text" | "character varying" | "character" | "name" | "citext" | "\"char\""
+    );
+    let ints = matches!(t, "smallint" | "integer" | "bigint");
+    let floats = matches!(t, "real" | "double precision");
+    let dt = f.data_type();
+    let dt = match dt {
+        D::Dictionary(_, v) => v.as_ref(),
+        _ => dt,
+    };
+    match dt {
+        D::Null => true,
+        D::Utf8 | D::LargeUtf8 | D::Utf8View => {
+            !(ints
+                || floats
+                || matches!(
+                    t,
+                    "numeric"
+                        | "boolean"
+                        | "date"
+                        | "time without time zone"
+                        | "time with time zone"
+                        | "timestamp without time zone"
+                        | "timestamp with time zone"
+                        | "interval"
+                        | "bytea"
+                ))
+        }
+        D::Boolean => texty || t == "boolean",
+        D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => {
+            texty || ints || floats || t == "numeric"
+        }
+        D::Float16 | D::Float32 | D::Float64 => texty || floats || t == "numeric",
+        D::Decimal32(p, s) | D::Decimal64(p, s) | D::Decimal128(p, s) | D::Decimal256(p, s) => {
+            let int_digits = *p as i64 - *s as i64;
+            if t == "numeric" {
+                numeric_typmod(target).is_none_or(|(tp, ts)| int_digits <= tp - ts)
+            } else if ints {
+                // Whole numbers (e.g. DuckDB's SUM of integers, Decimal128(38, 0)) are integers of some
+                // width; fractional digits would be rounded away.
+                *s <= 0
+            } else {
+                texty || floats
+            }
+        }
+        D::Binary | D::LargeBinary | D::BinaryView => t == "bytea",
+        D::FixedSizeBinary(n) => t == "bytea" || (*n == 16 && t == "uuid"),
+        D::Date32 | D::Date64 => {
+            texty
+                || matches!(
+                    t,
+                    "date" | "timestamp without time zone" | "timestamp with time zone"
+                )
+        }
+        D::Timestamp(..) => {
+            texty
+                || matches!(
+                    t,
+                    "timestamp without time zone" | "timestamp with time zone"
+                )
+        }
+        D::Time32(_) | D::Time64(_) => {
+            texty || matches!(t, "time without time zone" | "time with time zone")
+        }
+        D::Duration(_) | D::Interval(_) => texty || t == "interval",
+        _ => false,
+    }
+}
+
 /// Whether values encoded for a staging column of type `staged` can be COPYed (binary) straight into a target
 /// column of type `target`: the same base type (the server applies the target's modifiers, e.g. a numeric's
 /// scale or a varchar's length, and rejects what does not fit), or text into a character type.
@@ -616,7 +788,51 @@ fn replace_sql(target: &str) -> String {
 
 #[cfg(test)]
 mod type_tests {
-    use super::{base_type, cast_type, copy_compatible};
+    use super::{base_type, cast_type, copy_compatible, fits, input_type};
+    use arrow_schema::{DataType, Field, TimeUnit};
+
+    #[test]
+    fn a_type_change_does_not_fit_and_widths_do() {
+        let f = |dt: DataType| Field::new("c", dt, true);
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+        for (dt, target) in [
+            (DataType::Int32, "bigint"),
+            (DataType::Int64, "smallint"),
+            (DataType::Int64, "numeric(12,2)"),
+            (DataType::Int32, "double precision"),
+            (DataType::Float32, "double precision"),
+            (DataType::Utf8, "character varying(8)"),
+            (DataType::Utf8, "jsonb"),
+            (DataType::Utf8, "uuid"),
+            (DataType::Decimal128(10, 2), "numeric(12,4)"),
+            (DataType::Decimal128(38, 10), "numeric"),
+            (DataType::Decimal128(9, 0), "integer"),
+            (DataType::Decimal128(38, 0), "bigint"),
+            (DataType::FixedSizeBinary(16), "uuid"),
+            (DataType::FixedSizeBinary(16), "bytea"),
+            (ts.clone(), "timestamp(3) with time zone"),
+            (DataType::Date32, "timestamp without time zone"),
+            (DataType::Null, "integer"),
+        ] {
+            assert!(fits(&f(dt.clone()), target), "{dt} into {target}");
+        }
+        for (dt, target) in [
+            (DataType::Utf8, "integer"),
+            (DataType::Utf8, "timestamp without time zone"),
+            (ts.clone(), "integer"),
+            (DataType::Decimal128(14, 1), "numeric(12,2)"),
+            (DataType::Decimal128(10, 2), "bigint"),
+            (DataType::Float64, "integer"),
+            (DataType::Boolean, "integer"),
+            (DataType::Binary, "uuid"),
+            (ts, "date"),
+        ] {
+            assert!(!fits(&f(dt.clone()), target), "{dt} into {target}");
+        }
+        let json = Field::new("j", DataType::Utf8, true)
+            .with_metadata([("ARROW:extension:name".to_string(), "arrow.json".to_string())].into());
+        assert_eq!(input_type(&json), "Utf8 (arrow.json)");
+    }
 
     #[test]
     fn direct_copy_needs_the_same_binary_format() {
