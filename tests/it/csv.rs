@@ -480,3 +480,70 @@ fn a_one_column_null_survives_a_round_trip() {
         assert_eq!(status["rows_read"], 4, "{newline}: {status}");
     }
 }
+
+/// `rows_read` of the `read` step in the newest run of `copy`.
+fn rows_read_of_newest(dir: &Path) -> u64 {
+    let base = dir.join("run_logs/default/copy");
+    let runs: Vec<_> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let status = json(&crate::support::newest(runs).join("status.json"));
+    status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "read")
+        .and_then(|s| s["rows_read"].as_u64())
+        .unwrap_or_else(|| panic!("{status}"))
+}
+
+#[test]
+fn incremental_by_modification_time_reads_a_file_again_only_when_it_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("osiris.yaml"), "run:\n  logs_dir: run_logs\n").unwrap();
+    let input = dir.join("in.csv");
+    std::fs::write(&input, "id,name\n1,a\n2,b\n").unwrap();
+    let set_mtime = |secs: u64| {
+        let f = std::fs::File::options().write(true).open(&input).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    };
+    set_mtime(1_767_225_600); // 2026-01-01 00:00:00 UTC
+    copy_pipeline(
+        dir,
+        "in.csv",
+        "      incremental:\n        cursor: _modified_at",
+        "out.csv",
+        "",
+    );
+    let ok = |o: std::process::Output| {
+        let (out, err) = text(&o);
+        assert_eq!(code(&o), 0, "{out}{err}");
+    };
+    ok(run_copy(dir));
+    assert_eq!(rows_read_of_newest(dir), 2);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/out.csv")).unwrap(),
+        "id,name,_modified_at\n1,a,2026-01-01T00:00:00Z\n2,b,2026-01-01T00:00:00Z\n"
+    );
+    let state = json(&dir.join(".osiris/state/default/copy/read.json"));
+    assert_eq!(
+        state["value"][0], "2026-01-01 00:00:00.000000+00:00",
+        "{state}"
+    );
+    // Not modified since: nothing is read.
+    ok(run_copy(dir));
+    assert_eq!(rows_read_of_newest(dir), 0);
+    // Rewritten later: read again, and the mark follows.
+    std::fs::write(&input, "id,name\n1,a\n2,b\n3,c\n").unwrap();
+    set_mtime(1_767_312_000); // a day later
+    ok(run_copy(dir));
+    assert_eq!(rows_read_of_newest(dir), 3);
+    let state = json(&dir.join(".osiris/state/default/copy/read.json"));
+    assert_eq!(
+        state["value"][0], "2026-01-02 00:00:00.000000+00:00",
+        "{state}"
+    );
+}

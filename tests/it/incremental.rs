@@ -20,12 +20,12 @@ fn both(test: &str) -> Option<(MyDb, PgDb, tempfile::TempDir)> {
 /// The newest run directory of `pipeline`.
 fn newest_run(project: &Path, pipeline: &str) -> PathBuf {
     let base = project.join("run_logs/default").join(pipeline);
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&base)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    dirs.sort();
-    dirs.pop().expect("a run directory")
+    // Two runs in the same second: their directory names sort by run id, so order by the start time.
+    crate::support::newest(dirs)
 }
 
 /// `rows_read` of step `step` in the newest run's status.json.

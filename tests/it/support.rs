@@ -303,6 +303,20 @@ pub fn run_dir(project: &Path, profile: &str, pipeline: &str) -> PathBuf {
     dirs[0].clone()
 }
 
+/// The run directory that started last (by its events' first timestamp: names sort by run id within a second).
+pub fn newest(dirs: Vec<PathBuf>) -> PathBuf {
+    dirs.into_iter()
+        .max_by_key(|d| {
+            std::fs::read_to_string(d.join("events.jsonl"))
+                .ok()
+                .and_then(|t| t.lines().next().map(str::to_string))
+                .and_then(|l| serde_json::from_str::<Value>(&l).ok())
+                .and_then(|v| v["timestamp"].as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+        .expect("a run directory")
+}
+
 /// The lines of a JSON Lines file.
 pub fn jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)

@@ -233,7 +233,17 @@ impl Driver for CsvExtractor {
             "step `{step_id}`: reading `{}`",
             display(&plan.source.path)
         ));
-        let stream = plan.stream(ctx.clone())?;
+        let modified = Modified::of(config, &plan.source.path)?;
+        let mut stream = plan.stream(ctx.clone())?;
+        if let Some(m) = modified {
+            if m.unchanged {
+                ctx.info(&format!(
+                    "`{}` was not modified since the last successful run: no rows to read",
+                    display(&stream.path_buf)
+                ));
+            }
+            stream = stream.with_modified(m)?;
+        }
         let mut out = Streams::new();
         out.insert("df".to_string(), Box::new(stream));
         Ok(out)
@@ -544,8 +554,10 @@ impl Plan {
             bytes,
             ctx,
             path: display(&self.source.path),
+            path_buf: self.source.path.clone(),
             done: false,
             report,
+            modified: None,
         })
     }
 }
@@ -559,11 +571,96 @@ pub(crate) struct CsvStream {
     bytes: Arc<AtomicU64>,
     ctx: Context,
     path: String,
+    path_buf: PathBuf,
     done: bool,
     report: SharedReport,
+    /// `incremental:`: the file's modification time (microseconds since the epoch) added as a column.
+    modified: Option<i64>,
+}
+
+/// `incremental: {cursor: NAME}` on a CSV file: a column NAME holding the file's modification time (UTC) is
+/// added to every row, so the host keeps the greatest one as the mark; a file not modified since the mark is
+/// not read again.
+pub(crate) struct Modified {
+    column: String,
+    micros: i64,
+    pub(crate) unchanged: bool,
+}
+
+impl Modified {
+    fn of(config: &Value, path: &std::path::Path) -> Result<Option<Modified>, PluginError> {
+        let Some(column) = config
+            .pointer("/incremental/cursor")
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        let meta = std::fs::metadata(path).map_err(|e| {
+            PluginError::new(
+                ErrorKind::Config,
+                "CSV-OPEN",
+                format!("CSV file `{}`: {e}", display(path)),
+            )
+        })?;
+        let micros = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_micros() as i64)
+            .ok_or_else(|| PluginError::internal("the file system gives no modification time"))?;
+        // The mark arrives as the host keeps a UTC timestamp: `YYYY-MM-DD HH:MM:SS.ffffff+00:00`, which
+        // compares as text in time order.
+        let text = arrow_array::temporal_conversions::timestamp_us_to_datetime(micros)
+            .map(|t| format!("{}+00:00", t.format("%Y-%m-%d %H:%M:%S%.6f")))
+            .unwrap_or_default();
+        let window = config.pointer("/_window/where/0");
+        let unchanged = match (
+            window
+                .and_then(|w| w.pointer("/values/0"))
+                .and_then(Value::as_str),
+            window.and_then(|w| w.get("op")).and_then(Value::as_str),
+        ) {
+            (Some(mark), Some(">=")) => text.as_str() < mark,
+            (Some(mark), _) => text.as_str() <= mark,
+            (None, _) => false,
+        };
+        Ok(Some(Modified {
+            column: column.to_string(),
+            micros,
+            unchanged,
+        }))
+    }
 }
 
 impl CsvStream {
+    /// Adds the modification-time column; an unchanged file yields no rows.
+    fn with_modified(mut self, m: Modified) -> Result<CsvStream, PluginError> {
+        if self.schema.field_with_name(&m.column).is_ok() {
+            return Err(PluginError::config(format!(
+                "`incremental.cursor`: `{}` is already a column of `{}`",
+                m.column, self.path
+            ))
+            .with_help("name the modification-time column something the file does not have, e.g. `_modified_at`"));
+        }
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(
+            &m.column,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ));
+        self.schema = Arc::new(Schema::new(fields));
+        self.modified = Some(m.micros);
+        if m.unchanged {
+            self.remaining = Some(0);
+        }
+        Ok(self)
+    }
+
     fn finish(&mut self) {
         self.done = true;
         self.ctx.metric("rows_read", self.rows as f64, Some("rows"));
@@ -635,6 +732,16 @@ impl Iterator for CsvStream {
                     *rem -= batch.num_rows() as u64;
                 }
                 self.rows += batch.num_rows() as u64;
+                if let Some(micros) = self.modified {
+                    let col = arrow_array::TimestampMicrosecondArray::from_value(
+                        micros,
+                        batch.num_rows(),
+                    )
+                    .with_timezone("UTC");
+                    let mut cols = batch.columns().to_vec();
+                    cols.push(Arc::new(col));
+                    return Some(RecordBatch::try_new(self.schema.clone(), cols));
+                }
                 Some(Ok(batch))
             }
         }
