@@ -376,3 +376,47 @@ fn a_state_that_cannot_be_used_stops_the_run_before_any_step() {
         "no step ran"
     );
 }
+
+#[test]
+fn a_column_added_to_the_source_between_incremental_runs_is_added_or_refused_as_configured() {
+    let Some((my, pg, p)) = both("incremental_new_column") else {
+        return;
+    };
+    let dir = p.path();
+    my.sql(
+        "CREATE TABLE src (id INT PRIMARY KEY, updated_at DATETIME(6) NOT NULL, val VARCHAR(40));
+         INSERT INTO src SELECT seq, TIMESTAMP '2026-01-01 00:00:00' + INTERVAL seq SECOND, CONCAT('v', seq) FROM seq_1_to_10",
+    );
+    pg.sql("CREATE TABLE tgt (id int PRIMARY KEY, updated_at timestamp, val text)");
+    let pipeline = |evolution: &str| {
+        INCREMENTAL.replace(
+            "      write_mode: upsert\n",
+            &format!("      write_mode: upsert\n      schema_evolution: {evolution}\n"),
+        )
+    };
+    std::fs::write(dir.join("p.yaml"), pipeline("fail")).unwrap();
+    ok(&run(dir, &["run", "p.yaml"]));
+    let state_file = dir.join(".osiris/state/default/orders-incr/extract.json");
+    let mark = std::fs::read(&state_file).unwrap();
+
+    my.sql(
+        "ALTER TABLE src ADD COLUMN region VARCHAR(8);
+         UPDATE src SET region = 'eu', updated_at = '2026-02-01' + INTERVAL id SECOND WHERE id <= 3",
+    );
+    // `fail`: the new column is named, nothing changes, and the mark stays.
+    let o = run(dir, &["run", "p.yaml"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 4, "{out}{err}");
+    assert!(err.contains("`region`"), "{err}");
+    assert_eq!(std::fs::read(&state_file).unwrap(), mark);
+    assert_eq!(pg.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'tgt' AND column_name = 'region'"), "0");
+
+    // `add_columns`: the column is added and filled by the rows read again.
+    std::fs::write(dir.join("p.yaml"), pipeline("add_columns")).unwrap();
+    ok(&run(dir, &["run", "p.yaml"]));
+    assert_eq!(rows_read(dir, "orders-incr", "extract"), 3);
+    assert_eq!(
+        pg.sql("SELECT string_agg(id || ':' || coalesce(region, '-'), ',' ORDER BY id) FROM tgt"),
+        "1:eu,2:eu,3:eu,4:-,5:-,6:-,7:-,8:-,9:-,10:-"
+    );
+}
