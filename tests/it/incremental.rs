@@ -52,6 +52,16 @@ fn pg_rows(pg: &PgDb, table: &str) -> String {
     pg.sql(&format!("SELECT id || '|' || val FROM {table} ORDER BY id"))
 }
 
+/// `src` in MariaDB: `n` rows `(id, updated_at, val)` one `unit` apart from 2026-01-01, indexed on
+/// `updated_at`; an empty `tgt` of the same columns in PostgreSQL.
+fn src_and_tgt(my: &MyDb, pg: &PgDb, unit: &str, n: u32) {
+    my.sql(&format!(
+        "CREATE TABLE src (id INT PRIMARY KEY, updated_at DATETIME(6) NOT NULL, val VARCHAR(40), KEY (updated_at));
+         INSERT INTO src SELECT seq, TIMESTAMP '2026-01-01 00:00:00' + INTERVAL seq {unit}, CONCAT('v', seq) FROM seq_1_to_{n}"
+    ));
+    pg.sql("CREATE TABLE tgt (id int PRIMARY KEY, updated_at timestamp, val text)");
+}
+
 const INCREMENTAL: &str = r#"oml_version: "0.1.0"
 name: orders-incr
 steps:
@@ -81,11 +91,7 @@ fn an_incremental_run_reads_only_changed_rows_and_its_mark_moves_only_when_the_w
         return;
     };
     let dir = p.path();
-    my.sql(
-        "CREATE TABLE src (id INT PRIMARY KEY, updated_at DATETIME(6) NOT NULL, val VARCHAR(40), KEY (updated_at));
-         INSERT INTO src SELECT seq, TIMESTAMP '2026-01-01 00:00:00' + INTERVAL seq SECOND, CONCAT('v', seq) FROM seq_1_to_100",
-    );
-    pg.sql("CREATE TABLE tgt (id int PRIMARY KEY, updated_at timestamp, val text)");
+    src_and_tgt(&my, &pg, "SECOND", 100);
     std::fs::write(dir.join("p.yaml"), INCREMENTAL).unwrap();
 
     // First run: every row, and a mark at the greatest cursor value.
@@ -199,11 +205,7 @@ fn lookback_reads_late_rows_again_and_upsert_keeps_them_unique() {
         return;
     };
     let dir = p.path();
-    my.sql(
-        "CREATE TABLE src (id INT PRIMARY KEY, updated_at DATETIME(6) NOT NULL, val VARCHAR(40));
-         INSERT INTO src SELECT seq, TIMESTAMP '2026-01-01 00:00:00' + INTERVAL seq MINUTE, CONCAT('v', seq) FROM seq_1_to_10",
-    );
-    pg.sql("CREATE TABLE tgt (id int PRIMARY KEY, updated_at timestamp, val text)");
+    src_and_tgt(&my, &pg, "MINUTE", 10);
     std::fs::write(
         dir.join("p.yaml"),
         INCREMENTAL.replace(
@@ -383,11 +385,7 @@ fn a_column_added_to_the_source_between_incremental_runs_is_added_or_refused_as_
         return;
     };
     let dir = p.path();
-    my.sql(
-        "CREATE TABLE src (id INT PRIMARY KEY, updated_at DATETIME(6) NOT NULL, val VARCHAR(40));
-         INSERT INTO src SELECT seq, TIMESTAMP '2026-01-01 00:00:00' + INTERVAL seq SECOND, CONCAT('v', seq) FROM seq_1_to_10",
-    );
-    pg.sql("CREATE TABLE tgt (id int PRIMARY KEY, updated_at timestamp, val text)");
+    src_and_tgt(&my, &pg, "SECOND", 10);
     let pipeline = |evolution: &str| {
         INCREMENTAL.replace(
             "      write_mode: upsert\n",

@@ -12,6 +12,40 @@
 use osiris_plugin_sdk::{ErrorKind, PluginError};
 use serde_json::{Map, Value};
 
+/// How each input column differs from the target's columns, by exact name (a case-only match is its own
+/// difference). `input` gives an input column's name and its type as shown; `col` a target column's name and
+/// SQL type; `fits` whether the input column's values can go into the target column.
+pub fn differences<I, C>(
+    inputs: &[I],
+    input: impl Fn(&I) -> (String, String),
+    cols: &[C],
+    col: impl Fn(&C) -> (&str, &str),
+    fits: impl Fn(&I, &C) -> bool,
+) -> Vec<Difference> {
+    let mut diffs = Vec::new();
+    for i in inputs {
+        let (column, ty) = input(i);
+        let exact = cols.iter().find(|c| col(c).0 == column);
+        match exact {
+            Some(c) if fits(i, c) => {}
+            Some(c) => diffs.push(Difference::TypeChange {
+                column,
+                input: ty,
+                target: col(c).1.to_string(),
+            }),
+            None => match cols.iter().find(|c| col(c).0.eq_ignore_ascii_case(&column)) {
+                Some(c) => diffs.push(Difference::CaseOnly {
+                    column,
+                    input: ty,
+                    has: col(c).0.to_string(),
+                }),
+                None => diffs.push(Difference::Missing { column, input: ty }),
+            },
+        }
+    }
+    diffs
+}
+
 /// The `schema_evolution` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Evolution {

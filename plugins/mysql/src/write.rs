@@ -22,7 +22,7 @@ use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, TimeUnit};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use osiris_plugin_dbcommon::evolution::{Difference, Evolution};
+use osiris_plugin_dbcommon::evolution::Evolution;
 use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -708,27 +708,13 @@ impl Job {
             self.ctx.info(&format!("created table {target}"));
             cols = self.columns(rt, c, &db)?;
         }
-        let mut diffs = Vec::new();
-        for f in schema.fields() {
-            let input = input_type(f);
-            let column = f.name().clone();
-            match cols.iter().find(|c| &c.name == f.name()) {
-                Some(c) if fits(f, c) => {}
-                Some(c) => diffs.push(Difference::TypeChange {
-                    column,
-                    input,
-                    target: c.column_type.clone(),
-                }),
-                None => match cols.iter().find(|c| c.name.eq_ignore_ascii_case(f.name())) {
-                    Some(c) => diffs.push(Difference::CaseOnly {
-                        column,
-                        input,
-                        has: c.name.clone(),
-                    }),
-                    None => diffs.push(Difference::Missing { column, input }),
-                },
-            }
-        }
+        let diffs = osiris_plugin_dbcommon::evolution::differences(
+            schema.fields(),
+            |f| (f.name().clone(), input_type(f)),
+            &cols,
+            |c| (c.name.as_str(), c.column_type.as_str()),
+            |f, c| fits(f, c),
+        );
         let res = self.evolution.resolve(&diffs, target, "MYSQL-SCHEMA")?;
         if !res.add.is_empty() {
             let adds: Vec<String> = res

@@ -17,7 +17,7 @@ use crate::pool;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
 use futures_util::SinkExt;
-use osiris_plugin_dbcommon::evolution::{Difference, Evolution};
+use osiris_plugin_dbcommon::evolution::Evolution;
 use osiris_plugin_sdk::{Context, Driver, ErrorKind, PluginError, Streams};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -426,27 +426,13 @@ impl Job {
         plans: &[Plan],
         mut cols: Vec<TargetCol>,
     ) -> Result<(Vec<TargetCol>, Vec<usize>), PluginError> {
-        let mut diffs = Vec::new();
-        for f in schema.fields() {
-            let input = input_type(f);
-            let column = f.name().clone();
-            match cols.iter().find(|c| &c.name == f.name()) {
-                Some(c) if fits(f, &c.pg_type) => {}
-                Some(c) => diffs.push(Difference::TypeChange {
-                    column,
-                    input,
-                    target: c.pg_type.clone(),
-                }),
-                None => match cols.iter().find(|c| c.name.eq_ignore_ascii_case(f.name())) {
-                    Some(c) => diffs.push(Difference::CaseOnly {
-                        column,
-                        input,
-                        has: c.name.clone(),
-                    }),
-                    None => diffs.push(Difference::Missing { column, input }),
-                },
-            }
-        }
+        let diffs = osiris_plugin_dbcommon::evolution::differences(
+            schema.fields(),
+            |f| (f.name().clone(), input_type(f)),
+            &cols,
+            |c| (c.name.as_str(), c.pg_type.as_str()),
+            |f, c| fits(f, &c.pg_type),
+        );
         let res = self
             .evolution
             .resolve(&diffs, target, &self.code("SCHEMA"))?;

@@ -243,6 +243,20 @@ impl Plan {
     }
 }
 
+/// The `state_kept` event and its log line: the mark of `step` stays, and why.
+fn kept(log: &RunLog, level: &str, step: &str, mark: &Option<Vec<Value>>, reason: &str) {
+    log.event(
+        "state_kept",
+        Some(step),
+        json!({ "mark": mark, "reason": reason }),
+    );
+    log.log(
+        level,
+        Some(step),
+        &format!("incremental state kept: {reason}"),
+    );
+}
+
 /// A writer's config with `replace` turned into `append`: for every chunk after the first.
 pub fn append_only(mut config: Value) -> Value {
     if let Some(k) = mode_key(&config)
@@ -313,34 +327,22 @@ impl Plan {
             let from = i.prior.as_ref().map(|p| p.value.clone());
             if !pending.is_empty() {
                 let names: Vec<String> = pending.iter().map(|s| format!("`{s}`")).collect();
-                let reason = format!("{} did not succeed", names.join(", "));
-                log.event(
-                    "state_kept",
-                    Some(step),
-                    json!({ "mark": from, "reason": reason }),
+                let reason = format!(
+                    "{} did not succeed; the next run reads the same rows again",
+                    names.join(", ")
                 );
-                log.log(
-                    "INFO",
-                    Some(step),
-                    &format!(
-                        "incremental state kept: {reason}; the next run reads the same rows again"
-                    ),
-                );
+                kept(log, "INFO", step, &from, &reason);
                 continue;
             }
             let max = i.max.lock().unwrap_or_else(|e| e.into_inner());
             if !max.ended {
                 // A reader stopped early (a LIMIT downstream): unread rows may hold smaller cursor values.
-                let reason = "its output was not read to the end, so rows after the mark may not have been read";
-                log.event(
-                    "state_kept",
-                    Some(step),
-                    json!({ "mark": from, "reason": reason }),
-                );
-                log.log(
+                kept(
+                    log,
                     "INFO",
-                    Some(step),
-                    &format!("incremental state kept: {reason}"),
+                    step,
+                    &from,
+                    "its output was not read to the end, so rows after the mark may not have been read",
                 );
                 continue;
             }
@@ -352,11 +354,7 @@ impl Plan {
                 (None, _) => {
                     // A full refresh of an empty source (or a first run that read nothing): no mark.
                     let _ = std::fs::remove_file(&i.path);
-                    log.event(
-                        "state_kept",
-                        Some(step),
-                        json!({ "mark": Value::Null, "reason": "no row had a cursor value" }),
-                    );
+                    kept(log, "INFO", step, &None, "no row had a cursor value");
                     continue;
                 }
             };
@@ -390,19 +388,8 @@ impl Plan {
                     );
                 }
                 Err(e) => {
-                    log.event(
-                        "state_kept",
-                        Some(step),
-                        json!({ "mark": from, "reason": format!("cannot write {}: {e}", i.path.display()) }),
-                    );
-                    log.log(
-                        "WARN",
-                        Some(step),
-                        &format!(
-                            "cannot write the incremental state {}: {e}",
-                            i.path.display()
-                        ),
-                    );
+                    let reason = format!("cannot write {}: {e}", i.path.display());
+                    kept(log, "WARN", step, &from, &reason);
                 }
             }
         }
