@@ -181,6 +181,7 @@ codes! {
     OML_E035 = "OML-E035", Error, "an `inputs` entry names a writer step, which has no output";
     OML_W035 = "OML-W035", Warning, "SQL reads `input_df`, which no step provides";
     OML_E036 = "OML-E036", Error, "`OML-W035` with `--mode strict` (not OML-E035, which is another error)";
+    OML_E037 = "OML-E037", Error, "a writer with `commit: per_chunk` is not fed straight by one extractor that sets `chunk_by`";
     OML_E040 = "OML-E040", Error, "inline secret: a secret-bearing field holds a literal value";
     OML_E041 = "OML-E041", Error, "a secret-bearing field takes a parameter";
     OML_E050 = "OML-E050", Error, "a parameter has no value";

@@ -630,6 +630,40 @@ fn step_inputs(
                 }
             }
         }
+        // A writer committing per chunk needs its rows in key order, straight from one chunked extractor.
+        if d.mode == Some("write")
+            && d.config.get("commit").and_then(Value::as_str) == Some("per_chunk")
+        {
+            let sources: std::collections::BTreeSet<&str> =
+                inputs.values().map(String::as_str).collect();
+            let fed = match sources.iter().next() {
+                Some(src) if sources.len() == 1 => index_of.get(src).is_some_and(|&j| {
+                    drafts[j].mode == Some("extract") && drafts[j].config.contains_key("chunk_by")
+                }),
+                _ => false,
+            };
+            if !fed {
+                let got = match sources.len() {
+                    0 => "it has no input".to_string(),
+                    1 => format!(
+                        "its input `{}` is not an extractor with `chunk_by`",
+                        sources.iter().next().unwrap_or(&"")
+                    ),
+                    n => format!("it has {n} inputs"),
+                };
+                cx.push(
+                    Diagnostic::error(
+                        Code::OML_E037,
+                        format!("writer step `{}` commits per chunk, but {got}", nodes[k].id),
+                    )
+                    .step(&nodes[k].id)
+                    .label("needs one input from an extractor that sets `chunk_by`", 1)
+                    .help("set `chunk_by` (and `chunk_rows`) on the extractor that feeds this writer directly, or drop `commit: per_chunk` (docs/incremental.md)"),
+                    &format!("{}/config/commit", d.ptr),
+                    true,
+                );
+            }
+        }
         // The predecessor's `input_df` is not an input name here.
         if let Some(Value::Object(cfg)) = resolved.pointer(&format!("{}/config", d.ptr)) {
             for (key, v) in cfg {
