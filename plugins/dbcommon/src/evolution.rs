@@ -103,6 +103,45 @@ pub struct Resolution {
     pub drop: Vec<String>,
 }
 
+fn listed(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Resolution {
+    /// `ALTER TABLE target ADD COLUMN <def>, ...` for the columns to add, `def(name)` giving each column's
+    /// definition after `ADD COLUMN`; `None` when there is nothing to add.
+    pub fn add_sql(&self, target: &str, def: impl Fn(&str) -> String) -> Option<String> {
+        if self.add.is_empty() {
+            return None;
+        }
+        let adds: Vec<String> = self
+            .add
+            .iter()
+            .map(|n| format!("ADD COLUMN {}", def(n)))
+            .collect();
+        Some(format!("ALTER TABLE {target} {}", adds.join(", ")))
+    }
+
+    /// The line a writer logs after adding the columns.
+    pub fn added_note(&self, target: &str) -> String {
+        format!("added column(s) {} to {target}", listed(&self.add))
+    }
+
+    /// The line a writer logs about the input columns it leaves out, if any.
+    pub fn dropped_note(&self, target: &str) -> Option<String> {
+        (!self.drop.is_empty()).then(|| {
+            format!(
+                "not writing input column(s) {}: {target} has no such column (schema_evolution: ignore_extra)",
+                listed(&self.drop)
+            )
+        })
+    }
+}
+
 impl Evolution {
     /// `schema_evolution` from the merged step fields; a bad value is a `Config` error with `code`.
     pub fn from_fields(m: &Map<String, Value>, code: &str) -> Result<Evolution, PluginError> {

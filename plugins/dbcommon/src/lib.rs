@@ -7,13 +7,14 @@
 //! - [`cancel`]: waiting for something (a connection attempt) that stops as soon as the host cancels the step.
 //! - [`fields`]: reading the merged connection and step fields (`connect_timeout` and friends).
 //! - [`window`]: the read window the host passes for incremental and chunked loads, as SQL.
+//! - [`extension`]: the Arrow extension types (JSON, UUID text) the plugins put on columns and read back.
 //! - [`evolution`]: a writer's `schema_evolution`: which input columns are added or left out, or the one error
 //!   naming every column the input and the target table disagree on.
 //! - `testing` (feature `testing`): throw-away databases on the local MariaDB and PostgreSQL servers and the
 //!   compliance runs both plugins' tests share.
 //!
 //! A library only, linked into each database plugin: it exports no plugin entry and no component, and it
-//! depends on nothing but the plugin SDK, tokio and JSON, so a plugin that uses it still depends on the SDK
+//! depends on nothing but the plugin SDK, arrow-schema, tokio and JSON, so a plugin that uses it still depends on the SDK
 //! alone for everything that crosses the plugin boundary.
 //!
 //! Invariant: nothing here formats connection settings into a message; settings reach messages only through
@@ -21,6 +22,7 @@
 
 pub mod cancel;
 pub mod evolution;
+pub mod extension;
 pub mod fields;
 pub mod pool;
 #[cfg(any(test, feature = "testing"))]

@@ -46,25 +46,9 @@ struct Plan {
     mysql_type: String,
 }
 
-/// The field metadata key naming an Arrow extension type.
-pub const EXTENSION_KEY: &str = "ARROW:extension:name";
-/// Arrow's canonical JSON extension (storage Utf8): a created column is `JSON`.
-pub const JSON_EXTENSION: &str = "arrow.json";
-/// A UUID in its 36-character text form (storage Utf8), as postgres.extractor marks uuid columns.
-const UUID_TEXT_EXTENSION: &str = "osiris.uuid";
-
-/// The extension type named on a field, if any.
-fn extension(f: &arrow_schema::Field) -> Option<&str> {
-    f.metadata().get(EXTENSION_KEY).map(String::as_str)
-}
-
-fn is_string(dt: &DataType) -> bool {
-    match dt {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, v) => is_string(v),
-        _ => false,
-    }
-}
+pub use osiris_plugin_dbcommon::extension::{
+    EXTENSION_KEY, JSON_EXTENSION, UUID_TEXT_EXTENSION, extension, is_string,
+};
 
 /// How an input field is written: JSON text becomes a `JSON` column, a UUID (16 bytes, or its text form) a
 /// `CHAR(36)` holding its text form; everything else by its Arrow type ([`type_plan`]).
@@ -716,36 +700,17 @@ impl Job {
             |f, c| fits(f, c),
         );
         let res = self.evolution.resolve(&diffs, target, "MYSQL-SCHEMA")?;
-        if !res.add.is_empty() {
-            let adds: Vec<String> = res
-                .add
-                .iter()
-                .map(|n| {
-                    let i = schema.index_of(n).expect("an input column");
-                    format!("ADD COLUMN {} {} NULL", ident(n), plans[i].mysql_type)
-                })
-                .collect();
-            rt.block_on(c.query_drop(format!("ALTER TABLE {target} {}", adds.join(", "))))
+        if let Some(sql) = res.add_sql(target, |n| {
+            let i = schema.index_of(n).expect("an input column");
+            format!("{} {} NULL", ident(n), plans[i].mysql_type)
+        }) {
+            rt.block_on(c.query_drop(sql))
                 .map_err(|e| conn::db_error(&e, &format!("adding columns to {target}")))?;
-            self.ctx.info(&format!(
-                "added column(s) {} to {target}",
-                res.add
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            self.ctx.info(&res.added_note(target));
             cols = self.columns(rt, c, &db)?;
         }
-        if !res.drop.is_empty() {
-            self.ctx.info(&format!(
-                "not writing input column(s) {}: {target} has no such column (schema_evolution: ignore_extra)",
-                res.drop
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        if let Some(note) = res.dropped_note(target) {
+            self.ctx.info(&note);
         }
         let keep: Vec<usize> = (0..names.len())
             .filter(|&i| !res.drop.contains(&names[i]))

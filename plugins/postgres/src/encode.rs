@@ -26,25 +26,9 @@ pub struct Plan {
     pub column_type: String,
 }
 
-/// The field metadata key naming an Arrow extension type.
-pub const EXTENSION_KEY: &str = "ARROW:extension:name";
-/// Arrow's canonical JSON extension (storage Utf8): the extractors put it on json/jsonb (JSON) columns.
-pub const JSON_EXTENSION: &str = "arrow.json";
-/// A UUID in its 36-character text form (storage Utf8): postgres.extractor puts it on uuid columns.
-pub const UUID_TEXT_EXTENSION: &str = "osiris.uuid";
-
-/// The extension type named on a field, if any.
-pub fn extension(f: &arrow_schema::Field) -> Option<&str> {
-    f.metadata().get(EXTENSION_KEY).map(String::as_str)
-}
-
-fn is_string(dt: &DataType) -> bool {
-    match dt {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, v) => is_string(v),
-        _ => false,
-    }
-}
+pub use osiris_plugin_dbcommon::extension::{
+    EXTENSION_KEY, JSON_EXTENSION, UUID_TEXT_EXTENSION, extension, is_string,
+};
 
 /// The staging plan of an input field, or why it cannot be stored.
 pub fn plan(f: &arrow_schema::Field) -> Result<Plan, String> {

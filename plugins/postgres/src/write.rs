@@ -436,38 +436,19 @@ impl Job {
         let res = self
             .evolution
             .resolve(&diffs, target, &self.code("SCHEMA"))?;
-        if !res.add.is_empty() {
-            let adds: Vec<String> = res
-                .add
-                .iter()
-                .map(|n| {
-                    let i = schema.index_of(n).expect("an input column");
-                    format!("ADD COLUMN {} {}", ident(n), plans[i].column_type)
-                })
-                .collect();
-            rt.block_on(client.batch_execute(&format!("ALTER TABLE {target} {}", adds.join(", "))))
+        if let Some(sql) = res.add_sql(target, |n| {
+            let i = schema.index_of(n).expect("an input column");
+            format!("{} {}", ident(n), plans[i].column_type)
+        }) {
+            rt.block_on(client.batch_execute(&sql))
                 .map_err(|e| self.err(&e, &format!("adding columns to {target}")))?;
-            self.ctx.info(&format!(
-                "added column(s) {} to {target}",
-                res.add
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            self.ctx.info(&res.added_note(target));
             cols = rt
                 .block_on(self.target_columns(client))?
                 .ok_or_else(|| PluginError::internal("the target table is not visible"))?;
         }
-        if !res.drop.is_empty() {
-            self.ctx.info(&format!(
-                "not writing input column(s) {}: {target} has no such column (schema_evolution: ignore_extra)",
-                res.drop
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        if let Some(note) = res.dropped_note(target) {
+            self.ctx.info(&note);
         }
         let keep: Vec<usize> = schema
             .fields()

@@ -55,20 +55,17 @@ pub struct Resume {
 impl Resume {
     /// The chunks each writer of the run in `run_dir` committed, read from its `events.jsonl`.
     pub fn read(run_id: &str, run_dir: &Path) -> std::io::Result<Resume> {
-        let text = std::fs::read_to_string(run_dir.join("events.jsonl"))?;
+        // The file must be there; lines a kill cut short are skipped by `read_events`.
+        std::fs::metadata(run_dir.join("events.jsonl"))?;
         let mut through = BTreeMap::new();
-        for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue; // a line cut short by a kill
-            };
-            if v.get("type").and_then(Value::as_str) != Some("chunk_committed") {
+        for e in crate::history::read_events(run_dir) {
+            if e.get("event").and_then(Value::as_str) != Some("chunk_committed") {
                 continue;
             }
-            let p = &v["payload"];
             if let (Some(step), Some(n), Some(key)) = (
-                p.get("step").and_then(Value::as_str),
-                p.get("chunk").and_then(Value::as_u64),
-                p.get("through"),
+                e.get("step").and_then(Value::as_str),
+                e.get("chunk").and_then(Value::as_u64),
+                e.get("through"),
             ) {
                 through.insert(step.to_string(), (n, key.clone()));
             }
@@ -111,32 +108,50 @@ fn mode_key(config: &Value) -> Option<&'static str> {
         .find(|k| config.get(*k).is_some_and(Value::is_string))
 }
 
+/// Why a run cannot start: its step, what is wrong and how to fix it (RUN-E011).
+pub struct Refused {
+    pub step: String,
+    pub why: String,
+    pub help: String,
+}
+
 impl Plan {
-    /// The plan of a run; an error is `(step, why)`: a state that cannot be used.
+    /// The plan of a run; an error is a state that cannot be used, or a per-chunk writer wired wrongly.
     pub fn new(
         compiled: &Compiled,
         project_dir: &Path,
         profile: &str,
         full_refresh: bool,
         resume: Option<&Resume>,
-    ) -> Result<Plan, (String, String)> {
+    ) -> Result<Plan, Refused> {
         let mut plan = Plan {
             full_refresh,
             ..Plan::default()
         };
         let pipeline = &compiled.manifest.pipeline.id;
+        let state_refused = |step: &str, why: String| Refused {
+            step: step.to_string(),
+            why,
+            help: format!(
+                "`osiris state show {pipeline}` shows the state; `osiris state reset {pipeline} --step {step}` or `osiris run --full-refresh` starts over"
+            ),
+        };
+        let chunk_refused = |step: &str, why: String| {
+            Refused {
+            step: step.to_string(),
+            why,
+            help: "set `chunk_by` on the extractor that feeds this writer directly, or drop `commit: per_chunk` (docs/incremental.md)".into(),
+        }
+        };
         for s in &compiled.manifest.steps {
             let cfg = compiled.driver_config(&s.id);
             if s.mode == "extract"
                 && let Some(inc) = Incremental::of(&cfg)
             {
                 let path = state::path(project_dir, profile, pipeline, &s.id);
-                let prior = state::load(&path).map_err(|e| (s.id.clone(), e))?;
+                let prior = state::load(&path).map_err(|e| state_refused(&s.id, e))?;
                 let window = state::window(&inc, prior.as_ref(), full_refresh).map_err(|e| {
-                    (
-                        s.id.clone(),
-                        format!("its incremental state cannot be used: {e}"),
-                    )
+                    state_refused(&s.id, format!("its incremental state cannot be used: {e}"))
                 })?;
                 if full_refresh {
                     for d in downstream(compiled, &s.id) {
@@ -167,15 +182,15 @@ impl Plan {
                     _ => None,
                 };
                 let Some(ex) = ex else {
-                    return Err((
-                        s.id.clone(),
+                    return Err(chunk_refused(
+                        &s.id,
                         "`commit: per_chunk` needs one input, straight from an extractor that sets `chunk_by`".into(),
                     ));
                 };
                 let ec = compiled.driver_config(&ex.id);
                 let Some(key) = ec.get("chunk_by").and_then(Value::as_str) else {
-                    return Err((
-                        s.id.clone(),
+                    return Err(chunk_refused(
+                        &s.id,
                         format!(
                             "`commit: per_chunk` needs `chunk_by` on its extractor `{}`",
                             ex.id

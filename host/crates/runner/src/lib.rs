@@ -528,15 +528,7 @@ pub fn execute(mut opts: RunOptions) -> Result<Outcome, Fail> {
         opts.resume.as_ref(),
     ) {
         Ok(p) => p,
-        Err((step, why)) => {
-            let help = if why.contains("per_chunk") {
-                "set `chunk_by` on the extractor that feeds this writer directly, or drop `commit: per_chunk` (docs/incremental.md)".to_string()
-            } else {
-                format!(
-                    "`osiris state show {p}` shows the state; `osiris state reset {p} --step {step}` or `osiris run --full-refresh` starts over",
-                    p = m.pipeline.id
-                )
-            };
+        Err(incremental::Refused { step, why, help }) => {
             if preflight.is_none() {
                 preflight = Some((
                     Exit::Validation,
