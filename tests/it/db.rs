@@ -2,7 +2,7 @@
 //! through the real `osiris` binary. Each test makes its own databases and drops them at the end; a test whose
 //! server is unreachable is skipped with a note, or fails when `OSIRIS_REQUIRE_DATABASES=1`.
 
-use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, ok, project, run_pipeline, server};
+use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, ok, project, run_pipeline, server, step};
 use crate::support::{code, text};
 use osiris_plugin_sdk::host::Module;
 use osiris_plugin_sdk::testing::TestContext;
@@ -11,18 +11,6 @@ use std::sync::Arc;
 
 fn both(test: &str) -> bool {
     server("PostgreSQL", PG_PORT, test) && server("MariaDB", MY_PORT, test)
-}
-
-fn step(id: &str, component: &str, mode: &str, needs: &[&str], config: &str) -> String {
-    let needs = if needs.is_empty() {
-        String::new()
-    } else {
-        format!("    needs: [{}]\n", needs.join(", "))
-    };
-    let config: String = config.lines().map(|l| format!("      {l}\n")).collect();
-    format!(
-        "  - id: {id}\n    component: {component}\n    mode: {mode}\n{needs}    config:\n{config}"
-    )
 }
 
 /// Rows of `SELECT <key> FROM a JOIN b USING (key) WHERE <cond>` per column: every column must match.

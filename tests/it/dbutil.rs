@@ -206,3 +206,16 @@ pub fn ok(o: &Output) {
     let (out, err) = text(o);
     assert_eq!(code(o), 0, "stdout:\n{out}\nstderr:\n{err}");
 }
+
+/// One pipeline step as YAML list item (indented for `run_pipeline`), with `config` lines indented under it.
+pub fn step(id: &str, component: &str, mode: &str, needs: &[&str], config: &str) -> String {
+    let needs = if needs.is_empty() {
+        String::new()
+    } else {
+        format!("    needs: [{}]\n", needs.join(", "))
+    };
+    let config: String = config.lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        "  - id: {id}\n    component: {component}\n    mode: {mode}\n{needs}    config:\n{config}"
+    )
+}

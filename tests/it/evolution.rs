@@ -2,21 +2,9 @@
 //! `create_if_missing` / `create_table` give a table, against the local PostgreSQL and MariaDB servers through
 //! the real `osiris` binary. Each test makes its own databases.
 
-use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, ok, project, run_pipeline, server};
+use crate::dbutil::{MY_PORT, MyDb, PG_PORT, PgDb, ok, project, run_pipeline, server, step};
 use crate::support::{code, text};
 use std::path::Path;
-
-fn step(id: &str, component: &str, mode: &str, needs: &[&str], config: &str) -> String {
-    let needs = if needs.is_empty() {
-        String::new()
-    } else {
-        format!("    needs: [{}]\n", needs.join(", "))
-    };
-    let config: String = config.lines().map(|l| format!("      {l}\n")).collect();
-    format!(
-        "  - id: {id}\n    component: {component}\n    mode: {mode}\n{needs}    config:\n{config}"
-    )
-}
 
 /// Runs `SELECT <select>` on PostgreSQL through postgres.extractor into `writer` (with `conn` and `config`).
 fn pg_into(
